@@ -1,0 +1,210 @@
+//! Settings, as camelCase JSON from `initializationOptions` or
+//! `workspace/didChangeConfiguration`, and from CLI flags.
+//!
+//! Merging is hand-written rather than serde-derived because a client's
+//! settings must be applied key by key: an unknown key is ignored with a
+//! warning and a wrongly typed value is reported and skipped, while every
+//! good key still takes effect. A derived deserializer fails as a whole.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelConfig {
+    /// GGUF file; `None` means the default model in the model cache.
+    pub path: Option<PathBuf>,
+    /// Decode threads; `None` means the machine's physical cores.
+    pub threads: Option<u32>,
+    pub context_size: u32,
+    pub gpu_layers: u32,
+    /// FIM template name; `None` means detect from the model's vocabulary.
+    pub fim_template: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompletionConfig {
+    pub max_tokens: u32,
+    /// Most lines in a multi-line suggestion.
+    pub max_lines: u32,
+    /// Prompt budget for the text around the cursor, in model tokens.
+    pub prompt_tokens: u32,
+    /// How long a request waits for a model that is still loading.
+    pub load_wait_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContextConfig {
+    pub cross_file: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub model: ModelConfig,
+    pub completion: CompletionConfig,
+    pub context: ContextConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            model: ModelConfig {
+                path: None,
+                threads: None,
+                context_size: 4096,
+                gpu_layers: 0,
+                fim_template: None,
+            },
+            completion: CompletionConfig {
+                max_tokens: 64,
+                max_lines: 8,
+                prompt_tokens: 1536,
+                load_wait_ms: 10_000,
+            },
+            context: ContextConfig { cross_file: true },
+        }
+    }
+}
+
+/// What a merge had to say about the settings it was given.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct MergeReport {
+    /// Keys that no setting has; ignored.
+    pub unknown: Vec<String>,
+    /// Values of the wrong type or out of range; the old value is kept.
+    pub errors: Vec<String>,
+}
+
+impl Config {
+    /// True when a change between `self` and `other` needs the model reloaded.
+    pub fn model_changed(&self, other: &Config) -> bool {
+        self.model != other.model
+    }
+
+    /// Applies the keys present in `settings`. Accepts the settings object
+    /// itself or one wrapped in `{"infill": {...}}` (how VS Code sends a section).
+    pub fn merge_json(&mut self, settings: &Value) -> MergeReport {
+        let mut report = MergeReport::default();
+        let settings = match settings.get("infill") {
+            Some(inner) if inner.is_object() => inner,
+            _ => settings,
+        };
+        let Some(top) = settings.as_object() else {
+            if !settings.is_null() {
+                report
+                    .errors
+                    .push(format!("settings must be a JSON object, got {settings}"));
+            }
+            return report;
+        };
+        for (section, value) in top {
+            let Some(fields) = value.as_object() else {
+                report
+                    .errors
+                    .push(format!("`{section}` must be an object, got {value}"));
+                continue;
+            };
+            for (key, value) in fields {
+                let name = format!("{section}.{key}");
+                if let Err(e) = self.set(&name, value) {
+                    match e {
+                        SetError::Unknown => report.unknown.push(name),
+                        SetError::Invalid(why) => {
+                            report.errors.push(format!("`{name}`: {why}, got {value}"))
+                        }
+                    }
+                }
+            }
+        }
+        report
+    }
+
+    fn set(&mut self, name: &str, v: &Value) -> Result<(), SetError> {
+        match name {
+            "model.path" => self.model.path = opt_string(v)?.map(PathBuf::from),
+            "model.threads" => self.model.threads = opt_u32(v, 1, 1024)?,
+            "model.contextSize" => self.model.context_size = u32_in(v, 256, 1 << 20)?,
+            "model.gpuLayers" => self.model.gpu_layers = u32_in(v, 0, 100_000)?,
+            "model.fimTemplate" => self.model.fim_template = opt_string(v)?,
+            "completion.maxTokens" => self.completion.max_tokens = u32_in(v, 1, 4096)?,
+            "completion.maxLines" => self.completion.max_lines = u32_in(v, 1, 1000)?,
+            "completion.promptTokens" => self.completion.prompt_tokens = u32_in(v, 16, 1 << 20)?,
+            "completion.loadWaitMs" => {
+                self.completion.load_wait_ms = u64::from(u32_in(v, 0, 600_000)?)
+            }
+            "context.crossFile" => {
+                self.context.cross_file = v
+                    .as_bool()
+                    .ok_or(SetError::Invalid("expected true or false"))?
+            }
+            _ => return Err(SetError::Unknown),
+        }
+        Ok(())
+    }
+}
+
+enum SetError {
+    Unknown,
+    Invalid(&'static str),
+}
+
+fn opt_string(v: &Value) -> Result<Option<String>, SetError> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) if s.is_empty() => Ok(None),
+        Value::String(s) => Ok(Some(s.clone())),
+        _ => Err(SetError::Invalid("expected a string")),
+    }
+}
+
+fn u32_in(v: &Value, min: u32, max: u32) -> Result<u32, SetError> {
+    let n = v
+        .as_u64()
+        .ok_or(SetError::Invalid("expected a whole number"))?;
+    if n < u64::from(min) || n > u64::from(max) {
+        return Err(SetError::Invalid("number out of range"));
+    }
+    Ok(n as u32)
+}
+
+fn opt_u32(v: &Value, min: u32, max: u32) -> Result<Option<u32>, SetError> {
+    if v.is_null() {
+        return Ok(None);
+    }
+    u32_in(v, min, max).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn merges_known_keys_and_reports_the_rest() {
+        let mut c = Config::default();
+        let r = c.merge_json(&json!({
+            "model": {"path": "/m.gguf", "threads": 3, "contextSize": "big", "colour": 1},
+            "completion": {"maxTokens": 32},
+            "context": {"crossFile": false},
+            "telemetry": 5
+        }));
+        assert_eq!(c.model.path, Some(PathBuf::from("/m.gguf")));
+        assert_eq!(c.model.threads, Some(3));
+        assert_eq!(c.model.context_size, 4096);
+        assert_eq!(c.completion.max_tokens, 32);
+        assert!(!c.context.cross_file);
+        assert_eq!(r.unknown, vec!["model.colour".to_string()]);
+        assert_eq!(r.errors.len(), 2, "{:?}", r.errors);
+        assert!(r.errors[0].contains("model.contextSize"));
+    }
+
+    #[test]
+    fn accepts_vscode_style_section_and_null() {
+        let mut c = Config::default();
+        let r = c.merge_json(&json!({"infill": {"model": {"gpuLayers": 99}}}));
+        assert_eq!(c.model.gpu_layers, 99);
+        assert_eq!(r, MergeReport::default());
+        assert_eq!(c.merge_json(&Value::Null), MergeReport::default());
+        assert_eq!(c.merge_json(&json!([1])).errors.len(), 1);
+    }
+}

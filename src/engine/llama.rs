@@ -1,0 +1,469 @@
+//! The in-process engine: llama.cpp (through llama-cpp-2) running a GGUF
+//! model on one dedicated thread.
+//!
+//! Why one thread: the llama context borrows the model and is not `Sync`,
+//! and the backend may be initialised only once per process. The thread owns
+//! model and context for their whole life and takes jobs from a channel, so
+//! loading and decoding never run on the LSP message loop.
+//!
+//! The context is long-lived: the tokens it holds are remembered, and a new
+//! prompt re-evaluates only what differs after their common prefix.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Condvar, Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::token::LlamaToken;
+
+use super::{CancelFlag, Engine, EngineError, EngineOutput, EngineRequest, EngineState};
+use crate::prompt::fim::{known_marker_texts, FimTemplate};
+use crate::prompt::{self, Token, Tokenizer};
+
+/// Prompt tokens evaluated per decode call. Small enough that a cancelled
+/// request frees the engine quickly, large enough to keep the CPU busy.
+const EVAL_CHUNK: usize = 64;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LlamaSettings {
+    pub path: PathBuf,
+    pub threads: usize,
+    pub context_size: u32,
+    pub gpu_layers: u32,
+    pub fim_template: Option<String>,
+}
+
+struct Job {
+    req: EngineRequest,
+    cancel: CancelFlag,
+    reply: mpsc::Sender<Result<EngineOutput, EngineError>>,
+}
+
+type SharedState = Arc<(Mutex<EngineState>, Condvar)>;
+
+pub struct LlamaEngine {
+    state: SharedState,
+    jobs: Mutex<mpsc::Sender<Job>>,
+}
+
+impl LlamaEngine {
+    /// Starts loading the model on a new thread and returns at once.
+    pub fn spawn(settings: LlamaSettings) -> Arc<LlamaEngine> {
+        let state: SharedState = Arc::new((Mutex::new(EngineState::Loading), Condvar::new()));
+        let (tx, rx) = mpsc::channel::<Job>();
+        let thread_state = state.clone();
+        let spawned = thread::Builder::new()
+            .name("infill-engine".into())
+            .spawn(move || worker(settings, thread_state, rx));
+        if let Err(e) = spawned {
+            set_state(
+                &state,
+                EngineState::Failed(format!("cannot start engine thread: {e}")),
+            );
+        }
+        Arc::new(LlamaEngine {
+            state,
+            jobs: Mutex::new(tx),
+        })
+    }
+}
+
+fn set_state(state: &SharedState, new: EngineState) {
+    let (lock, cvar) = &**state;
+    if let Ok(mut s) = lock.lock() {
+        *s = new;
+    }
+    cvar.notify_all();
+}
+
+impl Engine for LlamaEngine {
+    fn state(&self) -> EngineState {
+        match self.state.0.lock() {
+            Ok(s) => s.clone(),
+            Err(_) => EngineState::Failed("engine state poisoned".into()),
+        }
+    }
+
+    fn wait_ready(&self, timeout: Duration) -> EngineState {
+        let (lock, cvar) = &*self.state;
+        let Ok(guard) = lock.lock() else {
+            return EngineState::Failed("engine state poisoned".into());
+        };
+        match cvar.wait_timeout_while(guard, timeout, |s| *s == EngineState::Loading) {
+            Ok((s, _)) => s.clone(),
+            Err(_) => EngineState::Failed("engine state poisoned".into()),
+        }
+    }
+
+    fn complete(
+        &self,
+        req: EngineRequest,
+        cancel: CancelFlag,
+    ) -> Result<EngineOutput, EngineError> {
+        match self.state() {
+            EngineState::Loading => return Err(EngineError::Loading),
+            EngineState::Failed(why) => return Err(EngineError::Unavailable(why)),
+            EngineState::Ready { .. } => {}
+        }
+        let (reply, answer) = mpsc::channel();
+        let sent = self
+            .jobs
+            .lock()
+            .map_err(|_| EngineError::Failed("engine queue poisoned".into()))?
+            .send(Job { req, cancel, reply });
+        if sent.is_err() {
+            return Err(EngineError::Failed("the engine thread has stopped".into()));
+        }
+        answer
+            .recv()
+            .unwrap_or_else(|_| Err(EngineError::Failed("the engine thread has stopped".into())))
+    }
+}
+
+fn backend() -> Result<&'static LlamaBackend, String> {
+    static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
+    BACKEND
+        .get_or_init(|| {
+            // llama.cpp logs go through `tracing` (stderr, filtered) rather
+            // than straight to stderr.
+            llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default());
+            LlamaBackend::init().map_err(|e| format!("cannot initialise llama.cpp: {e}"))
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// Checks what llama.cpp would otherwise report only as a null pointer.
+fn check_model_file(path: &Path) -> Result<(), String> {
+    let mut file = std::fs::File::open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            format!(
+                "model file {} does not exist; run `scripts/fetch-model` or set `model.path`",
+                path.display()
+            )
+        } else {
+            format!("cannot open model file {}: {e}", path.display())
+        }
+    })?;
+    let mut magic = [0u8; 4];
+    if file.read_exact(&mut magic).is_err() || &magic != b"GGUF" {
+        return Err(format!(
+            "{} is not a GGUF model file; set `model.path` to a .gguf file",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+fn worker(settings: LlamaSettings, state: SharedState, jobs: mpsc::Receiver<Job>) {
+    let loaded = load(&settings);
+    let model = match loaded {
+        Ok(m) => m,
+        Err(why) => {
+            tracing::error!("model load failed: {why}");
+            set_state(&state, EngineState::Failed(why.clone()));
+            for job in jobs {
+                let _ = job.reply.send(Err(EngineError::Unavailable(why.clone())));
+            }
+            return;
+        }
+    };
+    let mut session = match Session::new(&model, &settings) {
+        Ok(s) => s,
+        Err(why) => {
+            set_state(&state, EngineState::Failed(why.clone()));
+            for job in jobs {
+                let _ = job.reply.send(Err(EngineError::Unavailable(why.clone())));
+            }
+            return;
+        }
+    };
+    let file = settings
+        .path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let description = format!(
+        "{file} ({} template, {} threads)",
+        session.template.family.name(),
+        settings.threads
+    );
+    tracing::info!("model ready: {description}");
+    set_state(&state, EngineState::Ready { description });
+
+    for job in jobs {
+        // A request superseded while it waited in the queue costs nothing.
+        let result = if job.cancel.is_cancelled() {
+            Err(EngineError::Cancelled)
+        } else {
+            session.complete(&job.req, &job.cancel)
+        };
+        let _ = job.reply.send(result);
+    }
+}
+
+fn load(settings: &LlamaSettings) -> Result<LlamaModel, String> {
+    check_model_file(&settings.path)?;
+    let backend = backend()?;
+    let params = LlamaModelParams::default().with_n_gpu_layers(settings.gpu_layers);
+    let model = LlamaModel::load_from_file(backend, &settings.path, &params).map_err(|e| {
+        format!(
+            "llama.cpp could not load {} ({e}): the file may be truncated or of an unsupported architecture",
+            settings.path.display()
+        )
+    })?;
+    Ok(model)
+}
+
+/// The model's tokenizer, with special-token parsing off.
+struct VocabTokenizer<'m>(&'m LlamaModel);
+
+impl Tokenizer for VocabTokenizer<'_> {
+    fn tokenize(&self, text: &str) -> Vec<Token> {
+        self.0
+            .vocab()
+            .tokenize(text.as_bytes(), false, false)
+            .into_iter()
+            .map(|t| t.0)
+            .collect()
+    }
+}
+
+struct Session<'m> {
+    model: &'m LlamaModel,
+    ctx: LlamaContext<'m>,
+    template: FimTemplate,
+    bos: Option<Token>,
+    /// Tokens whose keys and values the context holds, in order from position 0.
+    cached: Vec<Token>,
+}
+
+impl<'m> Session<'m> {
+    fn new(model: &'m LlamaModel, settings: &LlamaSettings) -> Result<Session<'m>, String> {
+        let backend = backend()?;
+        let threads = i32::try_from(settings.threads.max(1)).unwrap_or(1);
+        let params = LlamaContextParams::default()
+            .with_n_ctx(NonZeroU32::new(settings.context_size))
+            .with_n_batch(512)
+            .with_n_ubatch(512)
+            .with_n_threads(threads)
+            .with_n_threads_batch(threads);
+        let ctx = model.new_context(backend, params).map_err(|e| {
+            format!(
+                "cannot create a llama.cpp context of {} tokens: {e}",
+                settings.context_size
+            )
+        })?;
+
+        let vocab = model.vocab();
+        let wanted: Vec<&str> = known_marker_texts().collect();
+        let mut specials: HashMap<String, Token> = HashMap::new();
+        for t in vocab.tokens() {
+            if let Some(text) = vocab.text(t).and_then(|c| c.to_str().ok()) {
+                if wanted.contains(&text) {
+                    specials.insert(text.to_string(), t.0);
+                }
+            }
+        }
+        let template = FimTemplate::detect(
+            &|s| specials.get(s).copied(),
+            settings.fim_template.as_deref(),
+        );
+        let bos = vocab.should_add_bos().then(|| vocab.bos().0);
+        Ok(Session {
+            model,
+            ctx,
+            template,
+            bos,
+            cached: Vec::new(),
+        })
+    }
+
+    fn complete(
+        &mut self,
+        req: &EngineRequest,
+        cancel: &CancelFlag,
+    ) -> Result<EngineOutput, EngineError> {
+        let started = Instant::now();
+        let result = self.run(req, cancel, started);
+        if let Err(EngineError::Failed(_)) = &result {
+            // After a failed decode the cache content is unknown: start clean.
+            self.ctx.clear_kv_cache();
+            self.cached.clear();
+        }
+        result
+    }
+
+    fn run(
+        &mut self,
+        req: &EngineRequest,
+        cancel: &CancelFlag,
+        started: Instant,
+    ) -> Result<EngineOutput, EngineError> {
+        let n_ctx = self.ctx.n_ctx() as usize;
+        let bos_len = usize::from(self.bos.is_some());
+        let room = n_ctx.saturating_sub(req.max_tokens + 1 + bos_len);
+        let budget = req.prompt_budget.min(room);
+        let built = prompt::build(
+            &VocabTokenizer(self.model),
+            &self.template,
+            &req.prefix,
+            &req.suffix,
+            budget,
+        );
+        let mut tokens = Vec::with_capacity(built.tokens.len() + 1);
+        tokens.extend(self.bos);
+        tokens.extend(built.tokens);
+        if tokens.is_empty() {
+            return Ok(EngineOutput::default());
+        }
+
+        // Reuse the cached prefix; always evaluate at least the last prompt
+        // token, whose logits start generation.
+        let common = common_prefix(&self.cached, &tokens).min(tokens.len() - 1);
+        self.ctx
+            .clear_kv_cache_seq(Some(0), Some(common as u32), None)
+            .map_err(|e| EngineError::Failed(format!("KV cache: {e}")))?;
+        self.cached.truncate(common);
+
+        let mut batch = LlamaBatch::new(EVAL_CHUNK, 1);
+        for chunk in tokens[common..].chunks(EVAL_CHUNK) {
+            if cancel.is_cancelled() {
+                return Err(EngineError::Cancelled);
+            }
+            self.decode(&mut batch, chunk)?;
+        }
+        let evaluated = tokens.len() - common;
+
+        let vocab = self.model.vocab();
+        let mut bytes: Vec<u8> = Vec::new();
+        let mut text_len = 0;
+        let mut generated = 0;
+        while generated < req.max_tokens {
+            if cancel.is_cancelled() {
+                return Err(EngineError::Cancelled);
+            }
+            let logits = self.ctx.get_logits_ith(batch.n_tokens() - 1);
+            let Some(next) = argmax(logits) else { break };
+            let token = LlamaToken(next);
+            if vocab.is_eog(token)
+                || vocab.is_control(token)
+                || self.template.stop_tokens.contains(&next)
+            {
+                break;
+            }
+            generated += 1;
+            bytes.extend(vocab.token_to_piece(token, false, None));
+            let valid = match std::str::from_utf8(&bytes) {
+                Ok(s) => s,
+                Err(e) => std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or(""),
+            };
+            text_len = valid.len();
+            if let Some(cut) = req.stop.cut(valid) {
+                text_len = cut;
+                break;
+            }
+            self.decode(&mut batch, &[next])?;
+        }
+        bytes.truncate(text_len);
+        Ok(EngineOutput {
+            text: String::from_utf8_lossy(&bytes).into_owned(),
+            prompt_tokens: tokens.len(),
+            evaluated_tokens: evaluated,
+            generated_tokens: generated,
+            elapsed: started.elapsed(),
+        })
+    }
+
+    /// Evaluates `tokens` after the cached ones; logits only for the last.
+    fn decode(&mut self, batch: &mut LlamaBatch, tokens: &[Token]) -> Result<(), EngineError> {
+        batch.clear();
+        let start = self.cached.len();
+        for (i, t) in tokens.iter().enumerate() {
+            let pos = i32::try_from(start + i)
+                .map_err(|_| EngineError::Failed("position overflow".into()))?;
+            batch
+                .add(LlamaToken(*t), pos, &[0], i + 1 == tokens.len())
+                .map_err(|e| EngineError::Failed(format!("batch: {e}")))?;
+        }
+        self.ctx
+            .decode(batch)
+            .map_err(|e| EngineError::Failed(format!("decode: {e}")))?;
+        self.cached.extend_from_slice(tokens);
+        Ok(())
+    }
+}
+
+fn common_prefix(a: &[Token], b: &[Token]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+fn argmax(logits: &[f32]) -> Option<Token> {
+    logits
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .and_then(|(i, _)| Token::try_from(i).ok())
+}
+
+/// Physical cores: llama.cpp gains nothing from hyper-threads, and loses
+/// badly when its threads outnumber free cores.
+pub fn physical_cores() -> usize {
+    let logical = thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let Ok(info) = std::fs::read_to_string("/proc/cpuinfo") else {
+        return logical;
+    };
+    let mut cores = std::collections::HashSet::new();
+    let mut physical = "";
+    for line in info.lines() {
+        let mut kv = line.splitn(2, ':').map(str::trim);
+        match (kv.next(), kv.next()) {
+            (Some("physical id"), Some(v)) => physical = v,
+            (Some("core id"), Some(v)) => {
+                cores.insert((physical.to_string(), v.to_string()));
+            }
+            _ => {}
+        }
+    }
+    if cores.is_empty() {
+        logical
+    } else {
+        cores.len().min(logical)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_missing_and_non_gguf_files() {
+        let missing = check_model_file(Path::new("/nonexistent/model.gguf")).unwrap_err();
+        assert!(missing.contains("does not exist"), "{missing}");
+        let dir = std::env::temp_dir().join(format!("infill-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fake = dir.join("fake.gguf");
+        std::fs::write(&fake, b"PK\x03\x04 not a model").unwrap();
+        let err = check_model_file(&fake).unwrap_err();
+        assert!(err.contains("not a GGUF"), "{err}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn argmax_and_common_prefix() {
+        assert_eq!(argmax(&[0.1, 3.0, -1.0]), Some(1));
+        assert_eq!(argmax(&[]), None);
+        assert_eq!(common_prefix(&[1, 2, 3], &[1, 2, 4, 5]), 2);
+    }
+}

@@ -1,0 +1,108 @@
+//! The model behind completions, as a small trait so that the protocol
+//! layer does not know whether it runs in-process (llama.cpp) or remotely.
+
+pub mod llama;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::completion::StopRule;
+
+/// What the pipeline asks of an engine: fill the gap between `prefix` and
+/// `suffix`. The engine owns prompt formatting, since templates and token
+/// budgets depend on its model.
+#[derive(Debug, Clone)]
+pub struct EngineRequest {
+    pub prefix: String,
+    pub suffix: String,
+    /// Most prompt tokens for prefix, suffix and template markers.
+    pub prompt_budget: usize,
+    pub max_tokens: usize,
+    pub stop: StopRule,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct EngineOutput {
+    /// Raw generated text, already cut by the stop rule.
+    pub text: String,
+    pub prompt_tokens: usize,
+    /// Prompt tokens actually evaluated (the rest were reused from the KV cache).
+    pub evaluated_tokens: usize,
+    pub generated_tokens: usize,
+    pub elapsed: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EngineState {
+    Loading,
+    Ready { description: String },
+    Failed(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    #[error("the model is still loading")]
+    Loading,
+    #[error("the model is not available: {0}")]
+    Unavailable(String),
+    #[error("the request was cancelled")]
+    Cancelled,
+    #[error("the model failed: {0}")]
+    Failed(String),
+}
+
+/// Set by whoever no longer wants the answer; checked by the engine between
+/// tokens so that a superseded request frees the model within one token.
+#[derive(Debug, Clone, Default)]
+pub struct CancelFlag(Arc<AtomicBool>);
+
+impl CancelFlag {
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Cancels its flag when dropped: held by a request handler, so that a
+/// handler dropped by `$/cancelRequest` also stops the decode behind it.
+#[derive(Debug)]
+pub struct CancelOnDrop(pub CancelFlag);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+pub trait Engine: Send + Sync {
+    fn state(&self) -> EngineState;
+    /// Blocks until the engine is ready or failed, or `timeout` passes.
+    fn wait_ready(&self, timeout: Duration) -> EngineState;
+    /// Blocks until the completion is done, cancelled or failed.
+    fn complete(&self, req: EngineRequest, cancel: CancelFlag)
+        -> Result<EngineOutput, EngineError>;
+}
+
+/// Starts the in-process engine that `config` describes; returns at once
+/// while the model loads in the background.
+pub fn start(config: &crate::config::Config) -> Arc<dyn Engine> {
+    let settings = llama::LlamaSettings {
+        path: config
+            .model
+            .path
+            .clone()
+            .unwrap_or_else(crate::models::default_model_path),
+        threads: config
+            .model
+            .threads
+            .map(|t| t as usize)
+            .unwrap_or_else(llama::physical_cores),
+        context_size: config.model.context_size,
+        gpu_layers: config.model.gpu_layers,
+        fim_template: config.model.fim_template.clone(),
+    };
+    llama::LlamaEngine::spawn(settings)
+}

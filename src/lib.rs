@@ -1,0 +1,12 @@
+//! infill: code completions from a local model, served over LSP.
+//!
+//! See ARCHITECTURE.md for the code map.
+
+pub mod completion;
+pub mod config;
+pub mod engine;
+pub mod headless;
+pub mod lsp;
+pub mod models;
+pub mod prompt;
+pub mod text;

@@ -1,0 +1,520 @@
+//! The LSP protocol layer: capability negotiation, document sync, request
+//! routing. Everything heavy is delegated: text handling to `text`, what to
+//! ask and how to clean the answer to `completion`, the model to `engine`
+//! (on blocking threads, never on the message loop).
+//!
+//! Invariant: notification handlers that change documents take the state
+//! lock without awaiting first, so edits apply in the order they arrive.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tower_lsp_server::gen_lsp_types::*;
+use tower_lsp_server::jsonrpc::{Error, Result};
+use tower_lsp_server::{Client, LanguageServer};
+
+use crate::completion::{cursor_context, CursorContext};
+use crate::config::{Config, MergeReport};
+use crate::engine::{self, CancelFlag, CancelOnDrop, Engine, EngineError, EngineState};
+use crate::text::document::{Document, TextChange};
+use crate::text::position::{from_char_index, LinePosition, PositionEncoding};
+
+pub struct Backend {
+    client: Client,
+    state: Mutex<State>,
+}
+
+struct State {
+    initialized: bool,
+    encoding: PositionEncoding,
+    config: Config,
+    documents: HashMap<String, Document>,
+    engine: Option<Arc<dyn Engine>>,
+    /// The request in flight per document; a newer one cancels it.
+    inflight: HashMap<String, CancelFlag>,
+    work_done_progress: bool,
+    /// Messages found before the client may be told (during `initialize`).
+    pending_messages: Vec<(MessageType, String)>,
+}
+
+/// A cleaned completion and where it goes.
+struct Answer {
+    text: String,
+    cursor: Position,
+    /// Start of the identifier the cursor is in, for `textDocument/completion`.
+    word_start: Position,
+    word: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DocumentTextParams {
+    pub uri: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DocumentTextResult {
+    pub text: String,
+    pub version: i32,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StatusResult {
+    /// `loading`, `ready`, `failed` or `none` (before `initialize`).
+    pub model: &'static str,
+    pub detail: String,
+}
+
+impl Backend {
+    pub fn new(client: Client, base: Config) -> Backend {
+        Backend {
+            client,
+            state: Mutex::new(State {
+                initialized: false,
+                encoding: PositionEncoding::Utf16,
+                config: base,
+                documents: HashMap::new(),
+                engine: None,
+                inflight: HashMap::new(),
+                work_done_progress: false,
+                pending_messages: Vec::new(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A handler that panicked while holding the lock leaves the state as
+        // it was between two whole operations; keep serving it.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `infill/documentText`: the server's copy of a document, so that any
+    /// client can check that it matches its own.
+    pub async fn document_text(&self, params: DocumentTextParams) -> Result<DocumentTextResult> {
+        let st = self.lock();
+        match st.documents.get(&params.uri) {
+            Some(doc) => Ok(DocumentTextResult {
+                text: doc.text().to_string(),
+                version: doc.version,
+            }),
+            None => Err(Error::invalid_params(format!(
+                "document {} is not open",
+                params.uri
+            ))),
+        }
+    }
+
+    /// `infill/status`: whether the model is loaded.
+    pub async fn status(&self, _: Option<Value>) -> Result<StatusResult> {
+        let engine = self.lock().engine.clone();
+        Ok(match engine.map(|e| e.state()) {
+            None => StatusResult {
+                model: "none",
+                detail: String::new(),
+            },
+            Some(EngineState::Loading) => StatusResult {
+                model: "loading",
+                detail: String::new(),
+            },
+            Some(EngineState::Ready { description }) => StatusResult {
+                model: "ready",
+                detail: description,
+            },
+            Some(EngineState::Failed(why)) => StatusResult {
+                model: "failed",
+                detail: why,
+            },
+        })
+    }
+
+    fn report_settings(st: &mut State, report: MergeReport) {
+        for key in report.unknown {
+            tracing::warn!("ignoring unknown setting `{key}`");
+        }
+        for err in report.errors {
+            st.pending_messages
+                .push((MessageType::Error, format!("infill: invalid setting {err}")));
+        }
+    }
+
+    async fn flush_messages(&self) {
+        let messages = std::mem::take(&mut self.lock().pending_messages);
+        for (kind, msg) in messages {
+            self.client.show_message(kind, msg).await;
+        }
+    }
+
+    /// Reports the model load: progress while it runs, an error message
+    /// once if it fails.
+    fn watch_engine(&self, engine: Arc<dyn Engine>) {
+        let client = self.client.clone();
+        let progress = self.lock().work_done_progress;
+        tokio::spawn(async move {
+            let token = ProgressToken::String("infill/model-load".into());
+            let ongoing = if progress
+                && client
+                    .create_work_done_progress(token.clone())
+                    .await
+                    .is_ok()
+            {
+                Some(
+                    client
+                        .progress(token, "infill: loading model")
+                        .begin()
+                        .await,
+                )
+            } else {
+                None
+            };
+            let waited = tokio::task::spawn_blocking(move || {
+                engine.wait_ready(Duration::from_secs(24 * 3600))
+            })
+            .await;
+            let state = waited
+                .unwrap_or_else(|e| EngineState::Failed(format!("model loader crashed: {e}")));
+            if let Some(p) = ongoing {
+                p.finish().await;
+            }
+            match state {
+                EngineState::Failed(why) => {
+                    client
+                        .show_message(MessageType::Error, format!("infill: {why}"))
+                        .await
+                }
+                EngineState::Ready { description } => {
+                    client
+                        .log_message(
+                            MessageType::Info,
+                            format!("infill: model ready: {description}"),
+                        )
+                        .await
+                }
+                EngineState::Loading => {}
+            }
+        });
+    }
+
+    /// Runs the completion pipeline at `position` of `uri`.
+    async fn complete_at(&self, uri: &Uri, position: Position) -> Result<Option<Answer>> {
+        let key = uri.0.clone();
+        let (ctx, config, engine, cursor, word_start, word, flag) = {
+            let mut st = self.lock();
+            let enc = st.encoding;
+            let Some(doc) = st.documents.get(&key) else {
+                return Err(Error::invalid_params(format!("document {key} is not open")));
+            };
+            let pos = LinePosition {
+                line: position.line,
+                character: position.character,
+            };
+            let cursor = doc.char_index(pos, enc);
+            let text = doc.text();
+            let word_len = text
+                .chars_at(cursor)
+                .reversed()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .count();
+            let word = text.slice(cursor - word_len..cursor).to_string();
+            let word_start = lsp_position(from_char_index(text, cursor - word_len, enc));
+            let cursor_pos = lsp_position(from_char_index(text, cursor, enc));
+            let ctx: CursorContext = cursor_context(text, cursor, &st.config);
+            let config = st.config.clone();
+            let engine = st.engine.clone();
+            let flag = CancelFlag::default();
+            if let Some(previous) = st.inflight.insert(key.clone(), flag.clone()) {
+                previous.cancel();
+            }
+            (ctx, config, engine, cursor_pos, word_start, word, flag)
+        };
+        let Some(engine) = engine else {
+            return Ok(None);
+        };
+        // Dropped when this handler is dropped ($/cancelRequest) or done.
+        let guard = CancelOnDrop(flag.clone());
+        let req = ctx.engine_request(&config);
+        let wait = Duration::from_millis(config.completion.load_wait_ms);
+        let result = tokio::task::spawn_blocking(move || {
+            if engine.wait_ready(wait) == EngineState::Loading {
+                return Err(EngineError::Loading);
+            }
+            engine.complete(req, flag)
+        })
+        .await;
+        drop(guard);
+        {
+            let mut st = self.lock();
+            if st.inflight.get(&key).is_some_and(|f| f.is_cancelled()) {
+                st.inflight.remove(&key);
+            }
+        }
+        let output = match result {
+            Ok(Ok(out)) => out,
+            Ok(Err(EngineError::Cancelled)) => return Err(Error::request_cancelled()),
+            Ok(Err(EngineError::Loading)) => {
+                tracing::info!("completion skipped: the model is still loading");
+                return Ok(None);
+            }
+            Ok(Err(EngineError::Unavailable(_))) => return Ok(None),
+            Ok(Err(e @ EngineError::Failed(_))) => {
+                tracing::error!("{e}");
+                return Ok(None);
+            }
+            Err(e) => {
+                tracing::error!("completion task crashed: {e}");
+                return Err(Error::internal_error());
+            }
+        };
+        tracing::debug!(
+            prompt = output.prompt_tokens,
+            evaluated = output.evaluated_tokens,
+            generated = output.generated_tokens,
+            ms = output.elapsed.as_millis() as u64,
+            "completion"
+        );
+        let text = ctx.finish(&output.text);
+        if text.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Answer {
+            text,
+            cursor,
+            word_start,
+            word,
+        }))
+    }
+}
+
+fn lsp_position(p: LinePosition) -> Position {
+    Position {
+        line: p.line,
+        character: p.character,
+    }
+}
+
+fn text_change(event: TextDocumentContentChangeEvent) -> TextChange {
+    match event {
+        TextDocumentContentChangeEvent::TextDocumentContentChangePartial(p) => TextChange {
+            range: Some((
+                LinePosition {
+                    line: p.range.start.line,
+                    character: p.range.start.character,
+                },
+                LinePosition {
+                    line: p.range.end.line,
+                    character: p.range.end.character,
+                },
+            )),
+            text: p.text,
+        },
+        TextDocumentContentChangeEvent::TextDocumentContentChangeWholeDocument(w) => TextChange {
+            range: None,
+            text: w.text,
+        },
+    }
+}
+
+/// The `path` part of a `file:` URI, for language detection and messages.
+fn uri_path(uri: &str) -> &str {
+    uri.strip_prefix("file://").unwrap_or(uri)
+}
+
+impl LanguageServer for Backend {
+    async fn initialize(&self, params: InitializeParams) -> Result<InitializeResult> {
+        let encoding = {
+            let mut st = self.lock();
+            if st.initialized {
+                return Err(Error::invalid_params("initialize was already called"));
+            }
+            st.initialized = true;
+            let offered: Vec<String> = params
+                .capabilities
+                .general
+                .as_ref()
+                .and_then(|g| g.position_encodings.clone())
+                .unwrap_or_default()
+                .into_iter()
+                .map(String::from)
+                .collect();
+            st.encoding = PositionEncoding::negotiate(offered.iter().map(String::as_str));
+            if let Some(opts) = &params.initialization_options {
+                let report = st.config.merge_json(opts);
+                Self::report_settings(&mut st, report);
+            }
+            st.work_done_progress = params
+                .capabilities
+                .window
+                .as_ref()
+                .and_then(|w| w.work_done_progress)
+                .unwrap_or(false);
+            st.encoding
+        };
+        Ok(InitializeResult {
+            capabilities: ServerCapabilities {
+                position_encoding: Some(PositionEncodingKind::from(
+                    encoding.lsp_name().to_string(),
+                )),
+                text_document_sync: Some(
+                    TextDocumentSyncOptions {
+                        open_close: Some(true),
+                        change: Some(TextDocumentSyncKind::Incremental),
+                        save: Some(Save::Bool(true)),
+                        ..Default::default()
+                    }
+                    .into(),
+                ),
+                completion_provider: Some(CompletionOptions::default()),
+                inline_completion_provider: Some(true.into()),
+                ..Default::default()
+            },
+            server_info: Some(ServerInfo {
+                name: "infill".into(),
+                version: Some(env!("CARGO_PKG_VERSION").into()),
+            }),
+        })
+    }
+
+    async fn initialized(&self, _: InitializedParams) {
+        let engine = {
+            let mut st = self.lock();
+            let engine = engine::start(&st.config);
+            st.engine = Some(engine.clone());
+            engine
+        };
+        self.watch_engine(engine);
+        self.flush_messages().await;
+    }
+
+    async fn shutdown(&self) -> Result<()> {
+        let mut st = self.lock();
+        for flag in st.inflight.values() {
+            flag.cancel();
+        }
+        st.inflight.clear();
+        Ok(())
+    }
+
+    async fn did_open(&self, params: DidOpenTextDocumentParams) {
+        let item = params.text_document;
+        let uri = item.uri.0.clone();
+        let language_id = String::from(item.language_id);
+        let doc = Document::new(uri_path(&uri), Some(&language_id), item.version, &item.text);
+        self.lock().documents.insert(uri, doc);
+    }
+
+    async fn did_change(&self, params: DidChangeTextDocumentParams) {
+        let uri = params.text_document.text_document_identifier.uri.0.clone();
+        let changes: Vec<TextChange> = params
+            .content_changes
+            .into_iter()
+            .map(text_change)
+            .collect();
+        let mut st = self.lock();
+        let enc = st.encoding;
+        match st.documents.get_mut(&uri) {
+            Some(doc) => doc.apply_changes(params.text_document.version, &changes, enc),
+            None => tracing::warn!("didChange for a document that is not open: {uri}"),
+        }
+        // The text under any request in flight is gone: stop it.
+        if let Some(flag) = st.inflight.remove(&uri) {
+            flag.cancel();
+        }
+    }
+
+    async fn did_save(&self, _: DidSaveTextDocumentParams) {}
+
+    async fn did_close(&self, params: DidCloseTextDocumentParams) {
+        let uri = params.text_document.uri.0.clone();
+        let mut st = self.lock();
+        st.documents.remove(&uri);
+        if let Some(flag) = st.inflight.remove(&uri) {
+            flag.cancel();
+        }
+    }
+
+    async fn did_change_configuration(&self, params: DidChangeConfigurationParams) {
+        let restarted = {
+            let mut st = self.lock();
+            let before = st.config.clone();
+            let report = st.config.merge_json(&params.settings);
+            Self::report_settings(&mut st, report);
+            if st.initialized && before.model_changed(&st.config) {
+                tracing::info!("model settings changed: reloading the model");
+                let engine = engine::start(&st.config);
+                st.engine = Some(engine.clone());
+                Some(engine)
+            } else {
+                None
+            }
+        };
+        if let Some(engine) = restarted {
+            self.watch_engine(engine);
+        }
+        self.flush_messages().await;
+    }
+
+    async fn inline_completion(
+        &self,
+        params: InlineCompletionParams,
+    ) -> Result<Option<InlineCompletionResponse>> {
+        let at = params.text_document_position_params;
+        let items = match self.complete_at(&at.text_document.uri, at.position).await? {
+            Some(answer) => vec![InlineCompletionItem {
+                insert_text: InsertText::String(answer.text),
+                filter_text: None,
+                range: Some(Range {
+                    start: answer.cursor,
+                    end: answer.cursor,
+                }),
+                command: None,
+            }],
+            None => Vec::new(),
+        };
+        Ok(Some(InlineCompletionList { items }.into()))
+    }
+
+    async fn completion(&self, params: CompletionParams) -> Result<Option<CompletionResponse>> {
+        let at = params.text_document_position_params;
+        let items = match self.complete_at(&at.text_document.uri, at.position).await? {
+            Some(answer) => {
+                // The edit replaces the identifier being typed, and the
+                // filter text starts with it, so clients that filter items
+                // by the word at the cursor keep this one.
+                let full = format!("{}{}", answer.word, answer.text);
+                let label: String = full
+                    .lines()
+                    .map(str::trim)
+                    .find(|l| !l.is_empty())
+                    .unwrap_or("")
+                    .chars()
+                    .take(80)
+                    .collect();
+                vec![CompletionItem {
+                    label,
+                    kind: Some(CompletionItemKind::Text),
+                    detail: Some("infill".into()),
+                    filter_text: Some(full.clone()),
+                    text_edit: Some(CompletionItemTextEdit::TextEdit(TextEdit {
+                        range: Range {
+                            start: answer.word_start,
+                            end: answer.cursor,
+                        },
+                        new_text: full,
+                    })),
+                    preselect: Some(true),
+                    ..Default::default()
+                }]
+            }
+            None => Vec::new(),
+        };
+        Ok(Some(
+            CompletionList {
+                is_incomplete: true,
+                items,
+                ..Default::default()
+            }
+            .into(),
+        ))
+    }
+}

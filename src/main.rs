@@ -1,0 +1,154 @@
+//! The `infill` command line: `serve` (LSP over stdio) and `complete` (headless).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use infill::config::Config;
+
+#[derive(Parser)]
+#[command(
+    name = "infill",
+    version,
+    about = "Code completions from a local model, over LSP"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Speak LSP over stdin/stdout (what an editor starts).
+    Serve {
+        #[command(flatten)]
+        settings: SettingFlags,
+    },
+    /// Print the completion at FILE:LINE:COL (1-based; COL in characters).
+    Complete {
+        location: infill::headless::Location,
+        /// Read the file's text from stdin instead of FILE.
+        #[arg(long)]
+        stdin: bool,
+        #[command(flatten)]
+        settings: SettingFlags,
+    },
+}
+
+/// Flags that set the same values as the LSP settings of the same name;
+/// client settings, when sent, take precedence over them.
+#[derive(Args)]
+struct SettingFlags {
+    /// model.path: the GGUF model file.
+    #[arg(long, value_name = "PATH")]
+    model: Option<PathBuf>,
+    /// model.threads: decode threads (default: physical cores).
+    #[arg(long)]
+    threads: Option<u32>,
+    /// model.contextSize: context window in tokens.
+    #[arg(long)]
+    context_size: Option<u32>,
+    /// model.gpuLayers: layers to offload to a GPU (needs a GPU build).
+    #[arg(long)]
+    gpu_layers: Option<u32>,
+    /// model.fimTemplate: force a FIM template (qwen, starcoder, codellama,
+    /// deepseek, codestral, codegemma, prefix-only).
+    #[arg(long)]
+    fim_template: Option<String>,
+    /// completion.maxTokens: most tokens generated per completion.
+    #[arg(long)]
+    max_tokens: Option<u32>,
+    /// context.crossFile=false: no snippets from other files.
+    #[arg(long)]
+    no_cross_file: bool,
+}
+
+impl SettingFlags {
+    fn config(&self) -> Result<Config, String> {
+        let mut config = Config::default();
+        let mut model = serde_json::Map::new();
+        if let Some(p) = &self.model {
+            model.insert("path".into(), p.to_string_lossy().into_owned().into());
+        }
+        if let Some(v) = self.threads {
+            model.insert("threads".into(), v.into());
+        }
+        if let Some(v) = self.context_size {
+            model.insert("contextSize".into(), v.into());
+        }
+        if let Some(v) = self.gpu_layers {
+            model.insert("gpuLayers".into(), v.into());
+        }
+        if let Some(v) = &self.fim_template {
+            model.insert("fimTemplate".into(), v.clone().into());
+        }
+        let mut settings = serde_json::json!({ "model": model });
+        if let Some(v) = self.max_tokens {
+            settings["completion"] = serde_json::json!({ "maxTokens": v });
+        }
+        if self.no_cross_file {
+            settings["context"] = serde_json::json!({ "crossFile": false });
+        }
+        // One validation path for flags and client settings.
+        let report = config.merge_json(&settings);
+        if let Some(err) = report.errors.first() {
+            return Err(format!("invalid flag: {err}"));
+        }
+        Ok(config)
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("INFILL_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("infill=info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { settings } => {
+            let config = match settings.config() {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("infill: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("infill: cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            runtime.block_on(infill::lsp::serve_stdio(config));
+            ExitCode::SUCCESS
+        }
+        Command::Complete {
+            location,
+            stdin,
+            settings,
+        } => {
+            let result = settings
+                .config()
+                .map_err(anyhow::Error::msg)
+                .and_then(|config| infill::headless::complete(&location, stdin, &config));
+            match result {
+                Ok(text) => {
+                    println!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("infill: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
