@@ -128,6 +128,9 @@ fn main() -> ExitCode {
                 }
             };
             runtime.block_on(infill::lsp::serve_stdio(config));
+            // The stdin reader sits in a blocking read that only the client
+            // can end; don't wait for it after `exit`.
+            runtime.shutdown_timeout(std::time::Duration::from_millis(200));
             ExitCode::SUCCESS
         }
         Command::Complete {

@@ -1,6 +1,7 @@
 //! `infill serve`: the language server over stdio.
 
 mod server;
+pub mod transport;
 
 pub use server::Backend;
 
@@ -8,13 +9,31 @@ use tower_lsp_server::{LspService, Server};
 
 use crate::config::Config;
 
+/// Pipe capacity between the guard in `transport` and tower-lsp.
+const PIPE_BYTES: usize = 1 << 20;
+
 /// Serves LSP on stdin/stdout until the client sends `exit` or closes stdin.
 pub async fn serve_stdio(base: Config) {
     let (service, socket) = LspService::build(move |client| Backend::new(client, base.clone()))
         .custom_method("infill/documentText", Backend::document_text)
         .custom_method("infill/status", Backend::status)
         .finish();
-    Server::new(tokio::io::stdin(), tokio::io::stdout(), socket)
+    let (to_server, server_in) = tokio::io::duplex(PIPE_BYTES);
+    let (server_out, from_server) = tokio::io::duplex(PIPE_BYTES);
+    let (replies_tx, replies_rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(transport::relay_input(
+        tokio::io::stdin(),
+        to_server,
+        replies_tx,
+    ));
+    let output = tokio::spawn(transport::merge_output(
+        from_server,
+        tokio::io::stdout(),
+        replies_rx,
+    ));
+    Server::new(server_in, server_out, socket)
         .serve(service)
         .await;
+    // Whatever tower-lsp wrote last (the shutdown response) still goes out.
+    let _ = output.await;
 }

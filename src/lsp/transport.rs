@@ -1,0 +1,230 @@
+//! A guard between the client's byte stream and tower-lsp.
+//!
+//! Why by hand: tower-lsp-server's reader stops serving for good after the
+//! first message it cannot decode (invalid UTF-8, malformed JSON, a JSON
+//! value that is not a JSON-RPC message, an unknown charset): its read loop
+//! ends when the framed stream reports an error. An editor must never lose
+//! its server to one bad message, so frames are read and checked here first:
+//! invalid UTF-8 is replaced (U+FFFD, as editors decode such files), and a
+//! message that is still unusable is answered here with the proper JSON-RPC
+//! error and never reaches tower-lsp. Good frames pass through re-framed
+//! with a plain `Content-Length` header.
+
+use serde_json::{json, Value};
+use tokio::io::{
+    AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader,
+};
+use tokio::sync::mpsc;
+
+/// Largest message accepted (a 10 MB file as JSON, with room to spare).
+const MAX_BODY: usize = 64 * 1024 * 1024;
+
+/// What to do with one frame from the client.
+#[derive(Debug, PartialEq)]
+pub enum Checked {
+    /// Forward this body to the server.
+    Forward(Vec<u8>),
+    /// Answer the client with this error response instead.
+    Reject(Value),
+}
+
+/// Checks one message body.
+pub fn check_body(body: &[u8]) -> Checked {
+    let text = String::from_utf8_lossy(body);
+    let value: Value = match serde_json::from_str(&text) {
+        Ok(v) => v,
+        Err(e) => {
+            return Checked::Reject(error_response(
+                Value::Null,
+                -32700,
+                &format!("parse error: {e}"),
+            ))
+        }
+    };
+    let id = value.get("id").cloned().unwrap_or(Value::Null);
+    let valid_id = matches!(id, Value::Null | Value::Number(_) | Value::String(_));
+    let is_request = value.get("method").is_some_and(Value::is_string)
+        && value
+            .get("params")
+            .is_none_or(|p| p.is_object() || p.is_array() || p.is_null());
+    let is_response = value.get("id").is_some()
+        && (value.get("result").is_some() || value.get("error").is_some());
+    if value.get("jsonrpc") != Some(&json!("2.0")) || !valid_id || !(is_request || is_response) {
+        let id = if valid_id { id } else { Value::Null };
+        return Checked::Reject(error_response(
+            id,
+            -32600,
+            "invalid request: not a JSON-RPC 2.0 message",
+        ));
+    }
+    match text {
+        std::borrow::Cow::Borrowed(_) => Checked::Forward(body.to_vec()),
+        std::borrow::Cow::Owned(fixed) => Checked::Forward(fixed.into_bytes()),
+    }
+}
+
+fn error_response(id: Value, code: i64, message: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
+}
+
+/// Reads one frame's body. `Ok(None)` at end of input; a frame with a bad
+/// header is skipped (its body, if its length is known, is consumed).
+pub async fn read_frame<R: AsyncBufRead + Unpin>(
+    r: &mut R,
+) -> std::io::Result<Option<Result<Vec<u8>, String>>> {
+    let mut length: Option<Result<usize, String>> = None;
+    let mut saw_header = false;
+    loop {
+        let mut line = Vec::new();
+        if r.read_until(b'\n', &mut line).await? == 0 {
+            return Ok(None);
+        }
+        let line = String::from_utf8_lossy(&line);
+        let line = line.trim_end_matches(['\r', '\n']);
+        if line.is_empty() {
+            if saw_header {
+                break;
+            }
+            continue; // stray blank lines between frames
+        }
+        saw_header = true;
+        if let Some((name, value)) = line.split_once(':') {
+            if name.trim().eq_ignore_ascii_case("content-length") {
+                length = Some(
+                    value
+                        .trim()
+                        .parse::<usize>()
+                        .map_err(|_| format!("bad Content-Length `{}`", value.trim())),
+                );
+            }
+        }
+    }
+    let len = match length {
+        Some(Ok(n)) => n,
+        Some(Err(e)) => return Ok(Some(Err(e))),
+        None => return Ok(Some(Err("missing Content-Length header".into()))),
+    };
+    if len > MAX_BODY {
+        // Consume and drop it, so the stream stays in step.
+        tokio::io::copy(&mut r.take(len as u64), &mut tokio::io::sink()).await?;
+        return Ok(Some(Err(format!(
+            "message of {len} bytes exceeds the {MAX_BODY}-byte limit"
+        ))));
+    }
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body).await?;
+    Ok(Some(Ok(body)))
+}
+
+fn frame(body: &[u8]) -> Vec<u8> {
+    let mut out = format!("Content-Length: {}\r\n\r\n", body.len()).into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+/// Copies checked frames from `client` to `server`; rejections go to `replies`.
+pub async fn relay_input<R, W>(client: R, mut server: W, replies: mpsc::UnboundedSender<Vec<u8>>)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut reader = BufReader::new(client);
+    loop {
+        let body = match read_frame(&mut reader).await {
+            Ok(None) | Err(_) => break,
+            Ok(Some(Err(why))) => {
+                tracing::warn!("dropping a malformed frame: {why}");
+                let resp = error_response(Value::Null, -32700, &format!("parse error: {why}"));
+                let _ = replies.send(frame(resp.to_string().as_bytes()));
+                continue;
+            }
+            Ok(Some(Ok(body))) => body,
+        };
+        match check_body(&body) {
+            Checked::Forward(body) => {
+                if server.write_all(&frame(&body)).await.is_err() || server.flush().await.is_err() {
+                    break;
+                }
+            }
+            Checked::Reject(resp) => {
+                tracing::warn!("rejected a malformed message: {}", resp["error"]["message"]);
+                let _ = replies.send(frame(resp.to_string().as_bytes()));
+            }
+        }
+    }
+    // End of input: closing the pipe lets the server wind down.
+    let _ = server.shutdown().await;
+}
+
+/// Copies whole frames from the server, and the relay's own replies, to
+/// the client, never interleaving two frames.
+pub async fn merge_output<R, W>(
+    server: R,
+    mut client: W,
+    mut replies: mpsc::UnboundedReceiver<Vec<u8>>,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut reader = BufReader::new(server);
+    let mut replies_open = true;
+    loop {
+        let out = tokio::select! {
+            f = read_frame(&mut reader) => match f {
+                Ok(Some(Ok(body))) => frame(&body),
+                Ok(Some(Err(_))) => continue,
+                Ok(None) | Err(_) => break,
+            },
+            r = replies.recv(), if replies_open => match r {
+                Some(bytes) => bytes,
+                None => { replies_open = false; continue; }
+            },
+        };
+        if client.write_all(&out).await.is_err() || client.flush().await.is_err() {
+            break;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repairs_invalid_utf8_and_rejects_non_messages() {
+        let mut body = br#"{"jsonrpc":"2.0","method":"m","params":{"t":""#.to_vec();
+        body.push(0xff);
+        body.extend_from_slice(br#""}}"#);
+        match check_body(&body) {
+            Checked::Forward(b) => assert!(String::from_utf8(b).unwrap().contains('\u{fffd}')),
+            other => panic!("{other:?}"),
+        }
+        let Checked::Reject(r) = check_body(b"{not json") else {
+            panic!()
+        };
+        assert_eq!(r["error"]["code"], -32700);
+        let Checked::Reject(r) = check_body(br#"{"jsonrpc":"2.0","id":7}"#) else {
+            panic!()
+        };
+        assert_eq!(
+            (r["id"].clone(), r["error"]["code"].clone()),
+            (json!(7), json!(-32600))
+        );
+        let Checked::Reject(r) = check_body(br#"[1,2]"#) else {
+            panic!()
+        };
+        assert_eq!(r["error"]["code"], -32600);
+        let ok = br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#;
+        assert_eq!(check_body(ok), Checked::Forward(ok.to_vec()));
+    }
+
+    #[tokio::test]
+    async fn reads_frames_and_skips_bad_headers() {
+        let input = b"Content-Length: 2\r\n\r\n{}Content-Length: x\r\n\r\nContent-Type: a\r\nContent-Length: 3\r\n\r\n[1]".to_vec();
+        let mut r = BufReader::new(&input[..]);
+        assert_eq!(read_frame(&mut r).await.unwrap(), Some(Ok(b"{}".to_vec())));
+        assert!(matches!(read_frame(&mut r).await.unwrap(), Some(Err(_))));
+        assert_eq!(read_frame(&mut r).await.unwrap(), Some(Ok(b"[1]".to_vec())));
+        assert_eq!(read_frame(&mut r).await.unwrap(), None);
+    }
+}

@@ -1,0 +1,371 @@
+//! End-to-end: the real `infill serve` binary, over stdio, with the real
+//! default model (Qwen2.5-Coder-0.5B, fetched by `scripts/fetch-model`).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{inline_params, model_lock, Server};
+use serde_json::{json, Value};
+
+/// Whether `code` contains `call`, ignoring spaces (`n-1` or `n - 1`).
+fn calls(code: &str, call: &str) -> bool {
+    let squash = |s: &str| s.replace(' ', "");
+    squash(code).contains(&squash(call))
+}
+
+fn utf16_client() -> Value {
+    json!({})
+}
+
+fn ready_server() -> Server {
+    let (mut s, _) = Server::initialized(&[], utf16_client(), Value::Null);
+    let status = s.wait_model();
+    assert_eq!(status["model"], "ready", "{status}");
+    s
+}
+
+#[test]
+fn python_recursive_fibonacci_calls_itself() {
+    let _g = model_lock();
+    let mut s = ready_server();
+    let uri = "file:///work/fib.py";
+    let text = "def fibonacci(n):\n    if n < 2:\n        return n\n    return \n";
+    s.open(uri, "python", text);
+    let (insert, range) = s.inline(uri, 3, 11).expect("a completion");
+    assert!(calls(&insert, "fibonacci(n - 1)"), "got {insert:?}");
+    assert_eq!(range["start"], json!({"line": 3, "character": 11}));
+    assert_eq!(range["end"], json!({"line": 3, "character": 11}));
+    assert!(s.shutdown().success());
+}
+
+#[test]
+fn java_method_gets_its_return() {
+    let _g = model_lock();
+    let mut s = ready_server();
+    let uri = "file:///work/Geometry.java";
+    let text = "public class Geometry {\n    public static int area(int width, int height) {\n        int result = width * height;\n        \n    }\n}\n";
+    s.open(uri, "java", text);
+    let (insert, _) = s.inline(uri, 3, 8).expect("a completion");
+    assert!(
+        insert.trim_start().starts_with("return result;"),
+        "got {insert:?}"
+    );
+}
+
+#[test]
+fn positions_after_non_ascii_text_use_the_negotiated_encoding() {
+    let _g = model_lock();
+    // Line 2 holds an emoji (2 UTF-16 units, 4 UTF-8 bytes) before the cursor.
+    let text = "names = [\"Zoë\", \"李雷\", \"Ana\"]\nfor name in names:\n    print(\"👋 \" + na";
+    let line = "    print(\"👋 \" + na";
+    let utf16 = line.encode_utf16().count() as u32;
+    let utf8 = line.len() as u32;
+    assert_ne!(utf16, utf8);
+
+    for (caps, col, enc) in [
+        (json!({}), utf16, "utf-16"),
+        (
+            json!({"general": {"positionEncodings": ["utf-8", "utf-16"]}}),
+            utf8,
+            "utf-8",
+        ),
+    ] {
+        let (mut s, init) = Server::initialized(&[], caps, Value::Null);
+        assert_eq!(init["capabilities"]["positionEncoding"], enc);
+        assert_eq!(s.wait_model()["model"], "ready");
+        let uri = "file:///work/greet.py";
+        // Open without the last two characters, then type them with an
+        // incremental edit positioned in the negotiated encoding.
+        s.open(uri, "python", &text[..text.len() - 2]);
+        s.notify(
+            "textDocument/didChange",
+            json!({"textDocument": {"uri": uri, "version": 2},
+                   "contentChanges": [{"range": {"start": {"line": 2, "character": col - 2},
+                                                  "end": {"line": 2, "character": col - 2}},
+                                       "text": "na"}]}),
+        );
+        assert_eq!(s.document_text(uri), text);
+        let (insert, range) = s.inline(uri, 2, col).expect("a completion");
+        assert_eq!(
+            range["start"],
+            json!({"line": 2, "character": col}),
+            "{enc}"
+        );
+        assert!(insert.starts_with("me"), "{enc}: got {insert:?}");
+    }
+}
+
+#[test]
+fn completion_request_returns_one_filterable_item() {
+    let _g = model_lock();
+    let mut s = ready_server();
+    let uri = "file:///work/fib.py";
+    s.open(
+        uri,
+        "python",
+        "def fibonacci(n):\n    if n < 2:\n        return n\n    return fib",
+    );
+    let result = s.request_ok(
+        "textDocument/completion",
+        json!({"textDocument": {"uri": uri}, "position": {"line": 3, "character": 14}}),
+    );
+    let items = result["items"].as_array().expect("items");
+    assert_eq!(items.len(), 1, "{result}");
+    let item = &items[0];
+    let edit = &item["textEdit"];
+    assert_eq!(edit["range"]["start"], json!({"line": 3, "character": 11}));
+    assert_eq!(edit["range"]["end"], json!({"line": 3, "character": 14}));
+    let new_text = edit["newText"].as_str().unwrap();
+    assert!(new_text.starts_with("fibonacci("), "got {new_text:?}");
+    assert_eq!(item["filterText"], edit["newText"]);
+}
+
+/// A prompt long enough that evaluating it takes seconds on two cores.
+fn long_python_file() -> String {
+    let mut text = String::new();
+    for i in 0..120 {
+        text.push_str(&format!(
+            "def helper_{i}(values, factor={i}):\n    \"\"\"Scale the values by {i}.\"\"\"\n    return [v * factor + {i} for v in values]\n\n"
+        ));
+    }
+    text.push_str("def total(values):\n    ");
+    text
+}
+
+#[test]
+fn cancel_request_is_answered_and_frees_the_engine() {
+    let _g = model_lock();
+    let mut s = ready_server();
+    let uri = "file:///work/long.py";
+    let text = long_python_file();
+    let last = text.lines().count() as u32 - 1;
+    s.open(uri, "python", &text);
+
+    let id = s.request_async("textDocument/inlineCompletion", inline_params(uri, last, 4));
+    std::thread::sleep(Duration::from_millis(300));
+    s.notify("$/cancelRequest", json!({"id": id}));
+    let resp = s.response(id);
+    assert_eq!(resp["error"]["code"], -32800, "{resp}");
+
+    // A newer request for the same document supersedes one in flight.
+    let old = s.request_async("textDocument/inlineCompletion", inline_params(uri, last, 4));
+    std::thread::sleep(Duration::from_millis(300));
+    let small = "file:///work/small.py";
+    s.open(small, "python", "def add(a, b):\n    return ");
+    let newer = s.request_async("textDocument/inlineCompletion", inline_params(uri, last, 4));
+    let old_resp = s.response(old);
+    assert_eq!(old_resp["error"]["code"], -32800, "{old_resp}");
+    let newer_resp = s.response(newer);
+    assert!(newer_resp.get("result").is_some(), "{newer_resp}");
+
+    // The engine is free: a small request is served promptly.
+    let started = Instant::now();
+    let (insert, _) = s.inline(small, 1, 11).expect("a completion");
+    assert!(
+        insert.contains('a') && insert.contains('b'),
+        "got {insert:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(60));
+}
+
+#[test]
+fn missing_model_is_reported_once_and_answers_are_empty() {
+    let (mut s, _) = Server::initialized(
+        &["--model", "/nonexistent/model.gguf"],
+        json!({}),
+        Value::Null,
+    );
+    let msg = s
+        .wait_for(|m| m["method"] == "window/showMessage")
+        .expect("a showMessage");
+    assert_eq!(msg["params"]["type"], 1, "{msg}");
+    let text = msg["params"]["message"].as_str().unwrap();
+    assert!(
+        text.contains("/nonexistent/model.gguf") && text.contains("fetch-model"),
+        "{text}"
+    );
+
+    let uri = "file:///work/a.py";
+    s.open(uri, "python", "def f():\n    return ");
+    for _ in 0..2 {
+        assert_eq!(s.inline(uri, 1, 11), None);
+        let r = s.request_ok(
+            "textDocument/completion",
+            json!({"textDocument": {"uri": uri}, "position": {"line": 1, "character": 11}}),
+        );
+        assert_eq!(r["items"], json!([]));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        s.drain_notifications("window/showMessage").is_empty(),
+        "told only once"
+    );
+    assert_eq!(s.request_ok("infill/status", json!({}))["model"], "failed");
+    assert!(s.shutdown().success());
+}
+
+#[test]
+fn a_file_that_is_not_gguf_is_reported() {
+    let dir = std::env::temp_dir().join(format!("infill-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fake = dir.join("weights.gguf");
+    std::fs::write(&fake, b"<html>not a model</html>").unwrap();
+    let (mut s, _) =
+        Server::initialized(&["--model", fake.to_str().unwrap()], json!({}), Value::Null);
+    let msg = s
+        .wait_for(|m| m["method"] == "window/showMessage")
+        .expect("a showMessage");
+    assert!(
+        msg["params"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a GGUF"),
+        "{msg}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn invalid_utf8_and_odd_text_do_not_break_the_server() {
+    let _g = model_lock();
+    let mut s = ready_server();
+    // A didOpen whose body is not UTF-8: a parse error, nothing else.
+    let mut body = br#"{"jsonrpc":"2.0","method":"textDocument/didOpen","params":{"textDocument":{"uri":"file:///work/bad.py","languageId":"python","version":1,"text":"x = '"#.to_vec();
+    body.extend_from_slice(&[0xff, 0xfe, 0xc3]);
+    body.extend_from_slice(br#"'"}}}"#);
+    s.send_raw(&body);
+    // Malformed messages get JSON-RPC errors, and the server reads on.
+    s.send_raw(b"{this is not json");
+    let err = s
+        .wait_for(|m| m["error"]["code"] == -32700)
+        .expect("a parse error");
+    assert_eq!(err["id"], Value::Null);
+    s.send_raw(br#"{"jsonrpc":"2.0","id":77}"#);
+    let err = s
+        .wait_for(|m| m["id"] == 77)
+        .expect("an invalid request error");
+    assert_eq!(err["error"]["code"], -32600);
+    let r = s.request("textDocument/inlineCompletion", json!({"textDocument": 5}));
+    assert_eq!(r["error"]["code"], -32602, "{r}");
+    let r = s.request("no/suchMethod", json!({}));
+    assert_eq!(r["error"]["code"], -32601, "{r}");
+    // The repaired didOpen went through, with U+FFFD where the bytes were bad.
+    assert!(s.document_text("file:///work/bad.py").contains('\u{fffd}'));
+    // A file as an editor decodes non-UTF-8 bytes: replacement characters, NULs.
+    let uri = "file:///work/latin1.py";
+    let text = "name = 'caf\u{fffd}'\u{0}\ndef greet(who):\n    return 'hello ' + ";
+    s.open(uri, "python", text);
+    assert_eq!(s.document_text(uri), text);
+    let r = s.request("textDocument/inlineCompletion", inline_params(uri, 2, 22));
+    assert!(r.get("result").is_some(), "{r}");
+    assert_eq!(s.request_ok("infill/status", json!({}))["model"], "ready");
+    // Requests about documents never opened get a clear error.
+    let r = s.request(
+        "textDocument/inlineCompletion",
+        inline_params("file:///nope.py", 0, 0),
+    );
+    assert!(
+        r["error"]["message"].as_str().unwrap().contains("not open"),
+        "{r}"
+    );
+    assert!(s.shutdown().success());
+}
+
+#[test]
+fn bad_settings_are_reported_and_good_ones_applied() {
+    let (mut s, _) = Server::initialized(
+        &["--model", "/nonexistent/x.gguf"],
+        json!({}),
+        json!({"model": {"contextSize": "huge", "favouriteColour": "blue"}, "completion": {"maxTokens": 16}}),
+    );
+    let msg = s
+        .wait_for(|m| {
+            m["method"] == "window/showMessage"
+                && m["params"]["message"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("contextSize")
+        })
+        .expect("an error about contextSize");
+    assert_eq!(msg["params"]["type"], 1);
+    s.notify(
+        "workspace/didChangeConfiguration",
+        json!({"settings": {"completion": {"maxTokens": -3}}}),
+    );
+    let msg = s
+        .wait_for(|m| {
+            m["method"] == "window/showMessage"
+                && m["params"]["message"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("maxTokens")
+        })
+        .expect("an error about maxTokens");
+    assert_eq!(msg["params"]["type"], 1);
+    // Still serving.
+    assert!(s
+        .request("infill/status", json!({}))
+        .get("result")
+        .is_some());
+    // A second initialize is an error.
+    let r = s.request("initialize", json!({"capabilities": {}}));
+    assert!(r.get("error").is_some(), "{r}");
+    assert!(s.shutdown().success());
+}
+
+#[test]
+fn headless_complete_uses_the_same_pipeline() {
+    let _g = model_lock();
+    let dir = std::env::temp_dir().join(format!("infill-headless-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("fib.py");
+    let text = "def fibonacci(n):\n    if n < 2:\n        return n\n    return \n";
+    std::fs::write(&file, text).unwrap();
+    let model = common::model_path();
+    let run = |extra: &[&str], stdin: Option<&str>| {
+        use std::io::Write;
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_infill"));
+        cmd.arg("complete")
+            .arg(format!("{}:4:12", file.display()))
+            .args(["--threads", "2", "--model"])
+            .arg(&model)
+            .args(extra)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        if let Some(input) = stdin {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+        } else {
+            drop(child.stdin.take());
+        }
+        child.wait_with_output().unwrap()
+    };
+    let out = run(&[], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let first = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(calls(&first, "fibonacci(n - 1)"), "got {first:?}");
+    let out = run(&["--stdin"], Some(text));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        first,
+        "stdin and file agree"
+    );
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_infill"))
+        .args(["complete", &format!("{}:99:1", file.display())])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("past the end"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
