@@ -1,0 +1,55 @@
+//! `scripts/fetch-model`: idempotent on a verified file, clear on bad input.
+
+use std::process::Command;
+
+fn fetch(args: &[&str]) -> std::process::Output {
+    Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/fetch-model"))
+        .args(args)
+        .output()
+        .expect("run scripts/fetch-model")
+}
+
+#[test]
+fn second_run_verifies_and_keeps_the_file() {
+    let path = infill::models::default_model_path();
+    assert!(path.exists(), "run scripts/fetch-model first");
+    let before = std::fs::metadata(&path).unwrap().modified().unwrap();
+    let out = fetch(&[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        path.to_str().unwrap()
+    );
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().modified().unwrap(),
+        before
+    );
+}
+
+#[test]
+fn unknown_model_is_a_clear_error() {
+    let out = fetch(&["gpt-17"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unknown model") && err.contains("qwen2.5-coder-0.5b"),
+        "{err}"
+    );
+}
+
+#[test]
+fn lists_the_manifest() {
+    let out = fetch(&["--list"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for name in [
+        "qwen2.5-coder-0.5b (default)",
+        "qwen2.5-coder-1.5b",
+        "smollm2-135m",
+    ] {
+        assert!(text.contains(name), "{text}");
+    }
+}
