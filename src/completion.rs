@@ -4,7 +4,7 @@
 
 use ropey::Rope;
 
-use crate::config::Config;
+use crate::config::{Config, Multiline};
 use crate::engine::EngineRequest;
 
 /// Characters of text taken on each side of the cursor before token
@@ -79,7 +79,11 @@ pub fn cursor_context(text: &Rope, cursor: usize, config: &Config) -> CursorCont
         t.ends_with(':') || t.ends_with('{')
     };
     let blank_line = line_prefix.trim().is_empty();
-    let multiline = line_suffix.trim().is_empty() && (blank_line || opens_block);
+    let multiline = match config.completion.multiline {
+        Multiline::Always => true,
+        Multiline::Never => false,
+        Multiline::Auto => line_suffix.trim().is_empty() && (blank_line || opens_block),
+    };
     let min_indent = if blank_line {
         indent_width(&line_prefix)
     } else {

@@ -31,6 +31,16 @@ pub struct CompletionConfig {
     pub prompt_tokens: u32,
     /// How long a request waits for a model that is still loading.
     pub load_wait_ms: u64,
+    pub multiline: Multiline,
+}
+
+/// Whether suggestions may span several lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Multiline {
+    /// Several lines where the cursor starts an empty block body, else one.
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -60,6 +70,7 @@ impl Default for Config {
                 max_lines: 8,
                 prompt_tokens: 1536,
                 load_wait_ms: 10_000,
+                multiline: Multiline::Auto,
             },
             context: ContextConfig { cross_file: true },
         }
@@ -132,6 +143,18 @@ impl Config {
             "completion.loadWaitMs" => {
                 self.completion.load_wait_ms = u64::from(u32_in(v, 0, 600_000)?)
             }
+            "completion.multiline" => {
+                self.completion.multiline = match v.as_str() {
+                    Some("auto") => Multiline::Auto,
+                    Some("always") => Multiline::Always,
+                    Some("never") => Multiline::Never,
+                    _ => {
+                        return Err(SetError::Invalid(
+                            "expected \"auto\", \"always\" or \"never\"",
+                        ))
+                    }
+                }
+            }
             "context.crossFile" => {
                 self.context.cross_file = v
                     .as_bool()
@@ -184,7 +207,7 @@ mod tests {
         let mut c = Config::default();
         let r = c.merge_json(&json!({
             "model": {"path": "/m.gguf", "threads": 3, "contextSize": "big", "colour": 1},
-            "completion": {"maxTokens": 32},
+            "completion": {"maxTokens": 32, "multiline": "never"},
             "context": {"crossFile": false},
             "telemetry": 5
         }));
@@ -192,6 +215,7 @@ mod tests {
         assert_eq!(c.model.threads, Some(3));
         assert_eq!(c.model.context_size, 4096);
         assert_eq!(c.completion.max_tokens, 32);
+        assert_eq!(c.completion.multiline, Multiline::Never);
         assert!(!c.context.cross_file);
         assert_eq!(r.unknown, vec!["model.colour".to_string()]);
         assert_eq!(r.errors.len(), 2, "{:?}", r.errors);

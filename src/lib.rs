@@ -5,6 +5,7 @@
 pub mod completion;
 pub mod config;
 pub mod engine;
+pub mod eval;
 pub mod headless;
 pub mod lsp;
 pub mod models;

@@ -33,6 +33,24 @@ enum Command {
         #[command(flatten)]
         settings: SettingFlags,
     },
+    /// Score completions on a public FIM set (exact match, edit similarity,
+    /// pass@1, suffix repeats, syntax errors), with and without cleaning.
+    Eval {
+        /// fim-py, fim-java, infill-single or infill-multi.
+        #[arg(long, default_value = "fim-py")]
+        set: infill::eval::EvalSet,
+        /// Score only the first N items.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Folder holding the sets (default: ../shared/eval beside the repository).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Print each item's cleaned completion.
+        #[arg(long)]
+        verbose: bool,
+        #[command(flatten)]
+        settings: SettingFlags,
+    },
 }
 
 /// Flags that set the same values as the LSP settings of the same name;
@@ -133,6 +151,19 @@ fn main() -> ExitCode {
             runtime.shutdown_timeout(std::time::Duration::from_millis(200));
             ExitCode::SUCCESS
         }
+        Command::Eval {
+            set,
+            limit,
+            data,
+            verbose,
+            settings,
+        } => match run_eval(set, limit, data, verbose, &settings) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("infill: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Complete {
             location,
             stdin,
@@ -154,4 +185,29 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+fn run_eval(
+    set: infill::eval::EvalSet,
+    limit: Option<usize>,
+    data: Option<PathBuf>,
+    verbose: bool,
+    settings: &SettingFlags,
+) -> anyhow::Result<()> {
+    let config = settings.config().map_err(anyhow::Error::msg)?;
+    let data = data.unwrap_or_else(infill::eval::default_data_dir);
+    let items = infill::eval::load(set, &data, limit)?;
+    let engine = infill::engine::start(&config);
+    match engine.wait_ready(std::time::Duration::from_secs(600)) {
+        infill::engine::EngineState::Ready { description } => eprintln!("model: {description}"),
+        infill::engine::EngineState::Failed(why) => anyhow::bail!("{why}"),
+        infill::engine::EngineState::Loading => anyhow::bail!("the model did not load in time"),
+    }
+    let report = infill::eval::run(&items, engine.as_ref(), &config, |i, item, text| {
+        if verbose {
+            eprintln!("[{}/{}] {}: {:?}", i + 1, items.len(), item.id, text);
+        }
+    })?;
+    println!("{report}");
+    Ok(())
 }

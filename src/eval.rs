@@ -1,0 +1,389 @@
+//! `infill eval`: completion quality on public FIM sets (read from
+//! `../shared/eval`, never copied), through the server's own pipeline
+//! (cursor context → engine → cleaning), scored with and without the
+//! cleaning step in one run.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use ropey::Rope;
+use serde_json::Value;
+
+use crate::completion::cursor_context;
+use crate::config::{Config, Multiline};
+use crate::engine::{CancelFlag, Engine};
+use crate::text::syntax::{Language, SyntaxTree};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EvalSet {
+    /// HumanEval single-line FIM, Python (Qwen2.5-Coder's `hm_fim`).
+    FimPy,
+    /// HumanEval single-line FIM, Java.
+    FimJava,
+    /// HumanEval-infilling, single line.
+    InfillSingle,
+    /// HumanEval-infilling, multi-line.
+    InfillMulti,
+}
+
+impl EvalSet {
+    pub const ALL: [(&'static str, EvalSet); 4] = [
+        ("fim-py", EvalSet::FimPy),
+        ("fim-java", EvalSet::FimJava),
+        ("infill-single", EvalSet::InfillSingle),
+        ("infill-multi", EvalSet::InfillMulti),
+    ];
+
+    fn file(self) -> &'static str {
+        match self {
+            EvalSet::FimPy => "humaneval-fim-single-line/py.jsonl.gz",
+            EvalSet::FimJava => "humaneval-fim-single-line/java.jsonl.gz",
+            EvalSet::InfillSingle => "humaneval-infilling/HumanEval-SingleLineInfilling.jsonl.gz",
+            EvalSet::InfillMulti => "humaneval-infilling/HumanEval-MultiLineInfilling.jsonl.gz",
+        }
+    }
+}
+
+impl std::str::FromStr for EvalSet {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        EvalSet::ALL
+            .iter()
+            .find(|(n, _)| *n == s)
+            .map(|(_, set)| *set)
+            .ok_or_else(|| {
+                let names: Vec<&str> = EvalSet::ALL.iter().map(|(n, _)| *n).collect();
+                format!("unknown set `{s}`; one of {}", names.join(", "))
+            })
+    }
+}
+
+/// One gap to fill.
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub id: String,
+    pub prefix: String,
+    pub suffix: String,
+    pub expected: String,
+    pub multiline: bool,
+    pub language: Language,
+    /// Python test code appended after the completed program, if runnable.
+    pub tests: Option<String>,
+}
+
+/// The default data folder: `../shared/eval` beside the repository.
+pub fn default_data_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/eval")
+}
+
+fn field<'a>(v: &'a Value, name: &str) -> Result<&'a str> {
+    v.get(name)
+        .and_then(Value::as_str)
+        .with_context(|| format!("record lacks the string field `{name}`"))
+}
+
+pub fn load(set: EvalSet, data_dir: &Path, limit: Option<usize>) -> Result<Vec<Item>> {
+    let path = data_dir.join(set.file());
+    let file =
+        std::fs::File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+    let reader = BufReader::new(flate2::read::GzDecoder::new(file));
+    let mut items = Vec::new();
+    for (n, line) in reader.lines().enumerate() {
+        if limit.is_some_and(|l| items.len() >= l) {
+            break;
+        }
+        let line =
+            line.with_context(|| format!("{}: cannot read line {}", path.display(), n + 1))?;
+        let v: Value = serde_json::from_str(&line)
+            .with_context(|| format!("{}: line {} is not JSON", path.display(), n + 1))?;
+        items.push(
+            parse_item(set, &v).with_context(|| format!("{}: line {}", path.display(), n + 1))?,
+        );
+    }
+    if items.is_empty() {
+        bail!("{} holds no items", path.display());
+    }
+    Ok(items)
+}
+
+fn parse_item(set: EvalSet, v: &Value) -> Result<Item> {
+    Ok(match set {
+        EvalSet::FimPy | EvalSet::FimJava => {
+            // The gap is a whole line between `prompt` and `suffix`; the
+            // prompt lacks that line's newline and the suffix may or may not
+            // start with the next one.
+            let suffix = field(v, "suffix")?;
+            let language = if set == EvalSet::FimPy {
+                Language::Python
+            } else {
+                Language::Java
+            };
+            Item {
+                id: field(v, "name")?.to_string(),
+                prefix: format!("{}\n", field(v, "prompt")?),
+                suffix: format!("\n{}", suffix.strip_prefix('\n').unwrap_or(suffix)),
+                expected: field(v, "canonical_solution")?.to_string(),
+                multiline: false,
+                language,
+                tests: (set == EvalSet::FimPy)
+                    .then(|| v.get("tests").and_then(Value::as_str).map(str::to_string))
+                    .flatten(),
+            }
+        }
+        EvalSet::InfillSingle | EvalSet::InfillMulti => {
+            let entry = field(v, "entry_point")?;
+            Item {
+                id: field(v, "task_id")?.to_string(),
+                prefix: field(v, "prompt")?.to_string(),
+                // The gap ends with a newline: in an editor the cursor sits on
+                // the line being written, and the suffix starts on the next.
+                suffix: format!("\n{}", field(v, "suffix")?),
+                expected: field(v, "canonical_solution")?.to_string(),
+                multiline: set == EvalSet::InfillMulti,
+                language: Language::Python,
+                tests: Some(format!("\n{}\ncheck({entry})\n", field(v, "test")?)),
+            }
+        }
+    })
+}
+
+/// Scores of one variant (raw model text, or cleaned).
+#[derive(Debug, Default, Clone)]
+pub struct Score {
+    pub exact: usize,
+    pub edit_similarity: f64,
+    pub passed: usize,
+    pub runnable: usize,
+    pub repeats_suffix: usize,
+    pub adds_syntax_errors: usize,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Report {
+    pub items: usize,
+    pub raw: Score,
+    pub cleaned: Score,
+    pub seconds: f64,
+    pub prompt_tokens: usize,
+    pub generated_tokens: usize,
+}
+
+fn normalize(text: &str) -> String {
+    text.lines()
+        .map(str::trim_end)
+        .collect::<Vec<_>>()
+        .join("\n")
+        .trim()
+        .to_string()
+}
+
+fn first_nonblank_line(text: &str) -> Option<&str> {
+    text.lines().map(str::trim).find(|l| !l.is_empty())
+}
+
+/// Whether a suggestion re-types the first line of code after the gap.
+fn repeats_suffix(completion: &str, suffix: &str) -> bool {
+    let Some(next) = first_nonblank_line(suffix) else {
+        return false;
+    };
+    completion.lines().map(str::trim).any(|l| l == next)
+}
+
+fn syntax_errors(language: Language, text: &str) -> usize {
+    let Some(st) = SyntaxTree::new(language, &Rope::from_str(text)) else {
+        return 0;
+    };
+    let Some(tree) = st.tree() else { return 0 };
+    let mut cursor = tree.walk();
+    let mut count = 0;
+    loop {
+        let node = cursor.node();
+        if node.is_error() || node.is_missing() {
+            count += 1;
+        }
+        if cursor.goto_first_child() || cursor.goto_next_sibling() {
+            continue;
+        }
+        loop {
+            if !cursor.goto_parent() {
+                return count;
+            }
+            if cursor.goto_next_sibling() {
+                break;
+            }
+        }
+    }
+}
+
+/// Runs `program` with python3 (10 s limit); true if it exits 0.
+fn python_passes(program: &str, scratch: &Path) -> bool {
+    if std::fs::write(scratch, program).is_err() {
+        return false;
+    }
+    Command::new("timeout")
+        .arg("10")
+        .arg("python3")
+        .arg(scratch)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn score(item: &Item, text: &str, s: &mut Score, baseline_errors: usize, scratch: &Path) {
+    let got = normalize(text);
+    let want = normalize(&item.expected);
+    if got == want {
+        s.exact += 1;
+    }
+    s.edit_similarity += strsim::normalized_levenshtein(&got, &want);
+    if repeats_suffix(text, &item.suffix) {
+        s.repeats_suffix += 1;
+    }
+    let filled = format!("{}{}{}", item.prefix, text, item.suffix);
+    if syntax_errors(item.language, &filled) > baseline_errors {
+        s.adds_syntax_errors += 1;
+    }
+    if let Some(tests) = &item.tests {
+        s.runnable += 1;
+        if python_passes(&format!("{filled}\n{tests}"), scratch) {
+            s.passed += 1;
+        }
+    }
+}
+
+/// Completes every item through the server's pipeline and scores it.
+pub fn run(
+    items: &[Item],
+    engine: &dyn Engine,
+    config: &Config,
+    mut progress: impl FnMut(usize, &Item, &str),
+) -> Result<Report> {
+    let started = std::time::Instant::now();
+    let scratch = std::env::temp_dir().join(format!("infill-eval-{}.py", std::process::id()));
+    let mut report = Report {
+        items: items.len(),
+        ..Default::default()
+    };
+    for (i, item) in items.iter().enumerate() {
+        let mut cfg = config.clone();
+        cfg.completion.multiline = if item.multiline {
+            Multiline::Always
+        } else {
+            Multiline::Never
+        };
+        let doc = Rope::from_str(&format!("{}{}", item.prefix, item.suffix));
+        let ctx = cursor_context(&doc, item.prefix.chars().count(), &cfg);
+        let out = engine
+            .complete(ctx.engine_request(&cfg), CancelFlag::default())
+            .map_err(|e| anyhow::anyhow!("{}: {e}", item.id))?;
+        report.prompt_tokens += out.prompt_tokens;
+        report.generated_tokens += out.generated_tokens;
+        let cleaned = ctx.finish(&out.text);
+        let baseline = syntax_errors(item.language, &format!("{}{}", item.prefix, item.suffix));
+        score(item, &out.text, &mut report.raw, baseline, &scratch);
+        score(item, &cleaned, &mut report.cleaned, baseline, &scratch);
+        progress(i, item, &cleaned);
+    }
+    let _ = std::fs::remove_file(&scratch);
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.items.max(1) as f64;
+        let pct = |k: usize| 100.0 * k as f64 / n;
+        writeln!(
+            f,
+            "items: {}  ({:.1} s, {} prompt tokens, {} generated)",
+            self.items, self.seconds, self.prompt_tokens, self.generated_tokens
+        )?;
+        writeln!(f, "{:<28} {:>10} {:>10}", "metric", "raw", "cleaned")?;
+        let (r, c) = (&self.raw, &self.cleaned);
+        writeln!(
+            f,
+            "{:<28} {:>9.1}% {:>9.1}%",
+            "exact match",
+            pct(r.exact),
+            pct(c.exact)
+        )?;
+        writeln!(
+            f,
+            "{:<28} {:>10.3} {:>10.3}",
+            "edit similarity",
+            r.edit_similarity / n,
+            c.edit_similarity / n
+        )?;
+        if r.runnable > 0 {
+            let p = |s: &Score| 100.0 * s.passed as f64 / s.runnable as f64;
+            writeln!(f, "{:<28} {:>9.1}% {:>9.1}%", "pass@1", p(r), p(c))?;
+        }
+        writeln!(
+            f,
+            "{:<28} {:>9.1}% {:>9.1}%",
+            "repeats the suffix",
+            pct(r.repeats_suffix),
+            pct(c.repeats_suffix)
+        )?;
+        write!(
+            f,
+            "{:<28} {:>9.1}% {:>9.1}%",
+            "adds syntax errors",
+            pct(r.adds_syntax_errors),
+            pct(c.adds_syntax_errors)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loads_the_public_sets() {
+        let dir = default_data_dir();
+        if !dir.exists() {
+            // The data sits beside the repository, as in CI; nothing to check elsewhere.
+            return;
+        }
+        for (_, set) in EvalSet::ALL {
+            let items = load(set, &dir, Some(3)).unwrap();
+            assert_eq!(items.len(), 3);
+            assert!(items.iter().all(|i| !i.expected.trim().is_empty()));
+        }
+    }
+
+    #[test]
+    fn scoring_helpers() {
+        assert!(repeats_suffix("x = 1\nreturn x", "\n    return x\n"));
+        assert!(!repeats_suffix("x = 1", "\n    return x\n"));
+        assert_eq!(
+            syntax_errors(Language::Python, "def f():\n    return 1\n"),
+            0
+        );
+        assert!(syntax_errors(Language::Python, "def f(:\n    return (1\n") > 0);
+        assert_eq!(normalize("  a  \n b \n\n"), "a\n b");
+    }
+
+    #[test]
+    fn canonical_solutions_pass_their_own_tests() {
+        let dir = default_data_dir();
+        if !dir.exists() {
+            return;
+        }
+        let scratch =
+            std::env::temp_dir().join(format!("infill-eval-test-{}.py", std::process::id()));
+        for set in [EvalSet::FimPy, EvalSet::InfillSingle] {
+            for item in load(set, &dir, Some(2)).unwrap() {
+                let mut s = Score::default();
+                let expected = item.expected.trim_end_matches('\n').to_string();
+                score(&item, &expected, &mut s, usize::MAX, &scratch);
+                assert_eq!((s.exact, s.passed, s.runnable), (1, 1, 1), "{}", item.id);
+            }
+        }
+        let _ = std::fs::remove_file(&scratch);
+    }
+}
