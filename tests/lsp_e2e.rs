@@ -280,13 +280,7 @@ fn bad_settings_are_reported_and_good_ones_applied() {
         json!({"model": {"contextSize": "huge", "favouriteColour": "blue"}, "completion": {"maxTokens": 16}}),
     );
     let msg = s
-        .wait_for(|m| {
-            m["method"] == "window/showMessage"
-                && m["params"]["message"]
-                    .as_str()
-                    .unwrap_or("")
-                    .contains("contextSize")
-        })
+        .show_message_containing("contextSize")
         .expect("an error about contextSize");
     assert_eq!(msg["params"]["type"], 1);
     s.notify(
@@ -294,13 +288,7 @@ fn bad_settings_are_reported_and_good_ones_applied() {
         json!({"settings": {"completion": {"maxTokens": -3}}}),
     );
     let msg = s
-        .wait_for(|m| {
-            m["method"] == "window/showMessage"
-                && m["params"]["message"]
-                    .as_str()
-                    .unwrap_or("")
-                    .contains("maxTokens")
-        })
+        .show_message_containing("maxTokens")
         .expect("an error about maxTokens");
     assert_eq!(msg["params"]["type"], 1);
     // Still serving.

@@ -175,6 +175,17 @@ impl Server {
         }
     }
 
+    /// Waits for a `window/showMessage` whose text contains `needle`.
+    pub fn show_message_containing(&mut self, needle: &str) -> Option<Value> {
+        self.wait_for(|m| {
+            m["method"] == "window/showMessage"
+                && m["params"]["message"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains(needle)
+        })
+    }
+
     /// Notifications of `method` received so far (without waiting).
     pub fn drain_notifications(&mut self, method: &str) -> Vec<Value> {
         while let Ok(msg) = self.incoming.try_recv() {
