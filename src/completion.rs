@@ -163,6 +163,29 @@ impl CursorContext {
     }
 }
 
+/// The suggestion last shown for a document, kept so that typing through
+/// it is answered without the model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShownSuggestion {
+    pub uri: String,
+    pub prefix: String,
+    pub suffix: String,
+    pub text: String,
+}
+
+impl ShownSuggestion {
+    /// The rest of the suggestion if, since it was shown, the user typed
+    /// exactly its start and nothing else changed.
+    pub fn rest_after_typing(&self, uri: &str, ctx: &CursorContext) -> Option<String> {
+        if uri != self.uri || ctx.suffix != self.suffix {
+            return None;
+        }
+        let typed = ctx.prefix.strip_prefix(&self.prefix)?;
+        let rest = self.text.strip_prefix(typed)?;
+        (!rest.trim().is_empty()).then(|| rest.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,6 +244,32 @@ mod tests {
             c.finish("total = sum(n)\n    return total\n"),
             "total = sum(n)"
         );
+    }
+
+    #[test]
+    fn typing_through_a_suggestion_keeps_its_rest() {
+        let shown = ShownSuggestion {
+            uri: "u".into(),
+            prefix: "    return ".into(),
+            suffix: "\n".into(),
+            text: "fibonacci(n - 1) + fibonacci(n - 2)".into(),
+        };
+        let typed = ctx("    return fib", "\n");
+        assert_eq!(
+            shown.rest_after_typing("u", &typed).as_deref(),
+            Some("onacci(n - 1) + fibonacci(n - 2)")
+        );
+        assert_eq!(shown.rest_after_typing("v", &typed), None);
+        assert_eq!(
+            shown.rest_after_typing("u", &ctx("    return fix", "\n")),
+            None
+        );
+        assert_eq!(
+            shown.rest_after_typing("u", &ctx("    return fib", "\nx")),
+            None
+        );
+        let all = ctx("    return fibonacci(n - 1) + fibonacci(n - 2)", "\n");
+        assert_eq!(shown.rest_after_typing("u", &all), None);
     }
 
     #[test]

@@ -40,6 +40,51 @@ fn python_recursive_fibonacci_calls_itself() {
 }
 
 #[test]
+fn typing_through_a_suggestion_is_answered_without_the_model() {
+    let _g = model_lock();
+    let mut s = ready_server();
+    let uri = "file:///work/fib.py";
+    s.open(
+        uri,
+        "python",
+        "def fibonacci(n):\n    if n < 2:\n        return n\n    return \n",
+    );
+    let (first, _) = s.inline(uri, 3, 11).expect("a completion");
+    assert!(first.len() > 3, "got {first:?}");
+    // Type the first three characters of the suggestion.
+    let typed = &first[..3];
+    s.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": uri, "version": 2},
+               "contentChanges": [{"range": {"start": {"line": 3, "character": 11},
+                                              "end": {"line": 3, "character": 11}},
+                                   "text": typed}]}),
+    );
+    let (rest, range) = s.inline(uri, 3, 14).expect("the rest");
+    assert_eq!(format!("{typed}{rest}"), first);
+    assert_eq!(range["start"], json!({"line": 3, "character": 14}));
+    let status = s.request_ok("infill/status", json!({}));
+    assert_eq!(
+        (
+            status["modelAnswers"].clone(),
+            status["reusedAnswers"].clone()
+        ),
+        (json!(1), json!(1)),
+        "{status}"
+    );
+    // Typing something else asks the model again.
+    s.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": uri, "version": 3},
+               "contentChanges": [{"range": {"start": {"line": 3, "character": 14},
+                                              "end": {"line": 3, "character": 14}},
+                                   "text": "Q"}]}),
+    );
+    let _ = s.inline(uri, 3, 15);
+    assert_eq!(s.request_ok("infill/status", json!({}))["modelAnswers"], 2);
+}
+
+#[test]
 fn java_method_gets_its_return() {
     let _g = model_lock();
     let mut s = ready_server();

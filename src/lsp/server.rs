@@ -16,7 +16,7 @@ use tower_lsp_server::gen_lsp_types::*;
 use tower_lsp_server::jsonrpc::{Error, Result};
 use tower_lsp_server::{Client, LanguageServer};
 
-use crate::completion::{cursor_context, CursorContext};
+use crate::completion::{cursor_context, CursorContext, ShownSuggestion};
 use crate::config::{Config, MergeReport};
 use crate::engine::{self, CancelFlag, CancelOnDrop, Engine, EngineError, EngineState};
 use crate::text::document::{Document, TextChange};
@@ -36,6 +36,11 @@ struct State {
     /// The request in flight per document; a newer one cancels it.
     inflight: HashMap<String, CancelFlag>,
     work_done_progress: bool,
+    /// The last suggestion answered, for typed-through reuse.
+    shown: Option<ShownSuggestion>,
+    /// Answers computed by the model, and answered from `shown`.
+    model_answers: u64,
+    reused_answers: u64,
     /// Messages found before the client may be told (during `initialize`).
     pending_messages: Vec<(MessageType, String)>,
 }
@@ -61,10 +66,15 @@ pub struct DocumentTextResult {
 }
 
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct StatusResult {
     /// `loading`, `ready`, `failed` or `none` (before `initialize`).
     pub model: &'static str,
     pub detail: String,
+    /// Completions computed by the model.
+    pub model_answers: u64,
+    /// Completions answered from the suggestion already shown.
+    pub reused_answers: u64,
 }
 
 impl Backend {
@@ -79,6 +89,9 @@ impl Backend {
                 engine: None,
                 inflight: HashMap::new(),
                 work_done_progress: false,
+                shown: None,
+                model_answers: 0,
+                reused_answers: 0,
                 pending_messages: Vec::new(),
             }),
         }
@@ -108,24 +121,21 @@ impl Backend {
 
     /// `infill/status`: whether the model is loaded.
     pub async fn status(&self, _: Option<Value>) -> Result<StatusResult> {
-        let engine = self.lock().engine.clone();
-        Ok(match engine.map(|e| e.state()) {
-            None => StatusResult {
-                model: "none",
-                detail: String::new(),
-            },
-            Some(EngineState::Loading) => StatusResult {
-                model: "loading",
-                detail: String::new(),
-            },
-            Some(EngineState::Ready { description }) => StatusResult {
-                model: "ready",
-                detail: description,
-            },
-            Some(EngineState::Failed(why)) => StatusResult {
-                model: "failed",
-                detail: why,
-            },
+        let (engine, model_answers, reused_answers) = {
+            let st = self.lock();
+            (st.engine.clone(), st.model_answers, st.reused_answers)
+        };
+        let (model, detail) = match engine.map(|e| e.state()) {
+            None => ("none", String::new()),
+            Some(EngineState::Loading) => ("loading", String::new()),
+            Some(EngineState::Ready { description }) => ("ready", description),
+            Some(EngineState::Failed(why)) => ("failed", why),
+        };
+        Ok(StatusResult {
+            model,
+            detail,
+            model_answers,
+            reused_answers,
         })
     }
 
@@ -220,6 +230,23 @@ impl Backend {
             let word_start = lsp_position(from_char_index(text, cursor - word_len, enc));
             let cursor_pos = lsp_position(from_char_index(text, cursor, enc));
             let ctx: CursorContext = cursor_context(text, cursor, &st.config);
+            let reusable = st
+                .shown
+                .as_ref()
+                .and_then(|shown| shown.rest_after_typing(&key, &ctx));
+            if let Some(rest) = reusable {
+                // The user typed the start of what is shown: the rest stands.
+                st.reused_answers += 1;
+                if let Some(previous) = st.inflight.remove(&key) {
+                    previous.cancel();
+                }
+                return Ok(Some(Answer {
+                    text: rest,
+                    cursor: cursor_pos,
+                    word_start,
+                    word,
+                }));
+            }
             let config = st.config.clone();
             let engine = st.engine.clone();
             let flag = CancelFlag::default();
@@ -274,6 +301,16 @@ impl Backend {
             "completion"
         );
         let text = ctx.finish(&output.text);
+        {
+            let mut st = self.lock();
+            st.model_answers += 1;
+            st.shown = (!text.is_empty()).then(|| ShownSuggestion {
+                uri: key.clone(),
+                prefix: ctx.prefix.clone(),
+                suffix: ctx.suffix.clone(),
+                text: text.clone(),
+            });
+        }
         if text.is_empty() {
             return Ok(None);
         }
