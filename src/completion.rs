@@ -114,6 +114,7 @@ impl CursorContext {
             prompt_budget: config.completion.prompt_tokens as usize,
             max_tokens: config.completion.max_tokens as usize,
             stop: self.stop,
+            context: None,
         }
     }
 

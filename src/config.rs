@@ -46,6 +46,10 @@ pub enum Multiline {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ContextConfig {
     pub cross_file: bool,
+    /// Prompt tokens for snippets of other files, on top of `promptTokens`.
+    pub budget_tokens: u32,
+    /// Workspace files larger than this are not indexed.
+    pub max_file_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -72,7 +76,11 @@ impl Default for Config {
                 load_wait_ms: 10_000,
                 multiline: Multiline::Auto,
             },
-            context: ContextConfig { cross_file: true },
+            context: ContextConfig {
+                cross_file: true,
+                budget_tokens: 1024,
+                max_file_bytes: crate::workspace::DEFAULT_MAX_FILE_BYTES,
+            },
         }
     }
 }
@@ -160,6 +168,10 @@ impl Config {
                     .as_bool()
                     .ok_or(SetError::Invalid("expected true or false"))?
             }
+            "context.budgetTokens" => self.context.budget_tokens = u32_in(v, 0, 1 << 20)?,
+            "context.maxFileBytes" => {
+                self.context.max_file_bytes = u64::from(u32_in(v, 1, u32::MAX)?)
+            }
             _ => return Err(SetError::Unknown),
         }
         Ok(())
@@ -208,7 +220,7 @@ mod tests {
         let r = c.merge_json(&json!({
             "model": {"path": "/m.gguf", "threads": 3, "contextSize": "big", "colour": 1},
             "completion": {"maxTokens": 32, "multiline": "never"},
-            "context": {"crossFile": false},
+            "context": {"crossFile": false, "budgetTokens": 512, "maxFileBytes": -1},
             "telemetry": 5
         }));
         assert_eq!(c.model.path, Some(PathBuf::from("/m.gguf")));
@@ -217,9 +229,12 @@ mod tests {
         assert_eq!(c.completion.max_tokens, 32);
         assert_eq!(c.completion.multiline, Multiline::Never);
         assert!(!c.context.cross_file);
+        assert_eq!(c.context.budget_tokens, 512);
+        assert_eq!(c.context.max_file_bytes, 1 << 20);
         assert_eq!(r.unknown, vec!["model.colour".to_string()]);
-        assert_eq!(r.errors.len(), 2, "{:?}", r.errors);
-        assert!(r.errors[0].contains("model.contextSize"));
+        assert_eq!(r.errors.len(), 3, "{:?}", r.errors);
+        assert!(r.errors.iter().any(|e| e.contains("model.contextSize")));
+        assert!(r.errors.iter().any(|e| e.contains("context.maxFileBytes")));
     }
 
     #[test]

@@ -51,6 +51,33 @@ enum Command {
         #[command(flatten)]
         settings: SettingFlags,
     },
+    /// Score cross-file context on lines that use names defined in other
+    /// files of registry packages (see scripts/fetch-cross-eval): exact
+    /// match, edit similarity and identifier match, crossFile off and on.
+    EvalCross {
+        /// python, java or all.
+        #[arg(long, default_value = "all")]
+        language: String,
+        /// Items per package.
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+        /// Package cache (default: ~/.cache/infill/cross-eval).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Print each item's completions.
+        #[arg(long)]
+        verbose: bool,
+        #[command(flatten)]
+        settings: SettingFlags,
+    },
+    /// Measure the workspace index on a source tree (not a test): time to
+    /// index, memory, time per incremental update and per query.
+    BenchIndex {
+        workspace: PathBuf,
+        /// Updates and queries timed.
+        #[arg(long, default_value_t = 500)]
+        samples: usize,
+    },
 }
 
 /// Flags that set the same values as the LSP settings of the same name;
@@ -164,6 +191,31 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::EvalCross {
+            language,
+            limit,
+            data,
+            verbose,
+            settings,
+        } => match run_eval_cross(&language, limit, data, verbose, &settings) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("infill: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::BenchIndex { workspace, samples } => {
+            match infill::bench::run(&workspace, samples) {
+                Ok(report) => {
+                    print!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("infill: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Complete {
             location,
             stdin,
@@ -209,5 +261,53 @@ fn run_eval(
         }
     })?;
     println!("{report}");
+    Ok(())
+}
+
+fn run_eval_cross(
+    language: &str,
+    limit: usize,
+    data: Option<PathBuf>,
+    verbose: bool,
+    settings: &SettingFlags,
+) -> anyhow::Result<()> {
+    use infill::text::syntax::Language;
+    let languages = match language {
+        "python" => vec![Language::Python],
+        "java" => vec![Language::Java],
+        "all" => vec![Language::Python, Language::Java],
+        other => anyhow::bail!("unknown language `{other}`; python, java or all"),
+    };
+    let config = settings.config().map_err(anyhow::Error::msg)?;
+    let data = data.unwrap_or_else(infill::crosseval::default_data_dir);
+    let mut sets = Vec::new();
+    for l in languages {
+        sets.push((l, infill::crosseval::load(&data, l, limit)?));
+    }
+    let engine = infill::engine::start(&config);
+    match engine.wait_ready(std::time::Duration::from_secs(600)) {
+        infill::engine::EngineState::Ready { description } => eprintln!("model: {description}"),
+        infill::engine::EngineState::Failed(why) => anyhow::bail!("{why}"),
+        infill::engine::EngineState::Loading => anyhow::bail!("the model did not load in time"),
+    }
+    let mut reports = Vec::new();
+    for (language, mut packages) in sets {
+        let report = infill::crosseval::run(
+            language,
+            &mut packages,
+            engine.as_ref(),
+            &config,
+            |item, off, on| {
+                if verbose {
+                    eprintln!(
+                        "{}\n  want {:?}\n  off  {:?}\n  on   {:?}",
+                        item.id, item.expected, off, on
+                    );
+                }
+            },
+        )?;
+        println!("{report}\n");
+        reports.push(report);
+    }
     Ok(())
 }

@@ -27,7 +27,8 @@ use llama_cpp_2::token::LlamaToken;
 
 use super::{CancelFlag, Engine, EngineError, EngineOutput, EngineRequest, EngineState};
 use crate::prompt::fim::{known_marker_texts, FimTemplate};
-use crate::prompt::{self, Token, Tokenizer};
+use crate::prompt::repo::{build_with_context, RepoTokens};
+use crate::prompt::{Token, Tokenizer};
 
 /// Prompt tokens evaluated per decode call. Small enough that a cancelled
 /// request frees the engine quickly, large enough to keep the CPU busy.
@@ -242,6 +243,8 @@ struct Session<'m> {
     model: &'m LlamaModel,
     ctx: LlamaContext<'m>,
     template: FimTemplate,
+    /// The model's repository-level tokens, if it has them.
+    repo: Option<RepoTokens>,
     bos: Option<Token>,
     /// Tokens whose keys and values the context holds, in order from position 0.
     cached: Vec<Token>,
@@ -278,11 +281,13 @@ impl<'m> Session<'m> {
             &|s| specials.get(s).copied(),
             settings.fim_template.as_deref(),
         );
+        let repo = RepoTokens::detect(&template, &|s| specials.get(s).copied());
         let bos = vocab.should_add_bos().then(|| vocab.bos().0);
         Ok(Session {
             model,
             ctx,
             template,
+            repo,
             bos,
             cached: Vec::new(),
         })
@@ -313,9 +318,16 @@ impl<'m> Session<'m> {
         let bos_len = usize::from(self.bos.is_some());
         let room = n_ctx.saturating_sub(req.max_tokens + 1 + bos_len);
         let budget = req.prompt_budget.min(room);
-        let built = prompt::build(
+        // Cross-file snippets get their own budget, from what the FIM part leaves.
+        let context = req.context.clone().map(|mut c| {
+            c.budget = c.budget.min(room - budget);
+            c
+        });
+        let (built, _) = build_with_context(
             &VocabTokenizer(self.model),
             &self.template,
+            self.repo,
+            context.as_ref(),
             &req.prefix,
             &req.suffix,
             budget,

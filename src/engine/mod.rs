@@ -20,6 +20,9 @@ pub struct EngineRequest {
     pub prompt_budget: usize,
     pub max_tokens: usize,
     pub stop: StopRule,
+    /// Snippets of other workspace files, laid out before the FIM prompt
+    /// within their own budget; `None` for in-file completion.
+    pub context: Option<crate::prompt::repo::CrossFileContext>,
 }
 
 #[derive(Debug, Clone, Default)]

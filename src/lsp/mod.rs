@@ -1,5 +1,6 @@
 //! `infill serve`: the language server over stdio.
 
+pub mod crossfile;
 mod server;
 pub mod transport;
 
@@ -17,6 +18,7 @@ pub async fn serve_stdio(base: Config) {
     let (service, socket) = LspService::build(move |client| Backend::new(client, base.clone()))
         .custom_method("infill/documentText", Backend::document_text)
         .custom_method("infill/status", Backend::status)
+        .custom_method("infill/context", Backend::context)
         .finish();
     let (to_server, server_in) = tokio::io::duplex(PIPE_BYTES);
     let (server_out, from_server) = tokio::io::duplex(PIPE_BYTES);

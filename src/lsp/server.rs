@@ -19,12 +19,16 @@ use tower_lsp_server::{Client, LanguageServer};
 use crate::completion::{cursor_context, CursorContext, ShownSuggestion};
 use crate::config::{Config, MergeReport};
 use crate::engine::{self, CancelFlag, CancelOnDrop, Engine, EngineError, EngineState};
+use crate::lsp::crossfile::{uri_to_path, CrossFile};
+use crate::retrieval::{Root, Snippet};
 use crate::text::document::{Document, TextChange};
 use crate::text::position::{from_char_index, LinePosition, PositionEncoding};
 
 pub struct Backend {
     client: Client,
     state: Mutex<State>,
+    /// The workspace index for cross-file context (its own locks).
+    xfile: Arc<CrossFile>,
 }
 
 struct State {
@@ -43,6 +47,10 @@ struct State {
     reused_answers: u64,
     /// Messages found before the client may be told (during `initialize`).
     pending_messages: Vec<(MessageType, String)>,
+    /// Workspace folders from `initialize`.
+    roots: Vec<Root>,
+    /// Whether the client lets us register file watchers.
+    watch_files: bool,
 }
 
 /// A cleaned completion and where it goes.
@@ -63,6 +71,14 @@ pub struct DocumentTextParams {
 pub struct DocumentTextResult {
     pub text: String,
     pub version: i32,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContextResult {
+    pub indexing_done: bool,
+    pub indexed_files: usize,
+    pub snippets: Vec<Snippet>,
 }
 
 #[derive(Debug, Serialize)]
@@ -93,7 +109,10 @@ impl Backend {
                 model_answers: 0,
                 reused_answers: 0,
                 pending_messages: Vec::new(),
+                roots: Vec::new(),
+                watch_files: false,
             }),
+            xfile: Arc::new(CrossFile::default()),
         }
     }
 
@@ -119,6 +138,38 @@ impl Backend {
         }
     }
 
+    /// `infill/context`: the snippets cross-file retrieval finds at a
+    /// position now (fresh, not the set kept for the line), so that a client
+    /// or a test can see what the model would be shown.
+    pub async fn context(&self, params: TextDocumentPositionParams) -> Result<ContextResult> {
+        let key = params.text_document.uri.0.clone();
+        let (prefix, suffix, config) = {
+            let st = self.lock();
+            let Some(doc) = st.documents.get(&key) else {
+                return Err(Error::invalid_params(format!("document {key} is not open")));
+            };
+            let pos = LinePosition {
+                line: params.position.line,
+                character: params.position.character,
+            };
+            let cursor = doc.char_index(pos, st.encoding);
+            let ctx = cursor_context(doc.text(), cursor, &st.config);
+            (ctx.prefix, ctx.suffix, st.config.clone())
+        };
+        let xfile = self.xfile.clone();
+        let line = params.position.line as usize;
+        let snippets = tokio::task::spawn_blocking(move || {
+            xfile.retrieve(&key, line, &prefix, &suffix, &config)
+        })
+        .await
+        .map_err(|_| Error::internal_error())?;
+        Ok(ContextResult {
+            indexing_done: self.xfile.indexing_done(),
+            indexed_files: self.xfile.index().file_count(),
+            snippets,
+        })
+    }
+
     /// `infill/status`: whether the model is loaded.
     pub async fn status(&self, _: Option<Value>) -> Result<StatusResult> {
         let (engine, model_answers, reused_answers) = {
@@ -137,6 +188,24 @@ impl Backend {
             model_answers,
             reused_answers,
         })
+    }
+
+    /// Asks the client to report changes to workspace files.
+    async fn register_file_watcher(&self) {
+        let options = DidChangeWatchedFilesRegistrationOptions {
+            watchers: vec![FileSystemWatcher {
+                glob_pattern: GlobPattern::Pattern("**/*".into()),
+                kind: None,
+            }],
+        };
+        let registration = Registration {
+            id: "infill/watch".into(),
+            method: "workspace/didChangeWatchedFiles".into(),
+            register_options: serde_json::to_value(options).ok(),
+        };
+        if let Err(e) = self.client.register_capability(vec![registration]).await {
+            tracing::warn!("the client refused file watching: {e}");
+        }
     }
 
     fn report_settings(st: &mut State, report: MergeReport) {
@@ -209,6 +278,7 @@ impl Backend {
     /// Runs the completion pipeline at `position` of `uri`.
     async fn complete_at(&self, uri: &Uri, position: Position) -> Result<Option<Answer>> {
         let key = uri.0.clone();
+        let line = position.line as usize;
         let (ctx, config, engine, cursor, word_start, word, flag) = {
             let mut st = self.lock();
             let enc = st.encoding;
@@ -258,14 +328,18 @@ impl Backend {
         let Some(engine) = engine else {
             return Ok(None);
         };
+        let key_for_context = key.clone();
         // Dropped when this handler is dropped ($/cancelRequest) or done.
         let guard = CancelOnDrop(flag.clone());
-        let req = ctx.engine_request(&config);
+        let mut req = ctx.engine_request(&config);
         let wait = Duration::from_millis(config.completion.load_wait_ms);
+        let xfile = self.xfile.clone();
         let result = tokio::task::spawn_blocking(move || {
             if engine.wait_ready(wait) == EngineState::Loading {
                 return Err(EngineError::Loading);
             }
+            req.context =
+                xfile.context_for(&key_for_context, line, &req.prefix, &req.suffix, &config);
             engine.complete(req, flag)
         })
         .await;
@@ -321,6 +395,39 @@ impl Backend {
             word,
         }))
     }
+}
+
+/// Workspace folders of `initialize` (or its older `rootUri`), as roots
+/// named after their folders.
+#[allow(deprecated)]
+fn workspace_roots(params: &InitializeParams) -> Vec<Root> {
+    let listed = match &params.workspace_folders_initialize_params.workspace_folders {
+        Some(WorkspaceFolders::WorkspaceFolderList(f)) => f.as_slice(),
+        _ => &[],
+    };
+    let folders: Vec<(String, Option<String>)> = match listed {
+        f if !f.is_empty() => f
+            .iter()
+            .map(|w| (w.uri.0.clone(), Some(w.name.clone())))
+            .collect(),
+        _ => params
+            .root_uri
+            .iter()
+            .map(|u| (u.0.clone(), None))
+            .collect(),
+    };
+    folders
+        .into_iter()
+        .filter_map(|(uri, name)| {
+            let path = uri_to_path(&uri)?;
+            let path = path.canonicalize().unwrap_or(path);
+            let name = name
+                .filter(|n| !n.is_empty())
+                .or_else(|| path.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .unwrap_or_else(|| "workspace".into());
+            Some(Root { path, name })
+        })
+        .collect()
 }
 
 fn lsp_position(p: LinePosition) -> Position {
@@ -385,6 +492,14 @@ impl LanguageServer for Backend {
                 .as_ref()
                 .and_then(|w| w.work_done_progress)
                 .unwrap_or(false);
+            st.watch_files = params
+                .capabilities
+                .workspace
+                .as_ref()
+                .and_then(|w| w.did_change_watched_files.as_ref())
+                .and_then(|d| d.dynamic_registration)
+                .unwrap_or(false);
+            st.roots = workspace_roots(&params);
             st.encoding
         };
         Ok(InitializeResult {
@@ -413,13 +528,24 @@ impl LanguageServer for Backend {
     }
 
     async fn initialized(&self, _: InitializedParams) {
-        let engine = {
+        let (engine, watch) = {
             let mut st = self.lock();
             let engine = engine::start(&st.config);
             st.engine = Some(engine.clone());
-            engine
+            if st.config.context.cross_file {
+                self.xfile.start(
+                    self.client.clone(),
+                    st.roots.clone(),
+                    &st.config,
+                    st.work_done_progress,
+                );
+            }
+            (engine, st.watch_files && !st.roots.is_empty())
         };
         self.watch_engine(engine);
+        if watch {
+            self.register_file_watcher().await;
+        }
         self.flush_messages().await;
     }
 
@@ -437,6 +563,7 @@ impl LanguageServer for Backend {
         let uri = item.uri.0.clone();
         let language_id = String::from(item.language_id);
         let doc = Document::new(uri_path(&uri), Some(&language_id), item.version, &item.text);
+        self.xfile.opened(&uri, doc.text().clone());
         self.lock().documents.insert(uri, doc);
     }
 
@@ -450,7 +577,11 @@ impl LanguageServer for Backend {
         let mut st = self.lock();
         let enc = st.encoding;
         match st.documents.get_mut(&uri) {
-            Some(doc) => doc.apply_changes(params.text_document.version, &changes, enc),
+            Some(doc) => {
+                doc.apply_changes(params.text_document.version, &changes, enc);
+                // A rope clone is O(1): the copy to text happens after the debounce.
+                self.xfile.changed(&uri, doc.text().clone());
+            }
             None => tracing::warn!("didChange for a document that is not open: {uri}"),
         }
         // The text under any request in flight is gone: stop it.
@@ -459,12 +590,23 @@ impl LanguageServer for Backend {
         }
     }
 
-    async fn did_save(&self, _: DidSaveTextDocumentParams) {}
+    async fn did_save(&self, params: DidSaveTextDocumentParams) {
+        let uri = params.text_document.uri.0.clone();
+        let st = self.lock();
+        if let Some(doc) = st.documents.get(&uri) {
+            self.xfile.saved(&uri, doc.text().clone());
+        }
+    }
+
+    async fn did_change_watched_files(&self, params: DidChangeWatchedFilesParams) {
+        self.xfile.files_changed(params.changes);
+    }
 
     async fn did_close(&self, params: DidCloseTextDocumentParams) {
         let uri = params.text_document.uri.0.clone();
         let mut st = self.lock();
         st.documents.remove(&uri);
+        self.xfile.closed(&uri);
         if let Some(flag) = st.inflight.remove(&uri) {
             flag.cancel();
         }
@@ -476,6 +618,14 @@ impl LanguageServer for Backend {
             let before = st.config.clone();
             let report = st.config.merge_json(&params.settings);
             Self::report_settings(&mut st, report);
+            if st.initialized && st.config.context.cross_file && !before.context.cross_file {
+                self.xfile.start(
+                    self.client.clone(),
+                    st.roots.clone(),
+                    &st.config,
+                    st.work_done_progress,
+                );
+            }
             if st.initialized && before.model_changed(&st.config) {
                 tracing::info!("model settings changed: reloading the model");
                 let engine = engine::start(&st.config);

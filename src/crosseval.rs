@@ -1,0 +1,482 @@
+//! `infill eval-cross`: a CrossCodeEval-style measure of cross-file context
+//! on real code of pinned registry packages (fetched by
+//! `scripts/fetch-cross-eval` into a cache outside the repository).
+//!
+//! An item is a line that uses an identifier defined in another file of the
+//! same package and not earlier in its own file (import lines aside). The
+//! line is removed from the file's text, the index is given that text (as
+//! the server's index is given an unsaved buffer: the line is nowhere in
+//! what retrieval sees), and the server's pipeline completes it with
+//! `crossFile` off and on, in the same run, on the same engine.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+use ropey::Rope;
+
+use crate::completion::cursor_context;
+use crate::config::{Config, Multiline};
+use crate::engine::{CancelFlag, Engine};
+use crate::prompt::repo::CrossFileContext;
+use crate::retrieval::{tokens::identifiers, Index, Query, Root};
+use crate::text::syntax::Language;
+use crate::workspace::{self, outline::outline};
+
+/// Names too common to mean a cross-file dependency.
+const COMMON: &[&str] = &[
+    "self",
+    "None",
+    "True",
+    "False",
+    "this",
+    "super",
+    "null",
+    "true",
+    "false",
+    "return",
+    "print",
+    "String",
+    "Object",
+    "List",
+    "Map",
+    "Integer",
+    "Override",
+    "len",
+    "str",
+    "int",
+    "dict",
+    "list",
+    "isinstance",
+    "super",
+    "Exception",
+    "ValueError",
+    "TypeError",
+];
+
+/// Name defined in more files than this: ambiguous, not an item.
+const MAX_DEFINING_FILES: usize = 3;
+
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub id: String,
+    pub package: String,
+    pub path: PathBuf,
+    pub line: usize,
+    /// The file's text before the line (with its indentation) and after it.
+    pub prefix: String,
+    pub suffix: String,
+    pub expected: String,
+    /// The file as it was.
+    pub original: String,
+}
+
+/// One package's items, with the index of all its files.
+pub struct Package {
+    pub name: String,
+    pub root: PathBuf,
+    pub index: Index,
+    pub items: Vec<Item>,
+}
+
+pub fn default_data_dir() -> PathBuf {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from(".cache"));
+    cache.join("infill/cross-eval")
+}
+
+fn extension(language: Language) -> &'static str {
+    match language {
+        Language::Python => "py",
+        Language::Java => "java",
+    }
+}
+
+fn is_import(language: Language, line: &str) -> bool {
+    let t = line.trim_start();
+    match language {
+        Language::Python => t.starts_with("import ") || t.starts_with("from "),
+        Language::Java => t.starts_with("import ") || t.starts_with("package "),
+    }
+}
+
+/// Loads every package under `dir/<language>/`, with at most `per_package` items each.
+pub fn load(dir: &Path, language: Language, per_package: usize) -> Result<Vec<Package>> {
+    let lang_dir = dir.join(language.name());
+    let mut roots: Vec<PathBuf> = std::fs::read_dir(&lang_dir)
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot read {} ({e}); run scripts/fetch-cross-eval first",
+                lang_dir.display()
+            )
+        })?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir() && !p.to_string_lossy().ends_with(".part"))
+        .collect();
+    roots.sort();
+    if roots.is_empty() {
+        bail!("no packages in {}", lang_dir.display());
+    }
+    let mut out = Vec::new();
+    for root in roots {
+        out.push(load_package(&root, language, per_package));
+    }
+    Ok(out)
+}
+
+fn load_package(root: &Path, language: Language, per_package: usize) -> Package {
+    let name = root
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut index = Index::new(vec![Root {
+        path: root.to_path_buf(),
+        name: name.clone(),
+    }]);
+    let mut sources: Vec<(PathBuf, String)> = Vec::new();
+    for path in workspace::walk(root) {
+        let Ok(text) = workspace::read_text(&path, workspace::DEFAULT_MAX_FILE_BYTES) else {
+            continue;
+        };
+        index.update(&path, &text);
+        if path.extension().and_then(|e| e.to_str()) == Some(extension(language)) {
+            sources.push((path, text));
+        }
+    }
+    // Which files define each name.
+    let mut defined_in: HashMap<String, HashSet<usize>> = HashMap::new();
+    let mut defined_here: Vec<HashSet<String>> = Vec::new();
+    let mut def_lines: Vec<HashSet<usize>> = Vec::new();
+    for (i, (_, text)) in sources.iter().enumerate() {
+        let o = outline(Some(language), text);
+        let mut here = HashSet::new();
+        let mut lines = HashSet::new();
+        for s in o.symbols {
+            defined_in.entry(s.name.clone()).or_default().insert(i);
+            lines.insert(s.line);
+            here.insert(s.name);
+        }
+        defined_here.push(here);
+        def_lines.push(lines);
+    }
+    let mut candidates: Vec<Item> = Vec::new();
+    for (i, (path, text)) in sources.iter().enumerate() {
+        let rel = path
+            .strip_prefix(root)
+            .unwrap_or(path)
+            .display()
+            .to_string();
+        // Skip test files: their lines are mostly literals.
+        if rel.contains("test") {
+            continue;
+        }
+        let masked = strings_and_comments(language, text);
+        let mut seen: HashSet<&str> = HashSet::new();
+        let mut offset = 0;
+        for (n, line) in text.split_inclusive('\n').enumerate() {
+            let start = offset;
+            offset += line.len();
+            let content = line.trim_end_matches(['\n', '\r']);
+            let trimmed = content.trim();
+            let import = is_import(language, content);
+            let ids: Vec<&str> = identifiers(content).collect();
+            let usable = !import
+                && !def_lines[i].contains(&n)
+                && (8..=120).contains(&trimmed.len())
+                && !masked.contains(&(start + content.len() - content.trim_start().len()))
+                && !trimmed.starts_with('@')
+                && ids.iter().any(|id| {
+                    id.len() >= 4
+                        && !COMMON.contains(id)
+                        && !seen.contains(id)
+                        && !defined_here[i].contains(*id)
+                        && defined_in
+                            .get(*id)
+                            .is_some_and(|f| !f.contains(&i) && f.len() <= MAX_DEFINING_FILES)
+                });
+            if usable {
+                let indent = &content[..content.len() - content.trim_start().len()];
+                candidates.push(Item {
+                    id: format!("{name}/{rel}:{}", n + 1),
+                    package: name.clone(),
+                    path: path.clone(),
+                    line: n,
+                    prefix: format!("{}{indent}", &text[..start]),
+                    suffix: format!("\n{}", &text[offset..]),
+                    expected: trimmed.to_string(),
+                    original: text.clone(),
+                });
+            }
+            // Names in imports, docstrings and comments are not uses.
+            let lead = start + content.len() - content.trim_start().len();
+            if !import && !masked.contains(&lead) {
+                seen.extend(ids);
+            }
+        }
+    }
+    // Evenly spread over the package, deterministically.
+    let items = if candidates.len() <= per_package {
+        candidates
+    } else {
+        let step = candidates.len() as f64 / per_package as f64;
+        (0..per_package)
+            .map(|k| candidates[(k as f64 * step) as usize].clone())
+            .collect()
+    };
+    Package {
+        name,
+        root: root.to_path_buf(),
+        index,
+        items,
+    }
+}
+
+/// Byte offsets that start a line's code inside a string or comment
+/// (docstrings, Javadoc), found from the syntax tree.
+fn strings_and_comments(language: Language, text: &str) -> HashSet<usize> {
+    let mut out = HashSet::new();
+    let mut parser = tree_sitter::Parser::new();
+    if parser.set_language(&language.grammar()).is_err() {
+        return out;
+    }
+    let Some(tree) = parser.parse(text, None) else {
+        return out;
+    };
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let lead = line.len() - line.trim_start().len();
+        let at = offset + lead;
+        offset += line.len();
+        if at >= text.len() {
+            continue;
+        }
+        let mut node = tree.root_node().descendant_for_byte_range(at, at);
+        while let Some(n) = node {
+            let k = n.kind();
+            if k.contains("string") || k.contains("comment") {
+                out.insert(at);
+                break;
+            }
+            node = n.parent();
+        }
+    }
+    out
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Score {
+    pub exact: usize,
+    pub edit_similarity: f64,
+    pub identifier_exact: usize,
+    pub identifier_f1: f64,
+    pub prompt_tokens: usize,
+}
+
+fn ids(text: &str) -> Vec<&str> {
+    identifiers(text).collect()
+}
+
+fn score(got: &str, want: &str, s: &mut Score) {
+    let (got, want) = (got.trim(), want.trim());
+    if got == want {
+        s.exact += 1;
+    }
+    s.edit_similarity += strsim::normalized_levenshtein(got, want);
+    let (g, w) = (ids(got), ids(want));
+    if g == w {
+        s.identifier_exact += 1;
+    }
+    let mut pool: Vec<&str> = w.clone();
+    let mut hit = 0;
+    for id in &g {
+        if let Some(i) = pool.iter().position(|p| p == id) {
+            pool.swap_remove(i);
+            hit += 1;
+        }
+    }
+    if hit > 0 {
+        let p = hit as f64 / g.len() as f64;
+        let r = hit as f64 / w.len() as f64;
+        s.identifier_f1 += 2.0 * p * r / (p + r);
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Report {
+    pub language: &'static str,
+    pub packages: Vec<(String, usize)>,
+    pub items: usize,
+    pub off: Score,
+    pub on: Score,
+    pub seconds: f64,
+}
+
+/// Completes every item with cross-file context off and on.
+pub fn run(
+    language: Language,
+    packages: &mut [Package],
+    engine: &dyn Engine,
+    config: &Config,
+    mut progress: impl FnMut(&Item, &str, &str),
+) -> Result<Report> {
+    let started = std::time::Instant::now();
+    let mut report = Report {
+        language: language.name(),
+        ..Default::default()
+    };
+    let mut cfg = config.clone();
+    cfg.completion.multiline = Multiline::Never;
+    for pkg in packages.iter_mut() {
+        report.packages.push((pkg.name.clone(), pkg.items.len()));
+        for item in &pkg.items {
+            let removed = format!("{}{}", item.prefix, item.suffix);
+            pkg.index.update(&item.path, &removed);
+            let doc = Rope::from_str(&removed);
+            let ctx = cursor_context(&doc, item.prefix.chars().count(), &cfg);
+            let off_req = ctx.engine_request(&cfg);
+            let mut on_req = off_req.clone();
+            let q = Query {
+                path: &item.path,
+                line: item.line,
+                prefix: &ctx.prefix,
+                suffix: &ctx.suffix,
+                prompt_tokens: cfg.completion.prompt_tokens as usize,
+            };
+            let snippets = pkg.index.retrieve(&q);
+            let (repo_name, rel) = pkg
+                .index
+                .repo_and_path(&item.path)
+                .unwrap_or_else(|| (pkg.name.clone(), item.id.clone()));
+            on_req.context = Some(CrossFileContext {
+                repo_name,
+                path: rel,
+                snippets,
+                budget: cfg.context.budget_tokens as usize,
+            });
+            let off = engine
+                .complete(off_req, CancelFlag::default())
+                .map_err(|e| anyhow::anyhow!("{}: {e}", item.id))?;
+            let on = engine
+                .complete(on_req, CancelFlag::default())
+                .map_err(|e| anyhow::anyhow!("{}: {e}", item.id))?;
+            pkg.index.update(&item.path, &item.original);
+            let (off_text, on_text) = (ctx.finish(&off.text), ctx.finish(&on.text));
+            score(&off_text, &item.expected, &mut report.off);
+            score(&on_text, &item.expected, &mut report.on);
+            report.off.prompt_tokens += off.prompt_tokens;
+            report.on.prompt_tokens += on.prompt_tokens;
+            report.items += 1;
+            progress(item, &off_text, &on_text);
+        }
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.items.max(1) as f64;
+        let pct = |k: usize| 100.0 * k as f64 / n;
+        let pkgs: Vec<String> = self
+            .packages
+            .iter()
+            .map(|(p, k)| format!("{p} ({k})"))
+            .collect();
+        writeln!(
+            f,
+            "{}: {} items from {}  ({:.0} s)",
+            self.language,
+            self.items,
+            pkgs.join(", "),
+            self.seconds
+        )?;
+        writeln!(
+            f,
+            "{:<24} {:>10} {:>10} {:>8}",
+            "metric", "in-file", "cross-file", "ratio"
+        )?;
+        let ratio = |a: f64, b: f64| {
+            if a > 0.0 {
+                format!("{:.2}x", b / a)
+            } else {
+                "-".into()
+            }
+        };
+        let (o, c) = (&self.off, &self.on);
+        writeln!(
+            f,
+            "{:<24} {:>9.1}% {:>9.1}% {:>8}",
+            "exact match",
+            pct(o.exact),
+            pct(c.exact),
+            ratio(o.exact as f64, c.exact as f64)
+        )?;
+        writeln!(
+            f,
+            "{:<24} {:>10.3} {:>10.3} {:>8}",
+            "edit similarity",
+            o.edit_similarity / n,
+            c.edit_similarity / n,
+            ratio(o.edit_similarity, c.edit_similarity)
+        )?;
+        writeln!(
+            f,
+            "{:<24} {:>9.1}% {:>9.1}% {:>8}",
+            "identifier exact match",
+            pct(o.identifier_exact),
+            pct(c.identifier_exact),
+            ratio(o.identifier_exact as f64, c.identifier_exact as f64)
+        )?;
+        writeln!(
+            f,
+            "{:<24} {:>10.3} {:>10.3} {:>8}",
+            "identifier F1",
+            o.identifier_f1 / n,
+            c.identifier_f1 / n,
+            ratio(o.identifier_f1, c.identifier_f1)
+        )?;
+        write!(
+            f,
+            "{:<24} {:>10.0} {:>10.0}",
+            "mean prompt tokens",
+            o.prompt_tokens as f64 / n,
+            c.prompt_tokens as f64 / n
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn items_use_names_defined_elsewhere_and_not_before() {
+        let dir = std::env::temp_dir().join(format!("infill-crosseval-{}", std::process::id()));
+        let pkg = dir.join("python/demo");
+        std::fs::create_dir_all(pkg.join("demo")).unwrap();
+        std::fs::write(
+            pkg.join("demo/util.py"),
+            "def normalize_path(p):\n    return p.strip('/')\n",
+        )
+        .unwrap();
+        std::fs::write(
+            pkg.join("demo/app.py"),
+            "from demo.util import normalize_path\n\n\"\"\"\nnormalize_path(doc) in a docstring\n\"\"\"\ndef serve(path):\n    clean = normalize_path(path)\n    again = normalize_path(clean)\n    return clean\n",
+        )
+        .unwrap();
+        let packages = load(&dir, Language::Python, 10).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let items: Vec<&Item> = packages[0].items.iter().collect();
+        assert_eq!(items.len(), 1, "{items:?}");
+        assert_eq!(items[0].expected, "clean = normalize_path(path)");
+        assert!(items[0].prefix.ends_with("def serve(path):\n    "));
+        assert!(items[0].suffix.starts_with("\n    again"));
+        let mut s = Score::default();
+        score("clean = normalize_path(path)", &items[0].expected, &mut s);
+        score("clean = normalize(path)", &items[0].expected, &mut s);
+        assert_eq!((s.exact, s.identifier_exact), (1, 1));
+        assert!(s.identifier_f1 > 1.5 && s.identifier_f1 < 2.0);
+    }
+}

@@ -1,0 +1,338 @@
+//! The live workspace index behind cross-file context: the first walk (off
+//! the message loop, with `$/progress`), open buffers replacing their disk
+//! versions (debounced), saves, closes and watched-file events.
+//!
+//! Handlers call in here without awaiting anything heavy: the walk and
+//! every re-index run on blocking threads. Completions query the index as
+//! it is; before the walk is done that is whatever it has reached (at
+//! worst nothing: in-file completion).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use ropey::Rope;
+use tower_lsp_server::gen_lsp_types::{FileChangeType, FileEvent, ProgressToken};
+use tower_lsp_server::Client;
+
+use crate::config::Config;
+use crate::prompt::repo::CrossFileContext;
+use crate::retrieval::{Index, Query, Root, Snippet, Stable};
+use crate::workspace;
+
+/// Quiet time after the last keystroke before a buffer is re-indexed.
+const DEBOUNCE: Duration = Duration::from_millis(300);
+
+#[derive(Default)]
+pub struct CrossFile {
+    index: Mutex<Index>,
+    stable: Mutex<Stable>,
+    /// Open documents and whether they may be indexed (inside a root,
+    /// admitted by the walk rules); their buffers win over the disk.
+    open: Mutex<HashMap<PathBuf, bool>>,
+    /// Per path, the number of the latest buffer change.
+    changes: Mutex<HashMap<PathBuf, u64>>,
+    change_counter: AtomicU64,
+    started: AtomicBool,
+    indexing_done: AtomicBool,
+    max_file_bytes: AtomicU64,
+}
+
+fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section leaves its data whole; a panic in one does
+    // not make the data unusable.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The file path of a `file:` URI (percent-decoded), `None` for other schemes.
+pub fn uri_to_path(uri: &str) -> Option<PathBuf> {
+    let rest = uri.strip_prefix("file://")?;
+    let rest = rest.strip_prefix("localhost").unwrap_or(rest);
+    let bytes = rest.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+            if let Some(b) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out).ok().map(PathBuf::from)
+}
+
+impl CrossFile {
+    pub fn index(&self) -> MutexGuard<'_, Index> {
+        locked(&self.index)
+    }
+
+    pub fn indexing_done(&self) -> bool {
+        self.indexing_done.load(Ordering::Relaxed)
+    }
+
+    fn max_bytes(&self) -> u64 {
+        self.max_file_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Starts the first walk of `roots` once; reports progress with
+    /// `$/progress` when the client supports it.
+    pub fn start(
+        self: &Arc<Self>,
+        client: Client,
+        roots: Vec<Root>,
+        config: &Config,
+        progress: bool,
+    ) {
+        self.max_file_bytes
+            .store(config.context.max_file_bytes, Ordering::Relaxed);
+        if roots.is_empty() || self.started.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        *self.index() = Index::new(roots.clone());
+        let me = self.clone();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u32, usize)>();
+        tokio::spawn(async move {
+            let token = ProgressToken::String("infill/index".into());
+            let ongoing = if progress
+                && client
+                    .create_work_done_progress(token.clone())
+                    .await
+                    .is_ok()
+            {
+                Some(
+                    client
+                        .progress(token, "infill: indexing workspace")
+                        .with_percentage(0)
+                        .begin()
+                        .await,
+                )
+            } else {
+                None
+            };
+            let worker = tokio::task::spawn_blocking(move || me.walk_all(&roots, &tx));
+            while let Some((pct, files)) = rx.recv().await {
+                if let Some(p) = &ongoing {
+                    p.report_with_message(format!("{files} files"), pct).await;
+                }
+            }
+            let files = worker.await.unwrap_or(0);
+            if let Some(p) = ongoing {
+                p.finish_with_message(format!("{files} files indexed"))
+                    .await;
+            }
+            tracing::info!("workspace indexed: {files} files");
+        });
+    }
+
+    /// The first walk; returns the number of files indexed.
+    fn walk_all(
+        &self,
+        roots: &[Root],
+        progress: &tokio::sync::mpsc::UnboundedSender<(u32, usize)>,
+    ) -> usize {
+        let started = std::time::Instant::now();
+        let files: Vec<PathBuf> = roots
+            .iter()
+            .flat_map(|r| workspace::walk(&r.path))
+            .collect();
+        let total = files.len().max(1);
+        let mut last_pct = 0;
+        let mut indexed = 0;
+        for (i, path) in files.iter().enumerate() {
+            if let Ok(text) = workspace::read_text(path, self.max_bytes()) {
+                // An open buffer is newer than the disk: keep it.
+                let open = locked(&self.open).contains_key(path);
+                if !open && self.index().update(path, &text) {
+                    indexed += 1;
+                }
+            }
+            let pct = ((i + 1) * 100 / total) as u32;
+            if pct > last_pct {
+                last_pct = pct;
+                let _ = progress.send((pct, i + 1));
+            }
+        }
+        self.indexing_done.store(true, Ordering::Relaxed);
+        tracing::debug!(
+            "indexed {indexed} of {} files in {:?}",
+            files.len(),
+            started.elapsed()
+        );
+        indexed
+    }
+
+    /// A document was opened: its buffer stands for the file from now on,
+    /// if the file may be indexed at all.
+    pub fn opened(self: &Arc<Self>, uri: &str, text: Rope) {
+        let Some(path) = uri_to_path(uri) else { return };
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let root = me.index().locate(&path).map(|(r, _)| r);
+            let roots: Vec<PathBuf> = me.index().roots().iter().map(|r| r.path.clone()).collect();
+            let ok = root.is_some_and(|r| workspace::admitted(&roots[r], &path))
+                && text.len_bytes() as u64 <= me.max_bytes();
+            locked(&me.open).insert(path.clone(), ok);
+            if ok {
+                me.index().update(&path, &text.to_string());
+            }
+        });
+    }
+
+    /// A buffer changed: re-index it once typing pauses.
+    pub fn changed(self: &Arc<Self>, uri: &str, text: Rope) {
+        let Some(path) = uri_to_path(uri) else { return };
+        let n = self.change_counter.fetch_add(1, Ordering::Relaxed) + 1;
+        locked(&self.changes).insert(path.clone(), n);
+        let me = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(DEBOUNCE).await;
+            if locked(&me.changes).get(&path) != Some(&n) {
+                return; // a later change will do it
+            }
+            let _ = tokio::task::spawn_blocking(move || me.index_buffer(&path, &text)).await;
+        });
+    }
+
+    /// A document was saved: its buffer is what the disk has.
+    pub fn saved(self: &Arc<Self>, uri: &str, text: Rope) {
+        let Some(path) = uri_to_path(uri) else { return };
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.index_buffer(&path, &text));
+    }
+
+    fn index_buffer(&self, path: &Path, text: &Rope) {
+        if locked(&self.open).get(path) == Some(&true)
+            && text.len_bytes() as u64 <= self.max_bytes()
+        {
+            self.index().update(path, &text.to_string());
+        }
+    }
+
+    /// A document was closed: the disk version stands for it again.
+    pub fn closed(self: &Arc<Self>, uri: &str) {
+        let Some(path) = uri_to_path(uri) else { return };
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let was = locked(&me.open).remove(&path);
+            locked(&me.changes).remove(&path);
+            if was == Some(true) {
+                me.reload(&path);
+            }
+        });
+    }
+
+    /// Files changed on disk (`workspace/didChangeWatchedFiles`).
+    pub fn files_changed(self: &Arc<Self>, events: Vec<FileEvent>) {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || {
+            for e in events {
+                let Some(path) = uri_to_path(&e.uri.0) else {
+                    continue;
+                };
+                if locked(&me.open).contains_key(&path) {
+                    continue; // the buffer wins until it is closed
+                }
+                if e.kind == FileChangeType::Deleted {
+                    me.index().remove(&path);
+                } else {
+                    me.reload(&path);
+                }
+            }
+        });
+    }
+
+    /// Re-reads `path` from disk if the walk rules admit it, else forgets it.
+    fn reload(&self, path: &Path) {
+        let root = {
+            let ix = self.index();
+            ix.locate(path)
+                .and_then(|(r, _)| ix.roots().get(r).map(|r| r.path.clone()))
+        };
+        let text = root
+            .filter(|r| workspace::admitted(r, path))
+            .and_then(|_| workspace::read_text(path, self.max_bytes()).ok());
+        let mut ix = self.index();
+        match text {
+            Some(t) => {
+                ix.update(path, &t);
+            }
+            None => ix.remove(path),
+        }
+    }
+
+    /// Cross-file context for a completion at `line` of `uri`, or `None`
+    /// when it is off or the file is outside the workspace. Blocking (takes
+    /// the index lock): call it off the message loop.
+    pub fn context_for(
+        &self,
+        uri: &str,
+        line: usize,
+        prefix: &str,
+        suffix: &str,
+        config: &Config,
+    ) -> Option<CrossFileContext> {
+        if !config.context.cross_file || config.context.budget_tokens == 0 {
+            return None;
+        }
+        let path = uri_to_path(uri)?;
+        let q = Query {
+            path: &path,
+            line,
+            prefix,
+            suffix,
+            prompt_tokens: config.completion.prompt_tokens as usize,
+        };
+        let (repo_name, rel) = self.index().repo_and_path(&path)?;
+        let (snippets, _) = locked(&self.stable).get(&q, || self.index().retrieve(&q));
+        Some(CrossFileContext {
+            repo_name,
+            path: rel,
+            snippets: Vec::clone(&snippets),
+            budget: config.context.budget_tokens as usize,
+        })
+    }
+
+    /// What retrieval returns at a position, fresh (for `infill/context`).
+    pub fn retrieve(
+        &self,
+        uri: &str,
+        line: usize,
+        prefix: &str,
+        suffix: &str,
+        config: &Config,
+    ) -> Vec<Snippet> {
+        let Some(path) = uri_to_path(uri) else {
+            return Vec::new();
+        };
+        let q = Query {
+            path: &path,
+            line,
+            prefix,
+            suffix,
+            prompt_tokens: config.completion.prompt_tokens as usize,
+        };
+        self.index().retrieve(&q)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_uris_to_paths() {
+        assert_eq!(
+            uri_to_path("file:///a/b%20c/d.py"),
+            Some(PathBuf::from("/a/b c/d.py"))
+        );
+        assert_eq!(uri_to_path("file:///x%2"), Some(PathBuf::from("/x%2")));
+        assert_eq!(uri_to_path("untitled:1"), None);
+    }
+}

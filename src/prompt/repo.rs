@@ -1,0 +1,271 @@
+//! Cross-file snippets in front of the FIM prompt, within their own exact
+//! token budget.
+//!
+//! Models trained on repository-level data (Qwen2.5-Coder) get their own
+//! format, with the real repository name and relative paths:
+//! `<|repo_name|>name\n<|file_sep|>a/b.py\n…\n<|file_sep|>cur.py\n<FIM>`.
+//! Other models get each snippet as comments in the target language, under a
+//! path header, at the start of the prefix.
+//!
+//! The snippets come first in the prompt, so that while they stay the same
+//! the engine's KV cache keeps them across keystrokes.
+
+use super::fim::{FimFamily, FimTemplate, Piece};
+use super::{Prompt, Token, Tokenizer};
+
+/// A piece of another file, shown to the model.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct Snippet {
+    /// Path relative to its workspace folder, `/`-separated.
+    pub path: String,
+    pub text: String,
+}
+
+/// What retrieval found for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrossFileContext {
+    /// The workspace folder's name.
+    pub repo_name: String,
+    /// The current file, relative to the same folder.
+    pub path: String,
+    /// Best first; more than fit, the budget decides how many are used.
+    pub snippets: Vec<Snippet>,
+    /// Most tokens for all of it (headers and separators included).
+    pub budget: usize,
+}
+
+/// Ids of the repository-level tokens of a model that has them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RepoTokens {
+    pub repo_name: Token,
+    pub file_sep: Token,
+}
+
+impl RepoTokens {
+    /// Qwen2.5-Coder's `<|repo_name|>` and `<|file_sep|>`; other families
+    /// either lack such tokens or were not trained on this layout.
+    pub fn detect(template: &FimTemplate, lookup: &dyn Fn(&str) -> Option<Token>) -> Option<Self> {
+        if template.family != FimFamily::Qwen {
+            return None;
+        }
+        Some(RepoTokens {
+            repo_name: lookup("<|repo_name|>")?,
+            file_sep: lookup("<|file_sep|>")?,
+        })
+    }
+}
+
+/// The FIM prompt for `prefix` and `suffix` within `fim_budget`, preceded
+/// by as many of `context`'s snippets (best first) as fit its budget.
+/// Returns the prompt and the number of context tokens in it.
+pub fn build_with_context(
+    tok: &dyn Tokenizer,
+    template: &FimTemplate,
+    repo: Option<RepoTokens>,
+    context: Option<&CrossFileContext>,
+    prefix: &str,
+    suffix: &str,
+    fim_budget: usize,
+) -> (Prompt, usize) {
+    let mut prompt = super::build(tok, template, prefix, suffix, fim_budget);
+    let Some(ctx) = context.filter(|c| !c.snippets.is_empty() && c.budget > 0) else {
+        return (prompt, 0);
+    };
+    let context_tokens = match repo {
+        Some(r) => repo_layout(tok, r, ctx),
+        None => comment_layout(tok, ctx),
+    };
+    if context_tokens.is_empty() {
+        return (prompt, 0);
+    }
+    let n = context_tokens.len();
+    let at = match repo {
+        // Repository format: before everything.
+        Some(_) => 0,
+        // Comments: where the prefix text starts.
+        None => prefix_start(template, tok, &prompt),
+    };
+    prompt.tokens.splice(at..at, context_tokens);
+    (prompt, n)
+}
+
+/// Index in `prompt.tokens` where the prefix text begins.
+fn prefix_start(template: &FimTemplate, tok: &dyn Tokenizer, prompt: &Prompt) -> usize {
+    let mut at = 0;
+    for piece in &template.layout {
+        match piece {
+            Piece::Prefix => return at,
+            Piece::Marker(_) => at += 1,
+            Piece::Text(t) => at += tok.tokenize(t).len(),
+            Piece::Suffix => at += prompt.suffix_tokens,
+        }
+    }
+    0
+}
+
+/// Chooses snippets best first while they fit (one that does not fit is
+/// skipped, a smaller one after it may still fit), and lays them out best
+/// last, nearest the current file.
+fn choose(costs: &[usize], fixed: usize, budget: usize) -> Vec<usize> {
+    let mut used = fixed;
+    let mut chosen = Vec::new();
+    for (i, &c) in costs.iter().enumerate() {
+        if used + c <= budget {
+            used += c;
+            chosen.push(i);
+        }
+    }
+    chosen.reverse();
+    chosen
+}
+
+fn repo_layout(tok: &dyn Tokenizer, r: RepoTokens, ctx: &CrossFileContext) -> Vec<Token> {
+    let head = tok.tokenize(&format!("{}\n", ctx.repo_name));
+    let tail = tok.tokenize(&format!("{}\n", ctx.path));
+    let bodies: Vec<Vec<Token>> = ctx
+        .snippets
+        .iter()
+        .map(|s| tok.tokenize(&format!("{}\n{}\n", s.path, s.text.trim_end())))
+        .collect();
+    let costs: Vec<usize> = bodies.iter().map(|b| b.len() + 1).collect();
+    let fixed = 1 + head.len() + 1 + tail.len();
+    let chosen = choose(&costs, fixed, ctx.budget);
+    if chosen.is_empty() {
+        return Vec::new();
+    }
+    let mut out = Vec::with_capacity(ctx.budget);
+    out.push(r.repo_name);
+    out.extend(head);
+    for i in chosen {
+        out.push(r.file_sep);
+        out.extend_from_slice(&bodies[i]);
+    }
+    out.push(r.file_sep);
+    out.extend(tail);
+    out
+}
+
+/// The line-comment marker of the current file's language.
+fn comment_marker(path: &str) -> &'static str {
+    let ext = path.rsplit('.').next().unwrap_or("");
+    match ext {
+        "java" | "js" | "jsx" | "ts" | "tsx" | "c" | "h" | "cc" | "cpp" | "hpp" | "cs" | "go"
+        | "rs" | "kt" | "kts" | "scala" | "swift" | "dart" | "php" | "groovy" | "gradle" => "//",
+        "sql" | "lua" | "hs" => "--",
+        _ => "#",
+    }
+}
+
+fn comment_layout(tok: &dyn Tokenizer, ctx: &CrossFileContext) -> Vec<Token> {
+    let c = comment_marker(&ctx.path);
+    let bodies: Vec<Vec<Token>> = ctx
+        .snippets
+        .iter()
+        .map(|s| {
+            let mut text = format!("{c} Path: {}\n", s.path);
+            for line in s.text.trim_end().lines() {
+                text.push_str(c);
+                if !line.is_empty() {
+                    text.push(' ');
+                    text.push_str(line);
+                }
+                text.push('\n');
+            }
+            text.push('\n');
+            tok.tokenize(&text)
+        })
+        .collect();
+    let costs: Vec<usize> = bodies.iter().map(Vec::len).collect();
+    choose(&costs, 0, ctx.budget)
+        .into_iter()
+        .flat_map(|i| bodies[i].iter().copied())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::WordTokenizer;
+    use super::*;
+
+    fn template(family: FimFamily) -> FimTemplate {
+        FimTemplate {
+            family,
+            layout: vec![
+                Piece::Marker(-1),
+                Piece::Prefix,
+                Piece::Marker(-2),
+                Piece::Suffix,
+                Piece::Marker(-3),
+            ],
+            stop_tokens: vec![],
+        }
+    }
+
+    fn ctx(budget: usize) -> CrossFileContext {
+        CrossFileContext {
+            repo_name: "demo".into(),
+            path: "app/main.py".into(),
+            snippets: vec![
+                Snippet {
+                    path: "lib/a.py".into(),
+                    text: "def a(): pass".into(),
+                },
+                Snippet {
+                    path: "lib/b.py".into(),
+                    text: "x y z w v u t s r q p o n m".into(),
+                },
+                Snippet {
+                    path: "lib/c.py".into(),
+                    text: "c".into(),
+                },
+            ],
+            budget,
+        }
+    }
+
+    #[test]
+    fn repo_format_best_last_within_budget() {
+        let repo = RepoTokens {
+            repo_name: -10,
+            file_sep: -11,
+        };
+        let t = template(FimFamily::Qwen);
+        let (p, n) =
+            build_with_context(&WordTokenizer, &t, Some(repo), Some(&ctx(15)), "p", "s", 10);
+        // Header: 1 + "demo\n" (2); tail: 1 + "app/main.py\n" (2) = 6 fixed.
+        // a: 1 + "lib/a.py\ndef a(): pass\n" (6) = 7; b is too big; c: 1 + 4 = 5 > 15-13.
+        assert!(n <= 15, "{n}");
+        assert_eq!(p.tokens[0], -10);
+        assert_eq!(p.tokens.iter().filter(|&&t| t == -11).count(), 2);
+        assert_eq!(n, 13);
+        assert_eq!(&p.tokens[n..], &[-1, 1, -2, 1, -3]);
+        // Bigger budget: all three, the best (a) last before the current path.
+        let (p, n) = build_with_context(
+            &WordTokenizer,
+            &t,
+            Some(repo),
+            Some(&ctx(100)),
+            "p",
+            "s",
+            10,
+        );
+        let seps: Vec<usize> = (0..n).filter(|&i| p.tokens[i] == -11).collect();
+        assert_eq!(seps.len(), 4);
+        // After the third separator: a's path, a newline, then "def" (3).
+        assert_eq!(p.tokens[seps[2] + 3], 3);
+        assert_eq!(p.tokens[seps[1] + 3], 1);
+    }
+
+    #[test]
+    fn comments_go_inside_the_prefix_for_other_models() {
+        let t = template(FimFamily::StarCoder);
+        let (p, n) = build_with_context(&WordTokenizer, &t, None, Some(&ctx(100)), "p", "s", 10);
+        assert!(n > 0);
+        assert_eq!(p.tokens[0], -1);
+        assert_eq!(p.tokens.len(), 5 + n);
+        assert_eq!(comment_marker("X.java"), "//");
+        // No snippets or no budget: the plain prompt.
+        let (plain, n) = build_with_context(&WordTokenizer, &t, None, Some(&ctx(0)), "p", "s", 10);
+        assert_eq!((plain.tokens, n), (vec![-1, 1, -2, 1, -3], 0));
+    }
+}

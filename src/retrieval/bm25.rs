@@ -1,0 +1,206 @@
+//! An in-memory BM25 index over chunks, updated per document in place.
+//!
+//! Why not a crate: `tantivy` is built around immutable on-disk segments;
+//! every update is a commit plus a reader reload (milliseconds, and
+//! threads), which does not fit re-indexing a buffer on each pause in
+//! typing. The `bm25` crate scores an in-memory corpus but brings its own
+//! tokenizer pipeline (stemming, stop words for natural language) and keeps
+//! no per-document postings to remove from. What we need is small: postings
+//! with term frequencies, tombstones for removed chunks, and compaction
+//! when the dead outnumber the living. Written here, it updates a file in
+//! tens of microseconds.
+
+use std::collections::HashMap;
+
+use super::tokens::for_each_term;
+
+/// BM25 parameters (the usual defaults).
+const K1: f32 = 1.2;
+const B: f32 = 0.75;
+
+/// A chunk's slot in the index; stable until the chunk is removed.
+pub type DocId = u32;
+
+#[derive(Debug, Default)]
+pub struct Bm25 {
+    terms: HashMap<String, u32>,
+    /// Per term: (doc, term frequency), in insertion order; may hold dead docs.
+    postings: Vec<Vec<(DocId, u16)>>,
+    /// Per term: how many live docs hold it.
+    df: Vec<u32>,
+    /// Per doc slot: its length in terms, its distinct terms (for removal),
+    /// and whether it is live.
+    len: Vec<u32>,
+    doc_terms: Vec<Vec<u32>>,
+    live: Vec<bool>,
+    live_count: usize,
+    total_len: u64,
+    dead_postings: usize,
+    total_postings: usize,
+    /// Scratch for queries, one per doc slot.
+    scores: Vec<f32>,
+}
+
+impl Bm25 {
+    pub fn live_docs(&self) -> usize {
+        self.live_count
+    }
+
+    /// Indexes `text` as a new document.
+    pub fn add(&mut self, text: &str) -> DocId {
+        let mut counts: HashMap<u32, u16> = HashMap::new();
+        let mut len = 0u32;
+        for_each_term(text, |t| {
+            let id = match self.terms.get(t) {
+                Some(&id) => id,
+                None => {
+                    let id = self.postings.len() as u32;
+                    self.terms.insert(t.to_string(), id);
+                    self.postings.push(Vec::new());
+                    self.df.push(0);
+                    id
+                }
+            };
+            let c = counts.entry(id).or_insert(0);
+            *c = c.saturating_add(1);
+            len += 1;
+        });
+        let doc = self.len.len() as DocId;
+        let mut distinct = Vec::with_capacity(counts.len());
+        for (term, tf) in counts {
+            self.postings[term as usize].push((doc, tf));
+            self.df[term as usize] += 1;
+            distinct.push(term);
+        }
+        self.total_postings += distinct.len();
+        self.len.push(len);
+        self.doc_terms.push(distinct);
+        self.live.push(true);
+        self.scores.push(0.0);
+        self.live_count += 1;
+        self.total_len += u64::from(len);
+        doc
+    }
+
+    /// Removes a document: its postings stay as tombstones until `compact`.
+    pub fn remove(&mut self, doc: DocId) {
+        let d = doc as usize;
+        if !self.live.get(d).copied().unwrap_or(false) {
+            return;
+        }
+        self.live[d] = false;
+        self.live_count -= 1;
+        self.total_len -= u64::from(self.len[d]);
+        for &t in &self.doc_terms[d] {
+            self.df[t as usize] -= 1;
+        }
+        self.dead_postings += self.doc_terms[d].len();
+        self.doc_terms[d] = Vec::new();
+    }
+
+    /// Whether dead postings are worth sweeping (more than the live ones).
+    pub fn needs_compaction(&self) -> bool {
+        self.dead_postings > 4096 && self.dead_postings * 2 > self.total_postings
+    }
+
+    /// Drops dead postings. Doc ids do not change.
+    pub fn compact(&mut self) {
+        let live = &self.live;
+        for p in &mut self.postings {
+            p.retain(|(d, _)| live[*d as usize]);
+        }
+        self.total_postings -= self.dead_postings;
+        self.dead_postings = 0;
+    }
+
+    /// The `k` best live documents for `query` with a score above zero,
+    /// best first; `accept` filters documents before ranking.
+    pub fn search(
+        &mut self,
+        query: &str,
+        k: usize,
+        accept: impl Fn(DocId) -> bool,
+    ) -> Vec<(DocId, f32)> {
+        let mut qterms: Vec<u32> = Vec::new();
+        for_each_term(query, |t| {
+            if let Some(&id) = self.terms.get(t) {
+                if !qterms.contains(&id) {
+                    qterms.push(id);
+                }
+            }
+        });
+        let n = self.live_count as f32;
+        if n == 0.0 || qterms.is_empty() {
+            return Vec::new();
+        }
+        let avg = (self.total_len as f32 / n).max(1.0);
+        let mut touched: Vec<DocId> = Vec::new();
+        for &t in &qterms {
+            let df = self.df[t as usize] as f32;
+            if df == 0.0 {
+                continue;
+            }
+            let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
+            for &(doc, tf) in &self.postings[t as usize] {
+                let d = doc as usize;
+                if !self.live[d] {
+                    continue;
+                }
+                let tf = f32::from(tf);
+                let norm = K1 * (1.0 - B + B * self.len[d] as f32 / avg);
+                if self.scores[d] == 0.0 {
+                    touched.push(doc);
+                }
+                self.scores[d] += idf * tf * (K1 + 1.0) / (tf + norm);
+            }
+        }
+        let mut hits: Vec<(DocId, f32)> = Vec::with_capacity(touched.len());
+        for doc in touched {
+            let s = std::mem::take(&mut self.scores[doc as usize]);
+            if s > 0.0 && accept(doc) {
+                hits.push((doc, s));
+            }
+        }
+        let k = k.min(hits.len());
+        if k == 0 {
+            return Vec::new();
+        }
+        hits.select_nth_unstable_by(k - 1, |a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        hits.truncate(k);
+        hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        hits
+    }
+
+    /// Approximate heap bytes held (for the benchmark).
+    pub fn heap_bytes(&self) -> usize {
+        let postings: usize = self.postings.iter().map(|p| p.capacity() * 8 + 24).sum();
+        let terms: usize = self.terms.keys().map(|k| k.capacity() + 40).sum();
+        let doc_terms: usize = self.doc_terms.iter().map(|t| t.capacity() * 4 + 24).sum();
+        postings + terms + doc_terms + self.len.capacity() * 9 + self.df.capacity() * 4
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranks_matching_docs_and_forgets_removed_ones() {
+        let mut ix = Bm25::default();
+        let a = ix.add("def parse_header(line): return line.split(':')");
+        let b = ix.add("class Renderer: def render(self, page): pass");
+        let c = ix.add("def header_value(h): return h");
+        let hits = ix.search("parse the header", 10, |_| true);
+        assert_eq!(hits[0].0, a);
+        assert!(hits.iter().any(|h| h.0 == c));
+        assert!(hits.iter().all(|h| h.0 != b));
+        ix.remove(a);
+        let hits = ix.search("parse the header", 10, |_| true);
+        assert_eq!(hits.iter().map(|h| h.0).collect::<Vec<_>>(), vec![c]);
+        ix.compact();
+        assert_eq!(ix.search("parse", 10, |_| true), vec![]);
+        assert_eq!(ix.live_docs(), 2);
+        // Filtering and k.
+        assert_eq!(ix.search("header render", 1, |d| d != c).len(), 1);
+    }
+}
