@@ -188,7 +188,7 @@ fn load_package(root: &Path, language: Language, per_package: usize) -> Package 
                 && !masked.contains(&(start + content.len() - content.trim_start().len()))
                 && !trimmed.starts_with('@')
                 && ids.iter().any(|id| {
-                    id.len() >= 4
+                    distinctive(id)
                         && !COMMON.contains(id)
                         && !seen.contains(id)
                         && !defined_here[i].contains(*id)
@@ -231,6 +231,16 @@ fn load_package(root: &Path, language: Language, per_package: usize) -> Package 
         index,
         items,
     }
+}
+
+/// A compound, project-specific looking name (`normalize_path`,
+/// `getHeader`, `StringUtils`), not a plain word like `update` that
+/// the standard library defines too.
+fn distinctive(id: &str) -> bool {
+    id.len() >= 5
+        && (id.trim_matches('_').contains('_')
+            || id.chars().next().is_some_and(char::is_uppercase)
+            || id.chars().skip(1).any(char::is_uppercase))
 }
 
 /// Byte offsets that start a line's code inside a string or comment

@@ -523,7 +523,7 @@ mod tests {
         let mut st = Stable::default();
         let p = Path::new("/ws/a.py");
         let body = "import os\nfrom util import load_config, parse\nconfig = load_config(path)\nvalues = parse(config";
-        let (a, reused) = st.get(&query(p, body), || vec![]);
+        let (a, reused) = st.get(&query(p, body), Vec::new);
         assert!(!reused && a.is_empty());
         let typed = format!("{body}, stri");
         let (_, reused) = st.get(&query(p, &typed), || unreachable!());
