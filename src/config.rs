@@ -32,6 +32,8 @@ pub struct CompletionConfig {
     /// How long a request waits for a model that is still loading.
     pub load_wait_ms: u64,
     pub multiline: Multiline,
+    /// Answer automatic requests inside comments and strings too.
+    pub in_comments_and_strings: bool,
 }
 
 /// Whether suggestions may span several lines.
@@ -75,6 +77,7 @@ impl Default for Config {
                 prompt_tokens: 1536,
                 load_wait_ms: 10_000,
                 multiline: Multiline::Auto,
+                in_comments_and_strings: false,
             },
             context: ContextConfig {
                 cross_file: true,
@@ -162,6 +165,11 @@ impl Config {
                         ))
                     }
                 }
+            }
+            "completion.inCommentsAndStrings" => {
+                self.completion.in_comments_and_strings = v
+                    .as_bool()
+                    .ok_or(SetError::Invalid("expected true or false"))?
             }
             "context.crossFile" => {
                 self.context.cross_file = v

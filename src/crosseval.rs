@@ -20,7 +20,7 @@ use crate::config::{Config, Multiline};
 use crate::engine::{CancelFlag, Engine};
 use crate::prompt::repo::CrossFileContext;
 use crate::retrieval::{tokens::identifiers, Index, Query, Root};
-use crate::text::syntax::Language;
+use crate::text::syntax::{Language, SyntaxTree};
 use crate::workspace::{self, outline::outline};
 
 /// Names too common to mean a cross-file dependency.
@@ -344,7 +344,8 @@ pub fn run(
             let removed = format!("{}{}", item.prefix, item.suffix);
             pkg.index.update(&item.path, &removed);
             let doc = Rope::from_str(&removed);
-            let ctx = cursor_context(&doc, item.prefix.chars().count(), &cfg);
+            let syntax = SyntaxTree::new(language, &doc);
+            let ctx = cursor_context(&doc, syntax.as_ref(), item.prefix.chars().count(), &cfg);
             let off_req = ctx.engine_request(&cfg);
             let mut on_req = off_req.clone();
             let q = Query {

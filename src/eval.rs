@@ -11,6 +11,7 @@ use anyhow::{bail, Context, Result};
 use ropey::Rope;
 use serde_json::Value;
 
+use crate::completion::clean::syntax_errors;
 use crate::completion::cursor_context;
 use crate::config::{Config, Multiline};
 use crate::engine::{CancelFlag, Engine};
@@ -191,32 +192,6 @@ fn repeats_suffix(completion: &str, suffix: &str) -> bool {
     completion.lines().map(str::trim).any(|l| l == next)
 }
 
-fn syntax_errors(language: Language, text: &str) -> usize {
-    let Some(st) = SyntaxTree::new(language, &Rope::from_str(text)) else {
-        return 0;
-    };
-    let Some(tree) = st.tree() else { return 0 };
-    let mut cursor = tree.walk();
-    let mut count = 0;
-    loop {
-        let node = cursor.node();
-        if node.is_error() || node.is_missing() {
-            count += 1;
-        }
-        if cursor.goto_first_child() || cursor.goto_next_sibling() {
-            continue;
-        }
-        loop {
-            if !cursor.goto_parent() {
-                return count;
-            }
-            if cursor.goto_next_sibling() {
-                break;
-            }
-        }
-    }
-}
-
 /// Runs `program` with python3 (10 s limit); true if it exits 0.
 fn python_passes(program: &str, scratch: &Path) -> bool {
     if std::fs::write(scratch, program).is_err() {
@@ -275,7 +250,8 @@ pub fn run(
             Multiline::Never
         };
         let doc = Rope::from_str(&format!("{}{}", item.prefix, item.suffix));
-        let ctx = cursor_context(&doc, item.prefix.chars().count(), &cfg);
+        let syntax = SyntaxTree::new(item.language, &doc);
+        let ctx = cursor_context(&doc, syntax.as_ref(), item.prefix.chars().count(), &cfg);
         let out = engine
             .complete(ctx.engine_request(&cfg), CancelFlag::default())
             .map_err(|e| anyhow::anyhow!("{}: {e}", item.id))?;

@@ -10,6 +10,7 @@ use ropey::Rope;
 use crate::completion::cursor_context;
 use crate::config::Config;
 use crate::engine::{self, CancelFlag, EngineState};
+use crate::text::document::Document;
 
 /// `FILE:LINE:COL`, 1-based; COL counts characters (Unicode scalar values).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,9 +82,9 @@ pub fn complete(loc: &Location, from_stdin: bool, config: &Config) -> Result<Str
             String::from_utf8_lossy(e.as_bytes()).into_owned()
         }
     };
-    let rope = Rope::from_str(&text);
-    let cursor = char_index(&rope, loc.line, loc.column)?;
-    let ctx = cursor_context(&rope, cursor, config);
+    let doc = Document::new(&loc.file, None, 0, &text);
+    let cursor = char_index(doc.text(), loc.line, loc.column)?;
+    let ctx = cursor_context(doc.text(), doc.syntax(), cursor, config);
 
     let engine = engine::start(config);
     match engine.wait_ready(Duration::from_secs(600)) {

@@ -85,6 +85,45 @@ fn typing_through_a_suggestion_is_answered_without_the_model() {
 }
 
 #[test]
+fn half_typed_name_is_completed_without_repeating_it() {
+    let _g = model_lock();
+    let mut s = ready_server();
+    let uri = "file:///work/fib.py";
+    s.open(
+        uri,
+        "python",
+        "def fibonacci(n):\n    if n < 2:\n        return n\n    return fib\n",
+    );
+    let (insert, _) = s.inline(uri, 3, 14).expect("a completion");
+    assert!(insert.starts_with("onacci("), "got {insert:?}");
+}
+
+#[test]
+fn warm_cache_gives_the_same_completion_as_a_cold_one() {
+    let _g = model_lock();
+    let mut s = ready_server();
+    let uri = "file:///work/area.py";
+    let text = "import math\n\n\ndef circle_area(radius):\n    return \n";
+    s.open(uri, "python", text);
+    let cold = s.inline(uri, 4, 11).expect("a completion").0;
+    // Change the end of the file so that the next prompt shares a prefix
+    // with this one, then restore it: the third request reuses the cache.
+    let edit = |s: &mut Server, version: i32, text: &str| {
+        s.notify(
+            "textDocument/didChange",
+            json!({"textDocument": {"uri": uri, "version": version},
+                   "contentChanges": [{"text": text}]}),
+        );
+    };
+    edit(&mut s, 2, "import math\n\n\ndef circle_area(radius):\n    return \n\n\ndef square_area(side):\n    return side * side\n");
+    let _ = s.inline(uri, 4, 11);
+    edit(&mut s, 3, text);
+    let warm = s.inline(uri, 4, 11).expect("a completion").0;
+    assert_eq!(warm, cold);
+    assert!(calls(&cold, "math.pi"), "got {cold:?}");
+}
+
+#[test]
 fn java_method_gets_its_return() {
     let _g = model_lock();
     let mut s = ready_server();

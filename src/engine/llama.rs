@@ -226,11 +226,18 @@ fn load(settings: &LlamaSettings) -> Result<LlamaModel, String> {
 }
 
 /// The model's tokenizer, with special-token parsing off.
-struct VocabTokenizer<'m>(&'m LlamaModel);
+struct VocabTokenizer<'m> {
+    model: &'m LlamaModel,
+    pieces: &'m [Vec<u8>],
+}
 
 impl Tokenizer for VocabTokenizer<'_> {
+    fn piece(&self, token: Token) -> Vec<u8> {
+        self.pieces.get(token as usize).cloned().unwrap_or_default()
+    }
+
     fn tokenize(&self, text: &str) -> Vec<Token> {
-        self.0
+        self.model
             .vocab()
             .tokenize(text.as_bytes(), false, false)
             .into_iter()
@@ -246,6 +253,8 @@ struct Session<'m> {
     /// The model's repository-level tokens, if it has them.
     repo: Option<RepoTokens>,
     bos: Option<Token>,
+    /// Bytes of every token (empty for special ones), for token healing.
+    pieces: Vec<Vec<u8>>,
     /// Tokens whose keys and values the context holds, in order from position 0.
     cached: Vec<Token>,
 }
@@ -283,12 +292,23 @@ impl<'m> Session<'m> {
         );
         let repo = RepoTokens::detect(&template, &|s| specials.get(s).copied());
         let bos = vocab.should_add_bos().then(|| vocab.bos().0);
+        let pieces = vocab
+            .tokens()
+            .map(|t| {
+                if vocab.is_control(t) || vocab.is_eog(t) {
+                    Vec::new()
+                } else {
+                    vocab.token_to_piece(t, false, None)
+                }
+            })
+            .collect();
         Ok(Session {
             model,
             ctx,
             template,
             repo,
             bos,
+            pieces,
             cached: Vec::new(),
         })
     }
@@ -324,7 +344,10 @@ impl<'m> Session<'m> {
             c
         });
         let (built, _) = build_with_context(
-            &VocabTokenizer(self.model),
+            &VocabTokenizer {
+                model: self.model,
+                pieces: &self.pieces,
+            },
             &self.template,
             self.repo,
             context.as_ref(),
@@ -357,6 +380,9 @@ impl<'m> Session<'m> {
         let evaluated = tokens.len() - common;
 
         let vocab = self.model.vocab();
+        // Bytes of the healed token not yet matched by generated tokens.
+        let healed = built.healed;
+        let mut pending: &[u8] = &healed;
         let mut bytes: Vec<u8> = Vec::new();
         let mut text_len = 0;
         let mut generated = 0;
@@ -365,7 +391,18 @@ impl<'m> Session<'m> {
                 return Err(EngineError::Cancelled);
             }
             let logits = self.ctx.get_logits_ith(batch.n_tokens() - 1);
-            let Some(next) = argmax(logits) else { break };
+            let next = if pending.is_empty() {
+                argmax(logits)
+            } else {
+                // Only tokens that agree with the healed text may come next.
+                let pieces = &self.pieces;
+                argmax_where(logits, |t| {
+                    pieces.get(t as usize).is_some_and(|p| {
+                        !p.is_empty() && (p.starts_with(pending) || pending.starts_with(p))
+                    })
+                })
+            };
+            let Some(next) = next else { break };
             let token = LlamaToken(next);
             if vocab.is_eog(token)
                 || vocab.is_control(token)
@@ -374,10 +411,18 @@ impl<'m> Session<'m> {
                 break;
             }
             generated += 1;
-            bytes.extend(vocab.token_to_piece(token, false, None));
-            let valid = match std::str::from_utf8(&bytes) {
+            let piece = self
+                .pieces
+                .get(next as usize)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            pending = &pending[piece.len().min(pending.len())..];
+            bytes.extend_from_slice(piece);
+            // The answer is what follows the healed text.
+            let answer = bytes.get(healed.len()..).unwrap_or(&[]);
+            let valid = match std::str::from_utf8(answer) {
                 Ok(s) => s,
-                Err(e) => std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or(""),
+                Err(e) => std::str::from_utf8(&answer[..e.valid_up_to()]).unwrap_or(""),
             };
             text_len = valid.len();
             if let Some(cut) = req.stop.cut(valid) {
@@ -386,9 +431,10 @@ impl<'m> Session<'m> {
             }
             self.decode(&mut batch, &[next])?;
         }
-        bytes.truncate(text_len);
+        let answer = bytes.get(healed.len()..).unwrap_or(&[]);
+        let answer = &answer[..text_len.min(answer.len())];
         Ok(EngineOutput {
-            text: String::from_utf8_lossy(&bytes).into_owned(),
+            text: String::from_utf8_lossy(answer).into_owned(),
             prompt_tokens: tokens.len(),
             evaluated_tokens: evaluated,
             generated_tokens: generated,
@@ -420,11 +466,18 @@ fn common_prefix(a: &[Token], b: &[Token]) -> usize {
 }
 
 fn argmax(logits: &[f32]) -> Option<Token> {
+    argmax_where(logits, |_| true)
+}
+
+/// The most likely token among those `allowed`.
+fn argmax_where(logits: &[f32], allowed: impl Fn(Token) -> bool) -> Option<Token> {
     logits
         .iter()
         .enumerate()
+        .filter_map(|(i, l)| Token::try_from(i).ok().map(|t| (t, l)))
+        .filter(|(t, _)| allowed(*t))
         .max_by(|a, b| a.1.total_cmp(b.1))
-        .and_then(|(i, _)| Token::try_from(i).ok())
+        .map(|(t, _)| t)
 }
 
 /// Physical cores: llama.cpp gains nothing from hyper-threads, and loses

@@ -153,7 +153,7 @@ impl Backend {
                 character: params.position.character,
             };
             let cursor = doc.char_index(pos, st.encoding);
-            let ctx = cursor_context(doc.text(), cursor, &st.config);
+            let ctx = cursor_context(doc.text(), doc.syntax(), cursor, &st.config);
             (ctx.prefix, ctx.suffix, st.config.clone())
         };
         let xfile = self.xfile.clone();
@@ -276,7 +276,14 @@ impl Backend {
     }
 
     /// Runs the completion pipeline at `position` of `uri`.
-    async fn complete_at(&self, uri: &Uri, position: Position) -> Result<Option<Answer>> {
+    /// `automatic`: the editor asked by itself, not at the user's request;
+    /// such requests are not answered where a suggestion would not help.
+    async fn complete_at(
+        &self,
+        uri: &Uri,
+        position: Position,
+        automatic: bool,
+    ) -> Result<Option<Answer>> {
         let key = uri.0.clone();
         let line = position.line as usize;
         let (ctx, config, engine, cursor, word_start, word, flag) = {
@@ -299,7 +306,13 @@ impl Backend {
             let word = text.slice(cursor - word_len..cursor).to_string();
             let word_start = lsp_position(from_char_index(text, cursor - word_len, enc));
             let cursor_pos = lsp_position(from_char_index(text, cursor, enc));
-            let ctx: CursorContext = cursor_context(text, cursor, &st.config);
+            let ctx: CursorContext = cursor_context(text, doc.syntax(), cursor, &st.config);
+            if automatic {
+                if let Some(skip) = ctx.automatic_skip(&st.config) {
+                    tracing::debug!("no automatic completion here: {skip:?}");
+                    return Ok(None);
+                }
+            }
             let reusable = st
                 .shown
                 .as_ref()
@@ -646,7 +659,11 @@ impl LanguageServer for Backend {
         params: InlineCompletionParams,
     ) -> Result<Option<InlineCompletionResponse>> {
         let at = params.text_document_position_params;
-        let items = match self.complete_at(&at.text_document.uri, at.position).await? {
+        let automatic = params.context.trigger_kind == InlineCompletionTriggerKind::Automatic;
+        let items = match self
+            .complete_at(&at.text_document.uri, at.position, automatic)
+            .await?
+        {
             Some(answer) => vec![InlineCompletionItem {
                 insert_text: InsertText::String(answer.text),
                 filter_text: None,
@@ -663,7 +680,12 @@ impl LanguageServer for Backend {
 
     async fn completion(&self, params: CompletionParams) -> Result<Option<CompletionResponse>> {
         let at = params.text_document_position_params;
-        let items = match self.complete_at(&at.text_document.uri, at.position).await? {
+        // Completion lists are requested as the user types, whatever the
+        // trigger kind says: treat them all as automatic.
+        let items = match self
+            .complete_at(&at.text_document.uri, at.position, true)
+            .await?
+        {
             Some(answer) => {
                 // The edit replaces the identifier being typed, and the
                 // filter text starts with it, so clients that filter items

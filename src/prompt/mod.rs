@@ -13,6 +13,11 @@ pub type Token = i32;
 /// turn text that spells a special token into that token.
 pub trait Tokenizer {
     fn tokenize(&self, text: &str) -> Vec<Token>;
+    /// The bytes a token stands for; empty if unknown (which turns token
+    /// healing off).
+    fn piece(&self, _token: Token) -> Vec<u8> {
+        Vec::new()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +26,9 @@ pub struct Prompt {
     /// Tokens of prefix and suffix text that made it into the prompt.
     pub prefix_tokens: usize,
     pub suffix_tokens: usize,
+    /// Text of the prefix's last token, taken out of the prompt (token
+    /// healing): the answer must start with it, and it is then removed.
+    pub healed: Vec<u8>,
 }
 
 /// Share of the budget the suffix may always claim when both sides are too
@@ -69,8 +77,20 @@ pub fn build(
             suffix_len.min((avail / SUFFIX_SHARE).max(avail.saturating_sub(prefix_len)));
         (avail - suffix_cap, suffix_cap)
     };
-    let prefix_toks = fit_end(tok, prefix, prefix_cap);
+    let mut prefix_toks = fit_end(tok, prefix, prefix_cap);
     let suffix_toks = fit_start(tok, suffix, suffix_cap);
+    // Token healing: text before the cursor often ends inside a token the
+    // model would rather continue (a trailing space, a half-typed name).
+    // Backing up one token lets the model choose its own tokenization of
+    // the boundary; the engine constrains the answer to restore the text.
+    let mut healed = Vec::new();
+    if let Some(&last) = prefix_toks.last() {
+        let piece = tok.piece(last);
+        if !piece.is_empty() {
+            prefix_toks.pop();
+            healed = piece;
+        }
+    }
 
     let mut tokens = Vec::with_capacity(budget);
     for (piece, text) in template.layout.iter().zip(&texts) {
@@ -85,6 +105,7 @@ pub fn build(
         tokens,
         prefix_tokens: prefix_toks.len(),
         suffix_tokens: suffix_toks.len(),
+        healed,
     }
 }
 
@@ -192,6 +213,29 @@ pub(crate) mod tests {
     fn a_single_long_line_is_cut_at_tokens() {
         let p = build(&WordTokenizer, &qwen(), "a b c d e f", "", 6);
         assert_eq!(p.tokens, vec![-1, 1, 1, 1, -2, -3]);
+    }
+
+    /// One token per char (its code point), so pieces are known.
+    struct CharTokenizer;
+    impl Tokenizer for CharTokenizer {
+        fn tokenize(&self, text: &str) -> Vec<Token> {
+            text.chars().map(|c| c as Token).collect()
+        }
+        fn piece(&self, token: Token) -> Vec<u8> {
+            char::from_u32(token as u32)
+                .map(|c| c.to_string().into_bytes())
+                .unwrap_or_default()
+        }
+    }
+
+    #[test]
+    fn heals_the_last_prefix_token() {
+        let p = build(&CharTokenizer, &qwen(), "return ", "\n", 100);
+        assert_eq!(p.healed, b" ");
+        assert_eq!(p.prefix_tokens, 6);
+        let text: Vec<Token> = "return".chars().map(|c| c as Token).collect();
+        assert_eq!(&p.tokens[1..7], &text[..]);
+        assert_eq!(p.tokens[7], -2);
     }
 
     #[test]

@@ -1,11 +1,20 @@
 //! What to ask the model at a cursor, when to stop it, and how to clean its
-//! answer: the pure part of the completion pipeline, shared by the server
-//! and the headless `complete` command.
+//! answer: the pure part of the completion pipeline, shared by the server,
+//! the headless `complete` command and `eval`.
+
+pub mod clean;
+pub mod trigger;
 
 use ropey::Rope;
 
 use crate::config::{Config, Multiline};
 use crate::engine::EngineRequest;
+use crate::text::syntax::{Language, SyntaxTree};
+use trigger::{Scope, Skip};
+
+/// Characters on each side of the cursor parsed again by the syntax check:
+/// enough for the enclosing definitions, cheap to parse several times.
+const SYNTAX_WINDOW_CHARS: usize = 8 * 1024;
 
 /// Characters of text taken on each side of the cursor before token
 /// budgeting; bounds the tokenizer's work on huge files.
@@ -20,6 +29,10 @@ pub struct CursorContext {
     pub line_prefix: String,
     pub line_suffix: String,
     pub stop: StopRule,
+    /// The document's language, when it has a grammar.
+    pub language: Option<Language>,
+    /// Comment, string or code at the cursor (code without a grammar).
+    pub scope: Scope,
 }
 
 /// When generation ends, decided on the text generated so far.
@@ -63,9 +76,18 @@ fn indent_width(line: &str) -> usize {
         .sum()
 }
 
-/// Splits the document at `cursor` (a char index) and decides the answer's shape.
-pub fn cursor_context(text: &Rope, cursor: usize, config: &Config) -> CursorContext {
+/// Splits the document at `cursor` (a char index) and decides the answer's
+/// shape; `syntax` is the document's current tree, if it has a grammar.
+pub fn cursor_context(
+    text: &Rope,
+    syntax: Option<&SyntaxTree>,
+    cursor: usize,
+    config: &Config,
+) -> CursorContext {
     let cursor = cursor.min(text.len_chars());
+    let scope = syntax
+        .map(|st| trigger::scope_at(st, text, text.char_to_byte(cursor)))
+        .unwrap_or(Scope::Code);
     let start = cursor.saturating_sub(MAX_SIDE_CHARS);
     let end = (cursor + MAX_SIDE_CHARS).min(text.len_chars());
     let prefix = text.slice(start..cursor).to_string();
@@ -103,6 +125,8 @@ pub fn cursor_context(text: &Rope, cursor: usize, config: &Config) -> CursorCont
             },
             min_indent,
         },
+        language: syntax.map(SyntaxTree::language),
+        scope,
     }
 }
 
@@ -118,23 +142,47 @@ impl CursorContext {
         }
     }
 
-    /// Cleans a raw model answer into the text to insert at the cursor.
+    /// For an automatic request: why not to ask the model here, if so.
+    pub fn automatic_skip(&self, config: &Config) -> Option<Skip> {
+        trigger::automatic_skip(
+            &self.scope,
+            &self.line_prefix,
+            &self.line_suffix,
+            config.completion.in_comments_and_strings,
+        )
+    }
+
+    /// Cleans a raw model answer into the text to insert at the cursor:
+    /// the steps of `clean`, in order.
     pub fn finish(&self, raw: &str) -> String {
+        let raw = clean::cut_code_fence(raw);
         // The last line counts as complete too: the model has finished.
         let mut text = match self.stop.cut(&format!("{raw}\n")) {
             Some(n) => &raw[..n.min(raw.len())],
             None => raw,
         };
-        text = text.trim_end();
-        if let Some(n) = self.repeats_following_line(text) {
-            text = text[..n].trim_end();
+        if let Scope::String { delimiter } = &self.scope {
+            if delimiter.len() == 3 {
+                text = clean::cut_after_string_close(text, delimiter);
+            }
         }
-        let mut out = text.to_string();
-        // Characters the line already has right of the cursor (closing
-        // brackets, quotes) must not be inserted a second time.
-        let rest = self.line_suffix.trim_end();
-        if !rest.is_empty() && !out.contains('\n') && out.ends_with(rest) {
-            out.truncate(out.len() - rest.len());
+        text = clean::cut_repeated_suffix_lines(text.trim_end(), &self.suffix);
+        // Token boundary: after `return ` the model may still begin with a
+        // space of its own; one is enough.
+        if !self.stop.multiline
+            && self.line_prefix.ends_with([' ', '\t'])
+            && !self.line_prefix.trim().is_empty()
+        {
+            text = text.trim_start_matches([' ', '\t']);
+        }
+        let mut out = clean::trim_line_overlap(text, &self.line_prefix, &self.line_suffix);
+        if let (Some(language), Scope::Code) = (self.language, &self.scope) {
+            out = clean::keep_valid_lines(
+                language,
+                tail_chars(&self.prefix, SYNTAX_WINDOW_CHARS),
+                &out,
+                head_chars(&self.suffix, SYNTAX_WINDOW_CHARS),
+            );
         }
         if out.trim().is_empty() {
             String::new()
@@ -142,25 +190,27 @@ impl CursorContext {
             out
         }
     }
+}
 
-    /// Byte offset of the first generated line (after the first) that equals
-    /// the next non-blank line after the cursor line: the model is re-typing
-    /// code that already follows.
-    fn repeats_following_line(&self, text: &str) -> Option<usize> {
-        let next = self
-            .suffix
-            .split('\n')
-            .skip(1)
-            .map(str::trim)
-            .find(|l| !l.is_empty())?;
-        let mut offset: usize = 0;
-        for (i, line) in text.split('\n').enumerate() {
-            if i > 0 && line.trim() == next {
-                return Some(offset.saturating_sub(1));
-            }
-            offset += line.len() + 1;
-        }
-        None
+/// The last `n` chars of `s`, starting at a line start when there is one.
+fn tail_chars(s: &str, n: usize) -> &str {
+    let Some((start, _)) = s.char_indices().rev().nth(n) else {
+        return s;
+    };
+    match s[start..].find('\n') {
+        Some(nl) => &s[start + nl + 1..],
+        None => &s[start..],
+    }
+}
+
+/// The first `n` chars of `s`, ending at a line end when there is one.
+fn head_chars(s: &str, n: usize) -> &str {
+    let Some((end, _)) = s.char_indices().nth(n) else {
+        return s;
+    };
+    match s[..end].rfind('\n') {
+        Some(nl) => &s[..nl + 1],
+        None => &s[..end],
     }
 }
 
@@ -194,7 +244,7 @@ mod tests {
     fn ctx(before: &str, after: &str) -> CursorContext {
         let text = format!("{before}{after}");
         let rope = Rope::from_str(&text);
-        cursor_context(&rope, before.chars().count(), &Config::default())
+        cursor_context(&rope, None, before.chars().count(), &Config::default())
     }
 
     #[test]
@@ -271,6 +321,55 @@ mod tests {
         );
         let all = ctx("    return fibonacci(n - 1) + fibonacci(n - 2)", "\n");
         assert_eq!(shown.rest_after_typing("u", &all), None);
+    }
+
+    fn py(before: &str, after: &str) -> CursorContext {
+        let rope = Rope::from_str(&format!("{before}{after}"));
+        let st = SyntaxTree::new(Language::Python, &rope).unwrap();
+        cursor_context(&rope, Some(&st), before.chars().count(), &Config::default())
+    }
+
+    #[test]
+    fn doubled_space_after_return_is_removed() {
+        let c = py("def f(n):\n    return ", "\n");
+        assert_eq!(c.finish(" f(n - 1)"), "f(n - 1)");
+    }
+
+    #[test]
+    fn runaway_second_function_is_cut() {
+        let c = py("def area(w, h):\n    ", "\n");
+        let raw = "return w * h\n\n\ndef perimeter(w, h):\n    return 2 * (w + h)\n";
+        assert_eq!(c.finish(raw), "return w * h");
+    }
+
+    #[test]
+    fn docstring_is_not_continued_into_code() {
+        let c = py("def add(a, b):\n    \"\"\"Add two numbers.\n    ", "\n");
+        assert!(c.stop.multiline);
+        assert_eq!(
+            c.scope,
+            Scope::String {
+                delimiter: "\"\"\"".into()
+            }
+        );
+        let raw = "Both may be floats.\n    \"\"\"\n    return a + b\n";
+        assert_eq!(c.finish(raw), "Both may be floats.\n    \"\"\"");
+    }
+
+    #[test]
+    fn code_fence_and_prose_after_code_are_cut() {
+        let c = py("def add(a, b):\n    ", "\n");
+        assert_eq!(
+            c.finish("return a + b\n```\n\nThis adds a and b."),
+            "return a + b"
+        );
+    }
+
+    #[test]
+    fn answer_that_breaks_the_syntax_is_dropped() {
+        let c = py("x = compute(", ")\n");
+        assert_eq!(c.finish("1, [2, 3)"), "");
+        assert_eq!(c.finish("1, [2, 3]"), "1, [2, 3]");
     }
 
     #[test]

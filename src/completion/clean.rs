@@ -1,0 +1,225 @@
+//! Cleaning steps for a model's answer, each a small function of the text.
+//!
+//! FIM models do not know where to stop: they run past the gap, re-type the
+//! code that follows the cursor, close brackets the line already closes,
+//! and instruct checkpoints wrap up with a code fence and prose. Each step
+//! below removes one of those failures; `CursorContext::finish` runs them in
+//! order.
+
+use ropey::Rope;
+
+use crate::text::syntax::{Language, SyntaxTree};
+
+/// Cuts a chat-style run-on: everything from the first line that starts a
+/// Markdown code fence (the model closing its "answer") on.
+pub fn cut_code_fence(text: &str) -> &str {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        if line.trim_start().starts_with("```") {
+            return text[..offset].trim_end_matches([' ', '\t']);
+        }
+        offset += line.len();
+    }
+    text
+}
+
+/// Cuts the answer where its lines start re-typing the lines that follow
+/// the cursor's line: from the first generated line (after the first) that
+/// equals the next non-blank line of the suffix.
+pub fn cut_repeated_suffix_lines<'a>(text: &'a str, suffix: &str) -> &'a str {
+    let Some(next) = suffix
+        .split('\n')
+        .skip(1)
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+    else {
+        return text;
+    };
+    let mut offset = 0;
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        if i > 0 && line.trim() == next {
+            return text[..offset].trim_end();
+        }
+        offset += line.len();
+    }
+    text
+}
+
+/// Net count of unclosed brackets in `s`: openers not yet closed plus
+/// closers with no opener. Quotes are ignored (too ambiguous to count).
+fn bracket_imbalance(s: &str) -> usize {
+    let mut stack = Vec::new();
+    let mut stray = 0;
+    for c in s.chars() {
+        match c {
+            '(' | '[' | '{' => stack.push(c),
+            ')' | ']' | '}' => {
+                let open = match c {
+                    ')' => '(',
+                    ']' => '[',
+                    _ => '{',
+                };
+                if stack.last() == Some(&open) {
+                    stack.pop();
+                } else {
+                    stray += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    stack.len() + stray
+}
+
+/// Removes the end of a one-line answer that the rest of the cursor's line
+/// already has (closing brackets, quotes, `:`), when keeping it would leave
+/// the line less balanced than dropping it.
+pub fn trim_line_overlap(text: &str, line_prefix: &str, line_suffix: &str) -> String {
+    let rest = line_suffix.trim_end();
+    if rest.is_empty() || text.contains('\n') {
+        return text.to_string();
+    }
+    // Longest end of `text` that is a start of `rest`.
+    let overlap = (1..=text.len().min(rest.len()))
+        .rev()
+        .filter(|&n| text.is_char_boundary(text.len() - n) && rest.is_char_boundary(n))
+        .find(|&n| text[text.len() - n..] == rest[..n]);
+    let Some(n) = overlap else {
+        return text.to_string();
+    };
+    let trimmed = &text[..text.len() - n];
+    let kept = bracket_imbalance(&format!("{line_prefix}{text}{rest}"));
+    let dropped = bracket_imbalance(&format!("{line_prefix}{trimmed}{rest}"));
+    if dropped < kept || (dropped == kept && text.ends_with(rest)) {
+        trimmed.to_string()
+    } else {
+        text.to_string()
+    }
+}
+
+/// Syntax errors (ERROR and MISSING nodes) in `text`.
+pub fn syntax_errors(language: Language, text: &str) -> usize {
+    let Some(st) = SyntaxTree::new(language, &Rope::from_str(text)) else {
+        return 0;
+    };
+    let Some(tree) = st.tree() else { return 0 };
+    let mut cursor = tree.walk();
+    let mut count = 0;
+    loop {
+        let node = cursor.node();
+        if node.is_error() || node.is_missing() {
+            count += 1;
+        }
+        if cursor.goto_first_child() || cursor.goto_next_sibling() {
+            continue;
+        }
+        loop {
+            if !cursor.goto_parent() {
+                return count;
+            }
+            if cursor.goto_next_sibling() {
+                break;
+            }
+        }
+    }
+}
+
+/// The longest prefix of `text`, on line boundaries, that adds no syntax
+/// error to `prefix + suffix`; empty if every line adds one.
+pub fn keep_valid_lines(language: Language, prefix: &str, text: &str, suffix: &str) -> String {
+    let baseline = syntax_errors(language, &format!("{prefix}{suffix}"));
+    let mut ends: Vec<usize> = text.match_indices('\n').map(|(i, _)| i).collect();
+    ends.push(text.len());
+    for &end in ends.iter().rev() {
+        let candidate = text[..end].trim_end();
+        if candidate.trim().is_empty() {
+            continue;
+        }
+        if syntax_errors(language, &format!("{prefix}{candidate}{suffix}")) <= baseline {
+            return candidate.to_string();
+        }
+    }
+    String::new()
+}
+
+/// Inside a docstring, the answer is prose: keep it up to and including
+/// the line that closes the string, and nothing of the code after it.
+pub fn cut_after_string_close<'a>(text: &'a str, delimiter: &str) -> &'a str {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        offset += line.len();
+        if line.contains(delimiter) {
+            return text[..offset].trim_end();
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn code_fence_and_prose_are_cut() {
+        let raw = "    return a + b\n```\n\nThis function adds two numbers.";
+        assert_eq!(cut_code_fence(raw), "    return a + b\n");
+        assert_eq!(cut_code_fence("x = 1"), "x = 1");
+    }
+
+    #[test]
+    fn repeated_closing_line_is_cut() {
+        let suffix = "\n    }\n}\n";
+        let raw = "return width * height;\n    }\n}";
+        assert_eq!(
+            cut_repeated_suffix_lines(raw, suffix),
+            "return width * height;"
+        );
+    }
+
+    #[test]
+    fn duplicated_closing_paren_is_dropped() {
+        // `print(len(|))` and the model answers `items))`.
+        assert_eq!(trim_line_overlap("items))", "print(len(", "))"), "items");
+        // `print(|)` answered `len(items))`: one `)` is already there.
+        assert_eq!(
+            trim_line_overlap("len(items))", "print(", ")"),
+            "len(items)"
+        );
+        // `print(|)` answered `len(items)`: balanced as it is; keep it.
+        assert_eq!(trim_line_overlap("len(items)", "print(", ")"), "len(items)");
+        assert_eq!(trim_line_overlap("x:", "if ", ":"), "x");
+    }
+
+    #[test]
+    fn lines_that_break_the_syntax_are_dropped() {
+        let prefix = "def area(w, h):\n    ";
+        let text = "area = w * h\n    return (area";
+        assert_eq!(
+            keep_valid_lines(Language::Python, prefix, text, "\n"),
+            "area = w * h"
+        );
+    }
+
+    #[test]
+    fn syntax_check_keeps_valid_java() {
+        let prefix = "class A {\n    int f(int x) {\n        ";
+        let suffix = "\n    }\n}\n";
+        assert_eq!(
+            keep_valid_lines(Language::Java, prefix, "return x + 1;", suffix),
+            "return x + 1;"
+        );
+        assert_eq!(
+            keep_valid_lines(Language::Java, prefix, "return (x + 1;", suffix),
+            ""
+        );
+    }
+
+    #[test]
+    fn docstring_is_not_continued_into_code() {
+        let raw = "Return the sum of a and b.\n    \"\"\"\n    return a + b";
+        assert_eq!(
+            cut_after_string_close(raw, "\"\"\""),
+            "Return the sum of a and b.\n    \"\"\""
+        );
+    }
+}
