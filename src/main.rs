@@ -106,6 +106,12 @@ struct SettingFlags {
     /// context.crossFile=false: no snippets from other files.
     #[arg(long)]
     no_cross_file: bool,
+    /// completion.promptTokens: prompt budget for the text around the cursor.
+    #[arg(long)]
+    prompt_tokens: Option<u32>,
+    /// context.budgetTokens: prompt budget for cross-file snippets.
+    #[arg(long)]
+    context_budget: Option<u32>,
 }
 
 impl SettingFlags {
@@ -133,6 +139,12 @@ impl SettingFlags {
         }
         if self.no_cross_file {
             settings["context"] = serde_json::json!({ "crossFile": false });
+        }
+        if let Some(v) = self.prompt_tokens {
+            settings["completion"]["promptTokens"] = v.into();
+        }
+        if let Some(v) = self.context_budget {
+            settings["context"]["budgetTokens"] = v.into();
         }
         // One validation path for flags and client settings.
         let report = config.merge_json(&settings);

@@ -17,6 +17,11 @@ use super::tokens::for_each_term;
 /// BM25 parameters (the usual defaults).
 const K1: f32 = 1.2;
 const B: f32 = 0.75;
+/// Most distinct query terms scored.
+const MAX_QUERY_TERMS: usize = 40;
+/// Extra candidates ranked before `accept` filters them, so that the
+/// filter runs on a few documents rather than every one touched.
+const FILTER_MARGIN: usize = 64;
 
 /// A chunk's slot in the index; stable until the chunk is removed.
 pub type DocId = u32;
@@ -134,6 +139,17 @@ impl Bm25 {
             return Vec::new();
         }
         let avg = (self.total_len as f32 / n).max(1.0);
+        // Terms in more than a fifth of the chunks (`self`, `return`,
+        // `public`) have long postings and little weight: skipping them
+        // keeps a query within milliseconds on a large workspace. If the
+        // query has nothing else, they are used after all.
+        let common = (self.live_count / 5).max(50) as u32;
+        if qterms.iter().any(|&t| self.df[t as usize] <= common) {
+            qterms.retain(|&t| self.df[t as usize] <= common);
+        }
+        // The rarest terms carry the most weight; a cap bounds the work.
+        qterms.sort_by_key(|&t| self.df[t as usize]);
+        qterms.truncate(MAX_QUERY_TERMS);
         let mut touched: Vec<DocId> = Vec::new();
         for &t in &qterms {
             let df = self.df[t as usize] as f32;
@@ -157,17 +173,20 @@ impl Bm25 {
         let mut hits: Vec<(DocId, f32)> = Vec::with_capacity(touched.len());
         for doc in touched {
             let s = std::mem::take(&mut self.scores[doc as usize]);
-            if s > 0.0 && accept(doc) {
+            if s > 0.0 {
                 hits.push((doc, s));
             }
         }
-        let k = k.min(hits.len());
-        if k == 0 {
+        let order = |a: &(DocId, f32), b: &(DocId, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+        let m = (k + FILTER_MARGIN).min(hits.len());
+        if m == 0 {
             return Vec::new();
         }
-        hits.select_nth_unstable_by(k - 1, |a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        hits.select_nth_unstable_by(m - 1, order);
+        hits.truncate(m);
+        hits.sort_by(order);
+        hits.retain(|h| accept(h.0));
         hits.truncate(k);
-        hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         hits
     }
 

@@ -66,8 +66,9 @@ pub struct Index {
     bm25: Bm25,
     files: HashMap<Arc<Path>, FileEntry>,
     docs: HashMap<DocId, DocInfo>,
-    /// Name → files that define it.
-    defined_in: HashMap<String, Vec<Arc<Path>>>,
+    /// Name → files that define it (a set: common names like `__init__`
+    /// are defined in thousands of files, and removal must stay O(1)).
+    defined_in: HashMap<String, HashSet<Arc<Path>>>,
     /// Bumped on every change, so callers can tell whether it moved.
     pub generation: u64,
 }
@@ -210,7 +211,7 @@ impl Index {
             self.defined_in
                 .entry(name.to_string())
                 .or_default()
-                .push(file.clone());
+                .insert(file.clone());
         }
         self.files.insert(
             file,
@@ -236,7 +237,7 @@ impl Index {
         }
         for s in &entry.symbols {
             if let Some(files) = self.defined_in.get_mut(&s.name) {
-                files.retain(|f| &**f != path);
+                files.remove(path);
                 if files.is_empty() {
                     self.defined_in.remove(&s.name);
                 }
@@ -320,10 +321,14 @@ impl Index {
             let Some(files) = self.defined_in.get(name) else {
                 continue;
             };
-            let others: Vec<&Arc<Path>> = files.iter().filter(|f| ***f != *q.path).collect();
+            if files.len() > MAX_DEFINING_FILES + 1 {
+                continue;
+            }
+            let mut others: Vec<&Arc<Path>> = files.iter().filter(|f| ***f != *q.path).collect();
             if others.is_empty() || others.len() > MAX_DEFINING_FILES {
                 continue;
             }
+            others.sort();
             for file in others {
                 let Some(entry) = self.files.get(file) else {
                     continue;
