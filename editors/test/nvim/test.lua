@@ -155,6 +155,21 @@ local function check_file(path, lnum, typed, lang, partial)
     feed("<Esc>")
     return
   end
+  if mode == "plugin" then
+    -- Moving the cursor clears it; typing again brings one back.
+    feed("<Left>")
+    local gone = wait_for(function()
+      return ghost() == nil
+    end, 2000)
+    record(gone, name .. ": moving the cursor clears ghost text", vim.inspect(ghost()))
+    feed("<End><BS> ")
+    g = wait_for(ghost, 60000)
+    record(g ~= nil, name .. ": typing again brings ghost text back", "none")
+    if not g then
+      feed("<Esc>")
+      return
+    end
+  end
   local row, col = unpack(vim.api.nvim_win_get_cursor(0))
   local line = vim.api.nvim_get_current_line()
   record(g.row == row - 1 and g.col == col and line == typed, name .. ": ghost text sits at the cursor",
