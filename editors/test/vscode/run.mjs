@@ -85,9 +85,11 @@ async function main() {
       if (Date.now() > up || server.exitCode !== null) throw new Error("the VS Code server did not start; see server.log");
       await sleep(200);
     }
+    // Paths on the server side, as the remote extension host sees them.
+    const remote = (p) => `vscode-remote://127.0.0.1:${port}${p}`;
     const payload = JSON.stringify([
-      ["extensionDevelopmentPath", env.EXTENSION_DIR],
-      ["extensionTestsPath", path.join(here, "suite")],
+      ["extensionDevelopmentPath", remote(env.EXTENSION_DIR)],
+      ["extensionTestsPath", remote(path.join(here, "suite"))],
     ]);
     const url = `http://127.0.0.1:${port}/?folder=${encodeURIComponent(env.WORKSPACE)}&payload=${encodeURIComponent(payload)}`;
     browser = await chromium.launch({

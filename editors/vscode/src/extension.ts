@@ -6,7 +6,6 @@ import {
   LanguageClientOptions,
   ServerOptions,
   State,
-  TransportKind,
   DidChangeConfigurationNotification,
   ShowMessageNotification,
   MessageType,
@@ -131,10 +130,8 @@ class Infill {
     const cfg = vscode.workspace.getConfiguration(SECTION);
     const command = cfg.get<string>("serverPath", "infill") || "infill";
     const languages = cfg.get<string[]>("languages", ["python", "java"]);
-    const serverOptions: ServerOptions = {
-      run: { command, args: ["serve"], transport: TransportKind.stdio },
-      debug: { command, args: ["serve"], transport: TransportKind.stdio },
-    };
+    // stdio, without `transport: stdio`, which would add a `--stdio` argument.
+    const serverOptions: ServerOptions = { command, args: ["serve"] };
     const clientOptions: LanguageClientOptions = {
       documentSelector: languages.flatMap((language) => [
         { scheme: "file", language },
