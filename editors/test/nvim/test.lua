@@ -162,7 +162,7 @@ local function check_file(path, lnum, typed, lang, partial)
       return ghost() == nil
     end, 2000)
     record(gone, name .. ": moving the cursor clears ghost text", vim.inspect(ghost()))
-    feed("<End><BS> ")
+    feed("<End><BS>" .. typed:sub(-1))
     g = wait_for(ghost, 60000)
     record(g ~= nil, name .. ": typing again brings ghost text back", "none")
     if not g then
