@@ -119,6 +119,9 @@ local function check_file(path, lnum, typed, lang, partial)
   record(require("infill").ghost_mode() == mode, name .. ": ghost text path is " .. mode,
     "got " .. tostring(require("infill").ghost_mode()))
   local ready = wait_for(function()
+    if require("infill").call(client, "is_stopped") then
+      return { model = "server exited" }
+    end
     local st = require("infill").status()
     return st and st.model ~= "loading" and st
   end, 120000)
@@ -220,6 +223,27 @@ co = coroutine.create(function()
   local root = env.INFILL_FIXTURE
   check_file(root .. "/fib.py", 4, "    return fibonacci(n - 1) + ", "python", false)
   check_file(root .. "/src/main/java/demo/Greeter.java", 8, "        System.out.println(greet(", "java", mode == "plugin")
+  -- Changed settings reach the running server: a model path that does not
+  -- exist makes it reload and fail, with the path in the reason.
+  local infill = require("infill")
+  local name = tag .. " settings"
+  infill.set_settings({ model = { path = root .. "/no-such-model.gguf" } })
+  local st = wait_for(function()
+    local s = infill.status()
+    return s and s.model == "failed" and s
+  end, 30000)
+  record(st and st.detail:find("no-such-model.gguf", 1, true), name .. ": a changed setting reaches the server", vim.inspect(st))
+  local line = wait_for(function()
+    local l = require("infill.status").get()
+    return l:find("no-such-model", 1, true) and l
+  end, 5000)
+  record(line, name .. ": the status line shows the error", require("infill.status").get())
+  infill.set_settings({ model = { path = vim.NIL } })
+  st = wait_for(function()
+    local s = infill.status()
+    return s and s.model == "ready" and s
+  end, 60000)
+  record(st, name .. ": resetting it reloads the default model", vim.inspect(infill.status()))
   results:close()
   vim.cmd(failed == 0 and "qall!" or "cquit 1")
 end)
