@@ -227,6 +227,12 @@ co = coroutine.create(function()
   -- exist makes it reload and fail, with the path in the reason.
   local infill = require("infill")
   local name = tag .. " settings"
+  if not infill.client(0) then
+    record(false, name .. ": a server to send settings to", "none attached")
+    results:close()
+    vim.cmd("cquit 1")
+    return
+  end
   infill.set_settings({ model = { path = root .. "/no-such-model.gguf" } })
   local st = wait_for(function()
     local s = infill.status()
