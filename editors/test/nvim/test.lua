@@ -158,6 +158,19 @@ local function check_file(path, lnum, typed, lang, partial)
     feed("<Esc>")
     return
   end
+  -- The dismiss key clears it; typing again brings one back.
+  feed("<C-]>")
+  record(wait_for(function()
+    return ghost() == nil
+  end, 2000), name .. ": <C-]> dismisses the ghost text", vim.inspect(ghost()))
+  feed("<BS>" .. typed:sub(-1))
+  g = wait_for(ghost, 60000)
+  record(g ~= nil and vim.api.nvim_get_current_line() == typed, name .. ": typing again after dismissing brings ghost text back",
+    vim.inspect({ g = g, line = vim.api.nvim_get_current_line() }))
+  if not g then
+    feed("<Esc>")
+    return
+  end
   if mode == "plugin" then
     -- Moving the cursor clears it; typing again brings one back.
     feed("<Left>")
@@ -222,7 +235,7 @@ end
 co = coroutine.create(function()
   local root = env.INFILL_FIXTURE
   check_file(root .. "/fib.py", 4, "    return fibonacci(n - 1) + ", "python", false)
-  check_file(root .. "/src/main/java/demo/Greeter.java", 8, "        System.out.println(greet(", "java", mode == "plugin")
+  check_file(root .. "/src/main/java/demo/Greeter.java", 8, "        System.out.println(greet(", "java", true)
   -- Changed settings reach the running server: a model path that does not
   -- exist makes it reload and fail, with the path in the reason.
   local infill = require("infill")

@@ -198,16 +198,18 @@ local function set_keymaps()
         if type(item.insert_text) ~= "string" then
           return item
         end
-        local cut = require("infill.ghost").cut(item.insert_text, kind, item.range and (function()
-          -- the part of the range before the cursor is already typed
+        -- A non-empty range holds what is already typed: keep it, and cut
+        -- the word or line from what follows.
+        local typed = 0
+        if item.range and not item.range:is_empty() then
           local row, col = unpack(vim.api.nvim_win_get_cursor(0))
           local sr, sc = item.range:to_extmark()
           if sr == row - 1 and sc <= col then
-            return col - sc
+            typed = col - sc
           end
-          return 0
-        end)() or 0)
-        item.insert_text = cut
+        end
+        item.insert_text = item.insert_text:sub(1, typed)
+          .. require("infill.ghost").cut(item.insert_text, kind, typed)
         return item
       end,
     })
