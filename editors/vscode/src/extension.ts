@@ -63,6 +63,10 @@ class Infill {
   error: string | undefined;
   /** The last suggestion the server gave, for the test and the status command. */
   lastSuggestion: { uri: string; text: string } | undefined;
+  /** How many suggestions the server has given through this client. */
+  suggestions = 0;
+  /** Inline requests VS Code made (by trigger kind), and those sent to the server. */
+  requests = { automatic: 0, invoked: 0, sent: 0 };
   private poll: NodeJS.Timeout | undefined;
 
   constructor(private readonly context: vscode.ExtensionContext) {
@@ -141,13 +145,17 @@ class Infill {
       outputChannel: this.output,
       middleware: {
         provideInlineCompletionItems: async (document, position, ctx, token, next) => {
-          if (ctx.triggerKind === vscode.InlineCompletionTriggerKind.Automatic && !this.autoSuggestions()) {
+          const automatic = ctx.triggerKind === vscode.InlineCompletionTriggerKind.Automatic;
+          this.requests[automatic ? "automatic" : "invoked"]++;
+          if (automatic && !this.autoSuggestions()) {
             return null;
           }
+          this.requests.sent++;
           const result = await next(document, position, ctx, token);
           const items = Array.isArray(result) ? result : result?.items;
           const first = items?.[0];
           if (first) {
+            this.suggestions++;
             const text = typeof first.insertText === "string" ? first.insertText : first.insertText.value;
             this.lastSuggestion = { uri: document.uri.toString(), text };
           }
@@ -283,6 +291,8 @@ export interface InfillApi {
   client(): LanguageClient | undefined;
   statusText(): string;
   lastSuggestion(): { uri: string; text: string } | undefined;
+  suggestionCount(): number;
+  requestCounts(): { automatic: number; invoked: number; sent: number };
   refresh(): Promise<StatusResult | undefined>;
 }
 
@@ -316,6 +326,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<Infill
     client: () => it.client,
     statusText: () => it.statusText(),
     lastSuggestion: () => it.lastSuggestion,
+    suggestionCount: () => it.suggestions,
+    requestCounts: () => ({ ...it.requests }),
     refresh: () => it.refresh(),
   };
 }

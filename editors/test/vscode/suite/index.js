@@ -114,6 +114,29 @@ async function main() {
   await vscode.commands.executeCommand("infill.toggleAutoSuggestions");
   const off = await waitFor(() => cfg().get("enableAutoSuggestions") === !before, 5000);
   record(off && /circle-slash/.test(api.statusText()), "the toggle command turns automatic suggestions off", api.statusText());
+  // Off: typing asks for nothing; an explicit trigger still does.
+  const line = doc.lineAt(4);
+  editor.selection = new vscode.Selection(4, line.text.length, 4, line.text.length);
+  const count = api.suggestionCount();
+  const asked = api.requestCounts();
+  for (const ch of "\n    x = fib") {
+    await vscode.commands.executeCommand("type", { text: ch });
+    await sleep(100);
+  }
+  await sleep(3000);
+  const now = api.requestCounts();
+  record(
+    now.automatic > asked.automatic && now.sent === asked.sent && api.suggestionCount() === count,
+    "with automatic suggestions off, VS Code's automatic requests are not sent to the server",
+    JSON.stringify({ asked, now }),
+  );
+  const explicit = await waitFor(async () => {
+    await vscode.commands.executeCommand("editor.action.inlineSuggest.trigger");
+    await sleep(1000);
+    return api.suggestionCount() > count;
+  }, 30000, 100);
+  record(explicit, "with automatic suggestions off, an explicit trigger still brings one", "none");
+  await vscode.commands.executeCommand("editor.action.inlineSuggest.hide");
   await vscode.commands.executeCommand("infill.toggleAutoSuggestions");
   await waitFor(() => cfg().get("enableAutoSuggestions") === before, 5000);
 
