@@ -61,7 +61,16 @@ async function main() {
       "--user-data-dir", path.join(serverData, "data"),
       "--extensions-dir", path.join(work, "extensions"),
     ],
-    { stdio: ["ignore", log, log], env: { ...env, INFILL_RESULTS: results, INFILL_EXTENSION_DIR: env.EXTENSION_DIR } },
+    {
+      stdio: ["ignore", log, log],
+      env: {
+        ...env,
+        INFILL_RESULTS: results,
+        INFILL_EXTENSION_DIR: env.EXTENSION_DIR,
+        // No extension gallery: nothing is fetched from outside this machine.
+        EXTENSIONS_GALLERY: "{}",
+      },
+    },
   );
   const killServer = () => {
     try {
