@@ -123,6 +123,24 @@ async function main() {
     const end = Date.now() + timeoutMs;
     for (;;) {
       const text = fs.existsSync(results) ? fs.readFileSync(results, "utf8") : "";
+      if (/^CHECK_STATUSBAR$/m.test(text) && !fs.existsSync(`${results}.statusbar`)) {
+        // The suite waits here: check the status bar as a person sees it.
+        await sleep(500);
+        await page.screenshot({ path: path.join(work, "statusbar.png") }).catch(() => {});
+        const items = await page
+          .locator(".statusbar-item")
+          .evaluateAll((els) => els.map((e) => ({ id: e.id, text: e.innerText, label: e.getAttribute("aria-label") })))
+          .catch((e) => [{ id: "error", text: String(e) }]);
+        fs.writeFileSync(path.join(work, "statusbar.json"), JSON.stringify(items, null, 1));
+        const ours = items.find((i) => /infill/i.test(i.id) && /infill/.test(i.text));
+        fs.appendFileSync(
+          results,
+          ours
+            ? `PASS vscode: the window's status bar shows the infill item (${JSON.stringify(ours.label)})\n`
+            : `FAIL vscode: the window's status bar shows the infill item: ${JSON.stringify(items)}\n`,
+        );
+        fs.writeFileSync(`${results}.statusbar`, "checked\n");
+      }
       if (/^DONE$/m.test(text)) break;
       if (Date.now() > end) {
         fs.appendFileSync(results, `FAIL vscode: the extension-host tests finished within ${timeoutMs / 1000} s\n`);

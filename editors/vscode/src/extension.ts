@@ -144,6 +144,13 @@ class Infill {
       initializationOptions: serverSettings(cfg),
       outputChannel: this.output,
       middleware: {
+        // VS Code shows the inline suggestions; a completion item for the same
+        // answer would cost a second model request per keystroke (and cancel
+        // the first), so completion items are off unless asked for.
+        provideCompletionItem: (document, position, ctx, token, next) =>
+          vscode.workspace.getConfiguration(SECTION).get<boolean>("completionItems", false)
+            ? next(document, position, ctx, token)
+            : undefined,
         provideInlineCompletionItems: async (document, position, ctx, token, next) => {
           const automatic = ctx.triggerKind === vscode.InlineCompletionTriggerKind.Automatic;
           this.requests[automatic ? "automatic" : "invoked"]++;

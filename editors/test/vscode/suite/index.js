@@ -140,6 +140,16 @@ async function main() {
   await vscode.commands.executeCommand("infill.toggleAutoSuggestions");
   await waitFor(() => cfg().get("enableAutoSuggestions") === before, 5000);
 
+  // Completion items are off by default: the completion list has none from infill.
+  const list = await vscode.commands.executeCommand("vscode.executeCompletionItemProvider", doc.uri, editor.selection.active);
+  const ours = (list && list.items ? list.items : []).filter((i) => i.detail === "infill");
+  record(ours.length === 0, "no infill items in the completion list by default", JSON.stringify(ours.map((i) => i.label)));
+
+  // The driver looks at the window's status bar meanwhile.
+  fs.appendFileSync(results, "CHECK_STATUSBAR\n");
+  const looked = await waitFor(() => fs.existsSync(`${results}.statusbar`), 20000);
+  record(!!looked, "the driver checked the status bar", "no answer");
+
   // Restart: a new server process that has the document again.
   const oldClient = api.client();
   await vscode.commands.executeCommand("infill.restartServer");
