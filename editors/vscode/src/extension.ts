@@ -66,7 +66,7 @@ class Infill {
   /** How many suggestions the server has given through this client. */
   suggestions = 0;
   /** Inline requests VS Code made (by trigger kind), and those sent to the server. */
-  requests = { automatic: 0, invoked: 0, sent: 0 };
+  requests = { automatic: 0, invoked: 0, sent: 0, completion: 0, completionSent: 0 };
   private poll: NodeJS.Timeout | undefined;
 
   constructor(private readonly context: vscode.ExtensionContext) {
@@ -147,10 +147,14 @@ class Infill {
         // VS Code shows the inline suggestions; a completion item for the same
         // answer would cost a second model request per keystroke (and cancel
         // the first), so completion items are off unless asked for.
-        provideCompletionItem: (document, position, ctx, token, next) =>
-          vscode.workspace.getConfiguration(SECTION).get<boolean>("completionItems", false)
-            ? next(document, position, ctx, token)
-            : undefined,
+        provideCompletionItem: (document, position, ctx, token, next) => {
+          this.requests.completion++;
+          if (!vscode.workspace.getConfiguration(SECTION).get<boolean>("completionItems", false)) {
+            return undefined;
+          }
+          this.requests.completionSent++;
+          return next(document, position, ctx, token);
+        },
         provideInlineCompletionItems: async (document, position, ctx, token, next) => {
           const automatic = ctx.triggerKind === vscode.InlineCompletionTriggerKind.Automatic;
           this.requests[automatic ? "automatic" : "invoked"]++;
@@ -299,7 +303,7 @@ export interface InfillApi {
   statusText(): string;
   lastSuggestion(): { uri: string; text: string } | undefined;
   suggestionCount(): number;
-  requestCounts(): { automatic: number; invoked: number; sent: number };
+  requestCounts(): { automatic: number; invoked: number; sent: number; completion: number; completionSent: number };
   refresh(): Promise<StatusResult | undefined>;
 }
 

@@ -141,9 +141,15 @@ async function main() {
   await waitFor(() => cfg().get("enableAutoSuggestions") === before, 5000);
 
   // Completion items are off by default: the completion list has none from infill.
+  const beforeList = api.requestCounts();
   const list = await vscode.commands.executeCommand("vscode.executeCompletionItemProvider", doc.uri, editor.selection.active);
   const ours = (list && list.items ? list.items : []).filter((i) => i.detail === "infill");
-  record(ours.length === 0, "no infill items in the completion list by default", JSON.stringify(ours.map((i) => i.label)));
+  const afterList = api.requestCounts();
+  record(
+    ours.length === 0 && afterList.completion > beforeList.completion && afterList.completionSent === beforeList.completionSent,
+    "completion items are off by default: the completion list does not ask the server",
+    JSON.stringify({ beforeList, afterList, ours: ours.map((i) => i.label) }),
+  );
 
   // The driver looks at the window's status bar meanwhile.
   fs.appendFileSync(results, "CHECK_STATUSBAR\n");
