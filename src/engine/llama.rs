@@ -206,7 +206,16 @@ fn worker(settings: LlamaSettings, state: SharedState, jobs: mpsc::Receiver<Job>
         let result = if job.cancel.is_cancelled() {
             Err(EngineError::Cancelled)
         } else {
-            session.complete(&job.req, &job.cancel)
+            // A panic in one request must not take the engine down with it.
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                session.complete(&job.req, &job.cancel)
+            }))
+            .unwrap_or_else(|_| {
+                session.reset();
+                Err(EngineError::Failed(
+                    "the completion panicked; see the log".into(),
+                ))
+            })
         };
         let _ = job.reply.send(result);
     }
@@ -313,6 +322,12 @@ impl<'m> Session<'m> {
         })
     }
 
+    /// Forgets the KV cache: its content is unknown after a failure.
+    fn reset(&mut self) {
+        self.ctx.clear_kv_cache();
+        self.cached.clear();
+    }
+
     fn complete(
         &mut self,
         req: &EngineRequest,
@@ -321,9 +336,7 @@ impl<'m> Session<'m> {
         let started = Instant::now();
         let result = self.run(req, cancel, started);
         if let Err(EngineError::Failed(_)) = &result {
-            // After a failed decode the cache content is unknown: start clean.
-            self.ctx.clear_kv_cache();
-            self.cached.clear();
+            self.reset();
         }
         result
     }
@@ -438,6 +451,10 @@ impl<'m> Session<'m> {
             prompt_tokens: tokens.len(),
             evaluated_tokens: evaluated,
             generated_tokens: generated,
+            marker_tokens: tokens
+                .iter()
+                .filter(|t| self.template.stop_tokens.contains(t) || self.template.is_marker(**t))
+                .count(),
             elapsed: started.elapsed(),
         })
     }

@@ -25,7 +25,8 @@ pub struct EngineRequest {
     pub context: Option<crate::prompt::repo::CrossFileContext>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct EngineOutput {
     /// Raw generated text, already cut by the stop rule.
     pub text: String,
@@ -33,7 +34,15 @@ pub struct EngineOutput {
     /// Prompt tokens actually evaluated (the rest were reused from the KV cache).
     pub evaluated_tokens: usize,
     pub generated_tokens: usize,
+    /// Template marker tokens in the prompt: exactly the template's own,
+    /// whatever the file says (text is never parsed into special tokens).
+    pub marker_tokens: usize,
+    #[serde(rename = "elapsedMs", serialize_with = "as_millis")]
     pub elapsed: Duration,
+}
+
+fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64() * 1000.0)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,8 +7,12 @@
 //! lock without awaiting first, so edits apply in the order they arrive.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+
+use futures_util::FutureExt;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -45,6 +49,8 @@ struct State {
     /// Answers computed by the model, and answered from `shown`.
     model_answers: u64,
     reused_answers: u64,
+    /// Token counts and time of the last model answer.
+    last_output: Option<crate::engine::EngineOutput>,
     /// Messages found before the client may be told (during `initialize`).
     pending_messages: Vec<(MessageType, String)>,
     /// Workspace folders from `initialize`.
@@ -71,6 +77,10 @@ pub struct DocumentTextParams {
 pub struct DocumentTextResult {
     pub text: String,
     pub version: i32,
+    /// The syntax tree kept for the document, as an S-expression (null for
+    /// languages without a grammar), so that tests can compare it with a
+    /// fresh parse of `text`.
+    pub tree: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -91,6 +101,8 @@ pub struct StatusResult {
     pub model_answers: u64,
     /// Completions answered from the suggestion already shown.
     pub reused_answers: u64,
+    /// Token counts and time of the last model answer.
+    pub last_request: Option<crate::engine::EngineOutput>,
 }
 
 impl Backend {
@@ -108,6 +120,7 @@ impl Backend {
                 shown: None,
                 model_answers: 0,
                 reused_answers: 0,
+                last_output: None,
                 pending_messages: Vec::new(),
                 roots: Vec::new(),
                 watch_files: false,
@@ -125,17 +138,24 @@ impl Backend {
     /// `infill/documentText`: the server's copy of a document, so that any
     /// client can check that it matches its own.
     pub async fn document_text(&self, params: DocumentTextParams) -> Result<DocumentTextResult> {
-        let st = self.lock();
-        match st.documents.get(&params.uri) {
-            Some(doc) => Ok(DocumentTextResult {
-                text: doc.text().to_string(),
-                version: doc.version,
-            }),
-            None => Err(Error::invalid_params(format!(
-                "document {} is not open",
-                params.uri
-            ))),
-        }
+        catching("infill/documentText", async move {
+            let st = self.lock();
+            match st.documents.get(&params.uri) {
+                Some(doc) => Ok(DocumentTextResult {
+                    text: doc.text().to_string(),
+                    version: doc.version,
+                    tree: doc
+                        .syntax()
+                        .and_then(|st| st.tree())
+                        .map(|t| t.root_node().to_sexp()),
+                }),
+                None => Err(Error::invalid_params(format!(
+                    "document {} is not open",
+                    params.uri
+                ))),
+            }
+        })
+        .await
     }
 
     /// `infill/context`: the snippets cross-file retrieval finds at a
@@ -172,9 +192,14 @@ impl Backend {
 
     /// `infill/status`: whether the model is loaded.
     pub async fn status(&self, _: Option<Value>) -> Result<StatusResult> {
-        let (engine, model_answers, reused_answers) = {
+        let (engine, model_answers, reused_answers, last_request) = {
             let st = self.lock();
-            (st.engine.clone(), st.model_answers, st.reused_answers)
+            (
+                st.engine.clone(),
+                st.model_answers,
+                st.reused_answers,
+                st.last_output.clone(),
+            )
         };
         let (model, detail) = match engine.map(|e| e.state()) {
             None => ("none", String::new()),
@@ -187,6 +212,7 @@ impl Backend {
             detail,
             model_answers,
             reused_answers,
+            last_request,
         })
     }
 
@@ -273,6 +299,29 @@ impl Backend {
                 EngineState::Loading => {}
             }
         });
+    }
+
+    fn apply_did_change(&self, params: DidChangeTextDocumentParams) {
+        let uri = params.text_document.text_document_identifier.uri.0.clone();
+        let changes: Vec<TextChange> = params
+            .content_changes
+            .into_iter()
+            .map(text_change)
+            .collect();
+        let mut st = self.lock();
+        let enc = st.encoding;
+        match st.documents.get_mut(&uri) {
+            Some(doc) => {
+                doc.apply_changes(params.text_document.version, &changes, enc);
+                // A rope clone is O(1): the copy to text happens after the debounce.
+                self.xfile.changed(&uri, doc.text().clone());
+            }
+            None => tracing::warn!("didChange for a document that is not open: {uri}"),
+        }
+        // The text under any request in flight is gone: stop it.
+        if let Some(flag) = st.inflight.remove(&uri) {
+            flag.cancel();
+        }
     }
 
     /// Runs the completion pipeline at `position` of `uri`.
@@ -391,6 +440,7 @@ impl Backend {
         {
             let mut st = self.lock();
             st.model_answers += 1;
+            st.last_output = Some(output.clone());
             st.shown = (!text.is_empty()).then(|| ShownSuggestion {
                 uri: key.clone(),
                 prefix: ctx.prefix.clone(),
@@ -441,6 +491,56 @@ fn workspace_roots(params: &InitializeParams) -> Vec<Root> {
             Some(Root { path, name })
         })
         .collect()
+}
+
+/// Runs a request handler; a panic in it is logged and answered as an
+/// internal error instead of taking the server down.
+async fn catching<T>(what: &str, fut: impl Future<Output = Result<T>>) -> Result<T> {
+    match AssertUnwindSafe(fut).catch_unwind().await {
+        Ok(result) => result,
+        Err(panic) => {
+            tracing::error!("{what} panicked: {}", panic_message(&*panic));
+            Err(Error::internal_error())
+        }
+    }
+}
+
+/// Runs a notification handler; a panic in it is logged.
+fn catching_notification(what: &str, f: impl FnOnce()) {
+    if let Err(panic) = std::panic::catch_unwind(AssertUnwindSafe(f)) {
+        tracing::error!("{what} panicked: {}", panic_message(&*panic));
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// Exits when the editor process dies, as LSP asks: an orphaned server
+/// would otherwise hold the model in memory forever.
+fn watch_parent(pid: i32) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            if !process_alive(pid) {
+                tracing::warn!("the editor process {pid} is gone: exiting");
+                std::process::exit(1);
+            }
+        }
+    });
+}
+
+/// Whether the editor process that started us still runs.
+fn process_alive(pid: i32) -> bool {
+    if cfg!(target_os = "linux") {
+        std::path::Path::new(&format!("/proc/{pid}")).exists()
+    } else {
+        true
+    }
 }
 
 fn lsp_position(p: LinePosition) -> Position {
@@ -498,6 +598,9 @@ impl LanguageServer for Backend {
             if let Some(opts) = &params.initialization_options {
                 let report = st.config.merge_json(opts);
                 Self::report_settings(&mut st, report);
+            }
+            if let Some(pid) = params.process_id {
+                watch_parent(pid);
             }
             st.work_done_progress = params
                 .capabilities
@@ -572,35 +675,18 @@ impl LanguageServer for Backend {
     }
 
     async fn did_open(&self, params: DidOpenTextDocumentParams) {
-        let item = params.text_document;
-        let uri = item.uri.0.clone();
-        let language_id = String::from(item.language_id);
-        let doc = Document::new(uri_path(&uri), Some(&language_id), item.version, &item.text);
-        self.xfile.opened(&uri, doc.text().clone());
-        self.lock().documents.insert(uri, doc);
+        catching_notification("didOpen", || {
+            let item = params.text_document;
+            let uri = item.uri.0.clone();
+            let language_id = String::from(item.language_id);
+            let doc = Document::new(uri_path(&uri), Some(&language_id), item.version, &item.text);
+            self.xfile.opened(&uri, doc.text().clone());
+            self.lock().documents.insert(uri, doc);
+        });
     }
 
     async fn did_change(&self, params: DidChangeTextDocumentParams) {
-        let uri = params.text_document.text_document_identifier.uri.0.clone();
-        let changes: Vec<TextChange> = params
-            .content_changes
-            .into_iter()
-            .map(text_change)
-            .collect();
-        let mut st = self.lock();
-        let enc = st.encoding;
-        match st.documents.get_mut(&uri) {
-            Some(doc) => {
-                doc.apply_changes(params.text_document.version, &changes, enc);
-                // A rope clone is O(1): the copy to text happens after the debounce.
-                self.xfile.changed(&uri, doc.text().clone());
-            }
-            None => tracing::warn!("didChange for a document that is not open: {uri}"),
-        }
-        // The text under any request in flight is gone: stop it.
-        if let Some(flag) = st.inflight.remove(&uri) {
-            flag.cancel();
-        }
+        catching_notification("didChange", || self.apply_did_change(params));
     }
 
     async fn did_save(&self, params: DidSaveTextDocumentParams) {
@@ -616,13 +702,15 @@ impl LanguageServer for Backend {
     }
 
     async fn did_close(&self, params: DidCloseTextDocumentParams) {
-        let uri = params.text_document.uri.0.clone();
-        let mut st = self.lock();
-        st.documents.remove(&uri);
-        self.xfile.closed(&uri);
-        if let Some(flag) = st.inflight.remove(&uri) {
-            flag.cancel();
-        }
+        catching_notification("didClose", || {
+            let uri = params.text_document.uri.0.clone();
+            let mut st = self.lock();
+            st.documents.remove(&uri);
+            self.xfile.closed(&uri);
+            if let Some(flag) = st.inflight.remove(&uri) {
+                flag.cancel();
+            }
+        });
     }
 
     async fn did_change_configuration(&self, params: DidChangeConfigurationParams) {
@@ -658,72 +746,78 @@ impl LanguageServer for Backend {
         &self,
         params: InlineCompletionParams,
     ) -> Result<Option<InlineCompletionResponse>> {
-        let at = params.text_document_position_params;
-        let automatic = params.context.trigger_kind == InlineCompletionTriggerKind::Automatic;
-        let items = match self
-            .complete_at(&at.text_document.uri, at.position, automatic)
-            .await?
-        {
-            Some(answer) => vec![InlineCompletionItem {
-                insert_text: InsertText::String(answer.text),
-                filter_text: None,
-                range: Some(Range {
-                    start: answer.cursor,
-                    end: answer.cursor,
-                }),
-                command: None,
-            }],
-            None => Vec::new(),
-        };
-        Ok(Some(InlineCompletionList { items }.into()))
+        catching("inlineCompletion", async move {
+            let at = params.text_document_position_params;
+            let automatic = params.context.trigger_kind == InlineCompletionTriggerKind::Automatic;
+            let items = match self
+                .complete_at(&at.text_document.uri, at.position, automatic)
+                .await?
+            {
+                Some(answer) => vec![InlineCompletionItem {
+                    insert_text: InsertText::String(answer.text),
+                    filter_text: None,
+                    range: Some(Range {
+                        start: answer.cursor,
+                        end: answer.cursor,
+                    }),
+                    command: None,
+                }],
+                None => Vec::new(),
+            };
+            Ok(Some(InlineCompletionList { items }.into()))
+        })
+        .await
     }
 
     async fn completion(&self, params: CompletionParams) -> Result<Option<CompletionResponse>> {
-        let at = params.text_document_position_params;
-        // Completion lists are requested as the user types, whatever the
-        // trigger kind says: treat them all as automatic.
-        let items = match self
-            .complete_at(&at.text_document.uri, at.position, true)
-            .await?
-        {
-            Some(answer) => {
-                // The edit replaces the identifier being typed, and the
-                // filter text starts with it, so clients that filter items
-                // by the word at the cursor keep this one.
-                let full = format!("{}{}", answer.word, answer.text);
-                let label: String = full
-                    .lines()
-                    .map(str::trim)
-                    .find(|l| !l.is_empty())
-                    .unwrap_or("")
-                    .chars()
-                    .take(80)
-                    .collect();
-                vec![CompletionItem {
-                    label,
-                    kind: Some(CompletionItemKind::Text),
-                    detail: Some("infill".into()),
-                    filter_text: Some(full.clone()),
-                    text_edit: Some(CompletionItemTextEdit::TextEdit(TextEdit {
-                        range: Range {
-                            start: answer.word_start,
-                            end: answer.cursor,
-                        },
-                        new_text: full,
-                    })),
-                    preselect: Some(true),
+        catching("completion", async move {
+            let at = params.text_document_position_params;
+            // Completion lists are requested as the user types, whatever the
+            // trigger kind says: treat them all as automatic.
+            let items = match self
+                .complete_at(&at.text_document.uri, at.position, true)
+                .await?
+            {
+                Some(answer) => {
+                    // The edit replaces the identifier being typed, and the
+                    // filter text starts with it, so clients that filter items
+                    // by the word at the cursor keep this one.
+                    let full = format!("{}{}", answer.word, answer.text);
+                    let label: String = full
+                        .lines()
+                        .map(str::trim)
+                        .find(|l| !l.is_empty())
+                        .unwrap_or("")
+                        .chars()
+                        .take(80)
+                        .collect();
+                    vec![CompletionItem {
+                        label,
+                        kind: Some(CompletionItemKind::Text),
+                        detail: Some("infill".into()),
+                        filter_text: Some(full.clone()),
+                        text_edit: Some(CompletionItemTextEdit::TextEdit(TextEdit {
+                            range: Range {
+                                start: answer.word_start,
+                                end: answer.cursor,
+                            },
+                            new_text: full,
+                        })),
+                        preselect: Some(true),
+                        ..Default::default()
+                    }]
+                }
+                None => Vec::new(),
+            };
+            Ok(Some(
+                CompletionList {
+                    is_incomplete: true,
+                    items,
                     ..Default::default()
-                }]
-            }
-            None => Vec::new(),
-        };
-        Ok(Some(
-            CompletionList {
-                is_incomplete: true,
-                items,
-                ..Default::default()
-            }
-            .into(),
-        ))
+                }
+                .into(),
+            ))
+        })
+        .await
     }
 }

@@ -201,6 +201,11 @@ impl FimTemplate {
         })
     }
 
+    /// Whether `token` is one of the markers of this template's layout.
+    pub fn is_marker(&self, token: Token) -> bool {
+        self.layout.contains(&Piece::Marker(token))
+    }
+
     pub fn uses_suffix(&self) -> bool {
         self.layout.contains(&Piece::Suffix)
     }

@@ -49,7 +49,19 @@ impl Server {
     /// Starts `infill serve` with `args` (the model is the real default one
     /// unless `args` names another).
     pub fn start(args: &[&str]) -> Server {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_infill"));
+        Server::start_wrapped(&[], args)
+    }
+
+    /// Starts `infill serve` under a wrapper command (e.g. `unshare -n`).
+    pub fn start_wrapped(wrapper: &[&str], args: &[&str]) -> Server {
+        let mut cmd = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(env!("CARGO_BIN_EXE_infill"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_infill")),
+        };
         cmd.arg("serve");
         if !args.contains(&"--model") {
             cmd.arg("--model").arg(model_path());
@@ -95,6 +107,15 @@ impl Server {
         );
         s.notify("initialized", json!({}));
         (s, result)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The exit status, if the server has exited.
+    pub fn try_exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
     }
 
     pub fn send_raw(&mut self, body: &[u8]) {
