@@ -183,7 +183,7 @@ impl CursorContext {
                 head_chars(&self.suffix, SYNTAX_WINDOW_CHARS),
             );
         }
-        if out.trim().is_empty() {
+        if out.trim().is_empty() || clean::repeats_next_line(&out, &self.suffix) {
             String::new()
         } else {
             out

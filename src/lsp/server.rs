@@ -37,8 +37,10 @@ struct State {
     config: Config,
     documents: HashMap<String, Document>,
     engine: Option<Arc<dyn Engine>>,
-    /// The request in flight per document; a newer one cancels it.
-    inflight: HashMap<String, CancelFlag>,
+    /// The request in flight per document and kind (inline or list); a
+    /// newer one of the same kind cancels it. Kinds are kept apart because
+    /// clients may send both on every keystroke.
+    inflight: HashMap<(String, RequestKind), CancelFlag>,
     work_done_progress: bool,
     /// The last suggestion answered, for typed-through reuse.
     shown: Option<ShownSuggestion>,
@@ -49,6 +51,12 @@ struct State {
     last_output: Option<crate::engine::EngineOutput>,
     /// Messages found before the client may be told (during `initialize`).
     pending_messages: Vec<(MessageType, String)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum RequestKind {
+    Inline,
+    List,
 }
 
 /// A cleaned completion and where it goes.
@@ -246,9 +254,7 @@ impl Backend {
             None => tracing::warn!("didChange for a document that is not open: {uri}"),
         }
         // The text under any request in flight is gone: stop it.
-        if let Some(flag) = st.inflight.remove(&uri) {
-            flag.cancel();
-        }
+        cancel_document_requests(&mut st.inflight, &uri);
     }
 
     /// Runs the completion pipeline at `position` of `uri`.
@@ -259,8 +265,10 @@ impl Backend {
         uri: &Uri,
         position: Position,
         automatic: bool,
+        kind: RequestKind,
     ) -> Result<Option<Answer>> {
         let key = uri.0.clone();
+        let flight = (key.clone(), kind);
         let (ctx, config, engine, cursor, word_start, word, flag) = {
             let mut st = self.lock();
             let enc = st.encoding;
@@ -295,7 +303,7 @@ impl Backend {
             if let Some(rest) = reusable {
                 // The user typed the start of what is shown: the rest stands.
                 st.reused_answers += 1;
-                if let Some(previous) = st.inflight.remove(&key) {
+                if let Some(previous) = st.inflight.remove(&flight) {
                     previous.cancel();
                 }
                 return Ok(Some(Answer {
@@ -308,7 +316,7 @@ impl Backend {
             let config = st.config.clone();
             let engine = st.engine.clone();
             let flag = CancelFlag::default();
-            if let Some(previous) = st.inflight.insert(key.clone(), flag.clone()) {
+            if let Some(previous) = st.inflight.insert(flight.clone(), flag.clone()) {
                 previous.cancel();
             }
             (ctx, config, engine, cursor_pos, word_start, word, flag)
@@ -330,8 +338,8 @@ impl Backend {
         drop(guard);
         {
             let mut st = self.lock();
-            if st.inflight.get(&key).is_some_and(|f| f.is_cancelled()) {
-                st.inflight.remove(&key);
+            if st.inflight.get(&flight).is_some_and(|f| f.is_cancelled()) {
+                st.inflight.remove(&flight);
             }
         }
         let output = match result {
@@ -380,6 +388,15 @@ impl Backend {
             word,
         }))
     }
+}
+
+fn cancel_document_requests(inflight: &mut HashMap<(String, RequestKind), CancelFlag>, uri: &str) {
+    inflight.retain(|(u, _), flag| {
+        if u == uri {
+            flag.cancel();
+        }
+        u != uri
+    });
 }
 
 /// Runs a request handler; a panic in it is logged and answered as an
@@ -565,9 +582,7 @@ impl LanguageServer for Backend {
             let uri = params.text_document.uri.0.clone();
             let mut st = self.lock();
             st.documents.remove(&uri);
-            if let Some(flag) = st.inflight.remove(&uri) {
-                flag.cancel();
-            }
+            cancel_document_requests(&mut st.inflight, &uri);
         });
     }
 
@@ -600,7 +615,12 @@ impl LanguageServer for Backend {
             let at = params.text_document_position_params;
             let automatic = params.context.trigger_kind == InlineCompletionTriggerKind::Automatic;
             let items = match self
-                .complete_at(&at.text_document.uri, at.position, automatic)
+                .complete_at(
+                    &at.text_document.uri,
+                    at.position,
+                    automatic,
+                    RequestKind::Inline,
+                )
                 .await?
             {
                 Some(answer) => vec![InlineCompletionItem {
@@ -625,7 +645,7 @@ impl LanguageServer for Backend {
             // Completion lists are requested as the user types, whatever the
             // trigger kind says: treat them all as automatic.
             let items = match self
-                .complete_at(&at.text_document.uri, at.position, true)
+                .complete_at(&at.text_document.uri, at.position, true, RequestKind::List)
                 .await?
             {
                 Some(answer) => {
