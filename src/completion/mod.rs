@@ -138,6 +138,8 @@ impl CursorContext {
             prompt_budget: config.completion.prompt_tokens as usize,
             max_tokens: config.completion.max_tokens as usize,
             stop: self.stop,
+            time_budget: (config.completion.time_budget_ms > 0)
+                .then(|| std::time::Duration::from_millis(config.completion.time_budget_ms)),
         }
     }
 

@@ -20,6 +20,8 @@ pub struct EngineRequest {
     pub prompt_budget: usize,
     pub max_tokens: usize,
     pub stop: StopRule,
+    /// Once this much time has passed, generation ends at the next line end.
+    pub time_budget: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
