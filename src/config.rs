@@ -34,6 +34,9 @@ pub struct CompletionConfig {
     pub multiline: Multiline,
     /// Answer automatic requests inside comments and strings too.
     pub in_comments_and_strings: bool,
+    /// Past this much time a multi-line answer ends at its next line end
+    /// (0: no limit): a late suggestion is never seen.
+    pub time_budget_ms: u64,
 }
 
 /// Whether suggestions may span several lines.
@@ -78,6 +81,7 @@ impl Default for Config {
                 load_wait_ms: 10_000,
                 multiline: Multiline::Auto,
                 in_comments_and_strings: false,
+                time_budget_ms: 2000,
             },
             context: ContextConfig {
                 cross_file: true,
@@ -165,6 +169,9 @@ impl Config {
                         ))
                     }
                 }
+            }
+            "completion.timeBudgetMs" => {
+                self.completion.time_budget_ms = u64::from(u32_in(v, 0, 600_000)?)
             }
             "completion.inCommentsAndStrings" => {
                 self.completion.in_comments_and_strings = v

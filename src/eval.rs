@@ -244,6 +244,8 @@ pub fn run(
     };
     for (i, item) in items.iter().enumerate() {
         let mut cfg = config.clone();
+        // Quality, not latency, is measured here: no time budget.
+        cfg.completion.time_budget_ms = 0;
         cfg.completion.multiline = if item.multiline {
             Multiline::Always
         } else {

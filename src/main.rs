@@ -21,6 +21,10 @@ struct Cli {
 enum Command {
     /// Speak LSP over stdin/stdout (what an editor starts).
     Serve {
+        /// Accepted for clients that always pass it (vscode-languageclient);
+        /// stdio is the only transport.
+        #[arg(long, hide = true)]
+        stdio: bool,
         #[command(flatten)]
         settings: SettingFlags,
     },
@@ -166,7 +170,7 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { settings } => {
+        Command::Serve { settings, .. } => {
             let config = match settings.config() {
                 Ok(c) => c,
                 Err(e) => {

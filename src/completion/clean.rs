@@ -45,6 +45,17 @@ pub fn cut_repeated_suffix_lines<'a>(text: &'a str, suffix: &str) -> &'a str {
     text
 }
 
+/// Whether a one-line answer is exactly the next non-blank line after the
+/// cursor's line: the model re-typing code the user already has.
+pub fn repeats_next_line(text: &str, suffix: &str) -> bool {
+    let next = suffix
+        .split('\n')
+        .skip(1)
+        .map(str::trim)
+        .find(|l| !l.is_empty());
+    !text.contains('\n') && next.is_some_and(|n| n == text.trim())
+}
+
 /// Net count of unclosed brackets in `s`: openers not yet closed plus
 /// closers with no opener. Quotes are ignored (too ambiguous to count).
 fn bracket_imbalance(s: &str) -> usize {
@@ -174,6 +185,13 @@ mod tests {
             cut_repeated_suffix_lines(raw, suffix),
             "return width * height;"
         );
+    }
+
+    #[test]
+    fn a_line_that_already_follows_is_a_repeat() {
+        let suffix = "\n        n -= 1\n    return a\n";
+        assert!(repeats_next_line("        n -= 1", suffix));
+        assert!(!repeats_next_line("        a, b = b, a + b", suffix));
     }
 
     #[test]

@@ -139,6 +139,8 @@ impl CursorContext {
             max_tokens: config.completion.max_tokens as usize,
             stop: self.stop,
             context: None,
+            time_budget: (config.completion.time_budget_ms > 0)
+                .then(|| std::time::Duration::from_millis(config.completion.time_budget_ms)),
         }
     }
 
@@ -184,7 +186,7 @@ impl CursorContext {
                 head_chars(&self.suffix, SYNTAX_WINDOW_CHARS),
             );
         }
-        if out.trim().is_empty() {
+        if out.trim().is_empty() || clean::repeats_next_line(&out, &self.suffix) {
             String::new()
         } else {
             out

@@ -442,6 +442,14 @@ impl<'m> Session<'m> {
                 text_len = cut;
                 break;
             }
+            let over_time = req.time_budget.is_some_and(|b| started.elapsed() > b);
+            if over_time
+                && valid.trim_end_matches([' ', '\t']).ends_with('\n')
+                && !valid.trim().is_empty()
+            {
+                text_len = valid.trim_end().len();
+                break;
+            }
             self.decode(&mut batch, &[next])?;
         }
         let answer = bytes.get(healed.len()..).unwrap_or(&[]);

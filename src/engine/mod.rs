@@ -23,6 +23,8 @@ pub struct EngineRequest {
     /// Snippets of other workspace files, laid out before the FIM prompt
     /// within their own budget; `None` for in-file completion.
     pub context: Option<crate::prompt::repo::CrossFileContext>,
+    /// Once this much time has passed, generation ends at the next line end.
+    pub time_budget: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]

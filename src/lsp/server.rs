@@ -41,8 +41,10 @@ struct State {
     config: Config,
     documents: HashMap<String, Document>,
     engine: Option<Arc<dyn Engine>>,
-    /// The request in flight per document; a newer one cancels it.
-    inflight: HashMap<String, CancelFlag>,
+    /// The request in flight per document and kind (inline or list); a
+    /// newer one of the same kind cancels it. Kinds are kept apart because
+    /// clients may send both on every keystroke.
+    inflight: HashMap<(String, RequestKind), CancelFlag>,
     work_done_progress: bool,
     /// The last suggestion answered, for typed-through reuse.
     shown: Option<ShownSuggestion>,
@@ -57,6 +59,12 @@ struct State {
     roots: Vec<Root>,
     /// Whether the client lets us register file watchers.
     watch_files: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum RequestKind {
+    Inline,
+    List,
 }
 
 /// A cleaned completion and where it goes.
@@ -319,9 +327,7 @@ impl Backend {
             None => tracing::warn!("didChange for a document that is not open: {uri}"),
         }
         // The text under any request in flight is gone: stop it.
-        if let Some(flag) = st.inflight.remove(&uri) {
-            flag.cancel();
-        }
+        cancel_document_requests(&mut st.inflight, &uri);
     }
 
     /// Runs the completion pipeline at `position` of `uri`.
@@ -332,9 +338,11 @@ impl Backend {
         uri: &Uri,
         position: Position,
         automatic: bool,
+        kind: RequestKind,
     ) -> Result<Option<Answer>> {
         let key = uri.0.clone();
         let line = position.line as usize;
+        let flight = (key.clone(), kind);
         let (ctx, config, engine, cursor, word_start, word, flag) = {
             let mut st = self.lock();
             let enc = st.encoding;
@@ -369,7 +377,7 @@ impl Backend {
             if let Some(rest) = reusable {
                 // The user typed the start of what is shown: the rest stands.
                 st.reused_answers += 1;
-                if let Some(previous) = st.inflight.remove(&key) {
+                if let Some(previous) = st.inflight.remove(&flight) {
                     previous.cancel();
                 }
                 return Ok(Some(Answer {
@@ -382,7 +390,7 @@ impl Backend {
             let config = st.config.clone();
             let engine = st.engine.clone();
             let flag = CancelFlag::default();
-            if let Some(previous) = st.inflight.insert(key.clone(), flag.clone()) {
+            if let Some(previous) = st.inflight.insert(flight.clone(), flag.clone()) {
                 previous.cancel();
             }
             (ctx, config, engine, cursor_pos, word_start, word, flag)
@@ -408,8 +416,8 @@ impl Backend {
         drop(guard);
         {
             let mut st = self.lock();
-            if st.inflight.get(&key).is_some_and(|f| f.is_cancelled()) {
-                st.inflight.remove(&key);
+            if st.inflight.get(&flight).is_some_and(|f| f.is_cancelled()) {
+                st.inflight.remove(&flight);
             }
         }
         let output = match result {
@@ -491,6 +499,15 @@ fn workspace_roots(params: &InitializeParams) -> Vec<Root> {
             Some(Root { path, name })
         })
         .collect()
+}
+
+fn cancel_document_requests(inflight: &mut HashMap<(String, RequestKind), CancelFlag>, uri: &str) {
+    inflight.retain(|(u, _), flag| {
+        if u == uri {
+            flag.cancel();
+        }
+        u != uri
+    });
 }
 
 /// Runs a request handler; a panic in it is logged and answered as an
@@ -707,9 +724,7 @@ impl LanguageServer for Backend {
             let mut st = self.lock();
             st.documents.remove(&uri);
             self.xfile.closed(&uri);
-            if let Some(flag) = st.inflight.remove(&uri) {
-                flag.cancel();
-            }
+            cancel_document_requests(&mut st.inflight, &uri);
         });
     }
 
@@ -750,7 +765,12 @@ impl LanguageServer for Backend {
             let at = params.text_document_position_params;
             let automatic = params.context.trigger_kind == InlineCompletionTriggerKind::Automatic;
             let items = match self
-                .complete_at(&at.text_document.uri, at.position, automatic)
+                .complete_at(
+                    &at.text_document.uri,
+                    at.position,
+                    automatic,
+                    RequestKind::Inline,
+                )
                 .await?
             {
                 Some(answer) => vec![InlineCompletionItem {
@@ -775,7 +795,7 @@ impl LanguageServer for Backend {
             // Completion lists are requested as the user types, whatever the
             // trigger kind says: treat them all as automatic.
             let items = match self
-                .complete_at(&at.text_document.uri, at.position, true)
+                .complete_at(&at.text_document.uri, at.position, true, RequestKind::List)
                 .await?
             {
                 Some(answer) => {
