@@ -45,15 +45,17 @@ pub fn cut_repeated_suffix_lines<'a>(text: &'a str, suffix: &str) -> &'a str {
     text
 }
 
-/// Whether a one-line answer is exactly the next non-blank line after the
-/// cursor's line: the model re-typing code the user already has.
-pub fn repeats_next_line(text: &str, suffix: &str) -> bool {
+/// Whether a one-line answer makes the cursor's line exactly the next
+/// non-blank line after it, indentation included: the model re-typing code
+/// the user already has. (Indentation counts: a `}` closing an inner block
+/// is not a repeat of the `}` closing the outer one.)
+pub fn repeats_next_line(line_prefix: &str, text: &str, suffix: &str) -> bool {
     let next = suffix
         .split('\n')
         .skip(1)
-        .map(str::trim)
-        .find(|l| !l.is_empty());
-    !text.contains('\n') && next.is_some_and(|n| n == text.trim())
+        .map(str::trim_end)
+        .find(|l| !l.trim().is_empty());
+    !text.contains('\n') && next.is_some_and(|n| n == format!("{line_prefix}{}", text.trim_end()))
 }
 
 /// Net count of unclosed brackets in `s`: openers not yet closed plus
@@ -190,8 +192,11 @@ mod tests {
     #[test]
     fn a_line_that_already_follows_is_a_repeat() {
         let suffix = "\n        n -= 1\n    return a\n";
-        assert!(repeats_next_line("        n -= 1", suffix));
-        assert!(!repeats_next_line("        a, b = b, a + b", suffix));
+        assert!(repeats_next_line("", "        n -= 1", suffix));
+        assert!(repeats_next_line("    ", "    n -= 1", suffix));
+        assert!(!repeats_next_line("", "        a, b = b, a + b", suffix));
+        // Closing an inner block before the outer one's `}` is no repeat.
+        assert!(!repeats_next_line("", "        }", "\n    }\n}\n"));
     }
 
     #[test]

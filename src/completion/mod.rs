@@ -186,7 +186,8 @@ impl CursorContext {
                 head_chars(&self.suffix, SYNTAX_WINDOW_CHARS),
             );
         }
-        if out.trim().is_empty() || clean::repeats_next_line(&out, &self.suffix) {
+        if out.trim().is_empty() || clean::repeats_next_line(&self.line_prefix, &out, &self.suffix)
+        {
             String::new()
         } else {
             out
