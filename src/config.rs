@@ -37,6 +37,9 @@ pub struct CompletionConfig {
     /// Past this much time a multi-line answer ends at its next line end
     /// (0: no limit): a late suggestion is never seen.
     pub time_budget_ms: u64,
+    /// Lay out the cursor line after the FIM middle marker (see
+    /// `prompt::Shape`); `false` is the plain layout, kept for comparison.
+    pub cursor_line_after_middle: bool,
 }
 
 /// Whether suggestions may span several lines.
@@ -82,6 +85,7 @@ impl Default for Config {
                 multiline: Multiline::Auto,
                 in_comments_and_strings: false,
                 time_budget_ms: 2000,
+                cursor_line_after_middle: true,
             },
             context: ContextConfig {
                 cross_file: true,
@@ -172,6 +176,11 @@ impl Config {
             }
             "completion.timeBudgetMs" => {
                 self.completion.time_budget_ms = u64::from(u32_in(v, 0, 600_000)?)
+            }
+            "completion.cursorLineAfterMiddle" => {
+                self.completion.cursor_line_after_middle = v
+                    .as_bool()
+                    .ok_or(SetError::Invalid("expected true or false"))?
             }
             "completion.inCommentsAndStrings" => {
                 self.completion.in_comments_and_strings = v

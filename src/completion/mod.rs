@@ -2,6 +2,7 @@
 //! answer: the pure part of the completion pipeline, shared by the server,
 //! the headless `complete` command and `eval`.
 
+pub mod cache;
 pub mod clean;
 pub mod trigger;
 
@@ -20,6 +21,9 @@ const SYNTAX_WINDOW_CHARS: usize = 8 * 1024;
 /// budgeting; bounds the tokenizer's work on huge files.
 const MAX_SIDE_CHARS: usize = 32 * 1024;
 
+/// Granularity of the prefix window's start, in characters.
+const WINDOW_STEP: usize = 4 * 1024;
+
 /// The text around a cursor, and the shape of the answer wanted there.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CursorContext {
@@ -36,7 +40,7 @@ pub struct CursorContext {
 }
 
 /// When generation ends, decided on the text generated so far.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct StopRule {
     pub multiline: bool,
     pub max_lines: usize,
@@ -88,7 +92,12 @@ pub fn cursor_context(
     let scope = syntax
         .map(|st| trigger::scope_at(st, text, text.char_to_byte(cursor)))
         .unwrap_or(Scope::Code);
-    let start = cursor.saturating_sub(MAX_SIDE_CHARS);
+    // The prefix window starts at a multiple of `WINDOW_STEP`, not at a
+    // fixed distance from the cursor: typing must not slide it (a changed
+    // prefix start defeats typed-through reuse, the result cache and the
+    // KV cache). The suffix window needs no such care: typing inserts
+    // before it, so its content stays the same.
+    let start = cursor.saturating_sub(MAX_SIDE_CHARS) / WINDOW_STEP * WINDOW_STEP;
     let end = (cursor + MAX_SIDE_CHARS).min(text.len_chars());
     let prefix = text.slice(start..cursor).to_string();
     let suffix = text.slice(cursor..end).to_string();
@@ -141,6 +150,10 @@ impl CursorContext {
             context: None,
             time_budget: (config.completion.time_budget_ms > 0)
                 .then(|| std::time::Duration::from_millis(config.completion.time_budget_ms)),
+            shape: crate::prompt::Shape {
+                cursor_line_after_middle: config.completion.cursor_line_after_middle,
+            },
+            evaluate_only: false,
         }
     }
 

@@ -367,6 +367,7 @@ impl<'m> Session<'m> {
             &req.prefix,
             &req.suffix,
             budget,
+            req.shape,
         );
         let mut tokens = Vec::with_capacity(built.tokens.len() + 1);
         tokens.extend(self.bos);
@@ -391,6 +392,14 @@ impl<'m> Session<'m> {
             self.decode(&mut batch, chunk)?;
         }
         let evaluated = tokens.len() - common;
+        if req.evaluate_only {
+            return Ok(EngineOutput {
+                prompt_tokens: tokens.len(),
+                evaluated_tokens: evaluated,
+                elapsed: started.elapsed(),
+                ..EngineOutput::default()
+            });
+        }
 
         let vocab = self.model.vocab();
         // Bytes of the healed token not yet matched by generated tokens.

@@ -25,6 +25,10 @@ pub struct EngineRequest {
     pub context: Option<crate::prompt::repo::CrossFileContext>,
     /// Once this much time has passed, generation ends at the next line end.
     pub time_budget: Option<Duration>,
+    pub shape: crate::prompt::Shape,
+    /// Only bring the prompt into the KV cache, generate nothing (warm
+    /// start: the next real request then evaluates only what changed).
+    pub evaluate_only: bool,
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]

@@ -20,6 +20,7 @@ use tower_lsp_server::gen_lsp_types::*;
 use tower_lsp_server::jsonrpc::{Error, Result};
 use tower_lsp_server::{Client, LanguageServer};
 
+use crate::completion::cache::{self, ResultCache};
 use crate::completion::{cursor_context, CursorContext, ShownSuggestion};
 use crate::config::{Config, MergeReport};
 use crate::engine::{self, CancelFlag, CancelOnDrop, Engine, EngineError, EngineState};
@@ -30,7 +31,8 @@ use crate::text::position::{from_char_index, LinePosition, PositionEncoding};
 
 pub struct Backend {
     client: Client,
-    state: Mutex<State>,
+    /// Shared with the warm-start tasks that outlive a handler.
+    state: Arc<Mutex<State>>,
     /// The workspace index for cross-file context (its own locks).
     xfile: Arc<CrossFile>,
 }
@@ -48,9 +50,16 @@ struct State {
     work_done_progress: bool,
     /// The last suggestion answered, for typed-through reuse.
     shown: Option<ShownSuggestion>,
-    /// Answers computed by the model, and answered from `shown`.
+    /// Recent answers by the text around the cursor.
+    results: ResultCache,
+    /// The warm start in progress, cancelled by any completion request.
+    warming: Option<CancelFlag>,
+    warm_starts: u64,
+    /// Answers computed by the model, answered from `shown`, and answered
+    /// from `results`.
     model_answers: u64,
     reused_answers: u64,
+    cached_answers: u64,
     /// Token counts and time of the last model answer.
     last_output: Option<crate::engine::EngineOutput>,
     /// Messages found before the client may be told (during `initialize`).
@@ -109,6 +118,10 @@ pub struct StatusResult {
     pub model_answers: u64,
     /// Completions answered from the suggestion already shown.
     pub reused_answers: u64,
+    /// Completions answered from the cache of recent answers.
+    pub cached_answers: u64,
+    /// Prompts brought into the KV cache after a pause in typing.
+    pub warm_starts: u64,
     /// Token counts and time of the last model answer.
     pub last_request: Option<crate::engine::EngineOutput>,
 }
@@ -117,7 +130,7 @@ impl Backend {
     pub fn new(client: Client, base: Config) -> Backend {
         Backend {
             client,
-            state: Mutex::new(State {
+            state: Arc::new(Mutex::new(State {
                 initialized: false,
                 encoding: PositionEncoding::Utf16,
                 config: base,
@@ -126,21 +139,23 @@ impl Backend {
                 inflight: HashMap::new(),
                 work_done_progress: false,
                 shown: None,
+                results: ResultCache::default(),
+                warming: None,
+                warm_starts: 0,
                 model_answers: 0,
                 reused_answers: 0,
+                cached_answers: 0,
                 last_output: None,
                 pending_messages: Vec::new(),
                 roots: Vec::new(),
                 watch_files: false,
-            }),
+            })),
             xfile: Arc::new(CrossFile::default()),
         }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        // A handler that panicked while holding the lock leaves the state as
-        // it was between two whole operations; keep serving it.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        lock_state(&self.state)
     }
 
     /// `infill/documentText`: the server's copy of a document, so that any
@@ -200,12 +215,14 @@ impl Backend {
 
     /// `infill/status`: whether the model is loaded.
     pub async fn status(&self, _: Option<Value>) -> Result<StatusResult> {
-        let (engine, model_answers, reused_answers, last_request) = {
+        let (engine, model_answers, reused_answers, cached_answers, warm_starts, last_request) = {
             let st = self.lock();
             (
                 st.engine.clone(),
                 st.model_answers,
                 st.reused_answers,
+                st.cached_answers,
+                st.warm_starts,
                 st.last_output.clone(),
             )
         };
@@ -220,6 +237,8 @@ impl Backend {
             detail,
             model_answers,
             reused_answers,
+            cached_answers,
+            warm_starts,
             last_request,
         })
     }
@@ -323,6 +342,12 @@ impl Backend {
                 doc.apply_changes(params.text_document.version, &changes, enc);
                 // A rope clone is O(1): the copy to text happens after the debounce.
                 self.xfile.changed(&uri, doc.text().clone());
+                schedule_warm_start(
+                    self.state.clone(),
+                    self.xfile.clone(),
+                    uri.clone(),
+                    doc.version,
+                );
             }
             None => tracing::warn!("didChange for a document that is not open: {uri}"),
         }
@@ -345,6 +370,10 @@ impl Backend {
         let flight = (key.clone(), kind);
         let (ctx, config, engine, cursor, word_start, word, flag) = {
             let mut st = self.lock();
+            // A real request goes before any warm start.
+            if let Some(warming) = st.warming.take() {
+                warming.cancel();
+            }
             let enc = st.encoding;
             let Some(doc) = st.documents.get(&key) else {
                 return Err(Error::invalid_params(format!("document {key} is not open")));
@@ -387,6 +416,25 @@ impl Backend {
                     word,
                 }));
             }
+            let cache_key = cache::Key::new(&key, &ctx);
+            if let Some(text) = st.results.get(cache_key) {
+                st.cached_answers += 1;
+                if let Some(previous) = st.inflight.remove(&flight) {
+                    previous.cancel();
+                }
+                st.shown = (!text.is_empty()).then(|| ShownSuggestion {
+                    uri: key.clone(),
+                    prefix: ctx.prefix.clone(),
+                    suffix: ctx.suffix.clone(),
+                    text: text.clone(),
+                });
+                return Ok((!text.is_empty()).then_some(Answer {
+                    text,
+                    cursor: cursor_pos,
+                    word_start,
+                    word,
+                }));
+            }
             let config = st.config.clone();
             let engine = st.engine.clone();
             let flag = CancelFlag::default();
@@ -403,6 +451,7 @@ impl Backend {
         let guard = CancelOnDrop(flag.clone());
         let mut req = ctx.engine_request(&config);
         let wait = Duration::from_millis(config.completion.load_wait_ms);
+        let time_budget_ms = config.completion.time_budget_ms;
         let xfile = self.xfile.clone();
         let result = tokio::task::spawn_blocking(move || {
             if engine.wait_ready(wait) == EngineState::Loading {
@@ -449,6 +498,11 @@ impl Backend {
             let mut st = self.lock();
             st.model_answers += 1;
             st.last_output = Some(output.clone());
+            // An answer cut short by the time budget is not the model's
+            // full answer: do not serve it again.
+            if time_budget_ms == 0 || output.elapsed < Duration::from_millis(time_budget_ms) {
+                st.results.put(cache::Key::new(&key, &ctx), text.clone());
+            }
             st.shown = (!text.is_empty()).then(|| ShownSuggestion {
                 uri: key.clone(),
                 prefix: ctx.prefix.clone(),
@@ -466,6 +520,72 @@ impl Backend {
             word,
         }))
     }
+}
+
+fn lock_state(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    // A handler that panicked while holding the lock leaves the state as
+    // it was between two whole operations; keep serving it.
+    state.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Warm start: once the user has paused this long after an edit, the
+/// prompt at the edit is brought into the KV cache, so that the next
+/// keystroke there evaluates only its own tokens.
+const WARM_AFTER_PAUSE: Duration = Duration::from_millis(300);
+
+/// After a pause in editing `uri` (still at `version`), evaluates the prompt
+/// at the last edit without generating. Skipped when a request for the
+/// document is in flight (it warms the cache itself), where an automatic
+/// request would not be answered, or when the model is not ready. Any
+/// completion request cancels it.
+fn schedule_warm_start(state: Arc<Mutex<State>>, xfile: Arc<CrossFile>, uri: String, version: i32) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    runtime.spawn(async move {
+        tokio::time::sleep(WARM_AFTER_PAUSE).await;
+        let job = {
+            let mut st = lock_state(&state);
+            let busy = [RequestKind::Inline, RequestKind::List]
+                .iter()
+                .filter_map(|k| st.inflight.get(&(uri.clone(), *k)))
+                .any(|f| !f.is_cancelled());
+            let ready = st
+                .engine
+                .as_ref()
+                .is_some_and(|e| matches!(e.state(), EngineState::Ready { .. }));
+            let Some(doc) = st.documents.get(&uri).filter(|d| d.version == version) else {
+                return;
+            };
+            let Some(cursor) = doc.last_edit() else {
+                return;
+            };
+            if busy || !ready {
+                return;
+            }
+            let ctx = cursor_context(doc.text(), doc.syntax(), cursor, &st.config);
+            if ctx.automatic_skip(&st.config).is_some() {
+                return;
+            }
+            let line = doc.text().char_to_line(cursor);
+            let mut req = ctx.engine_request(&st.config);
+            req.evaluate_only = true;
+            let flag = CancelFlag::default();
+            if let Some(previous) = st.warming.replace(flag.clone()) {
+                previous.cancel();
+            }
+            st.warm_starts += 1;
+            (st.engine.clone(), req, flag, st.config.clone(), line)
+        };
+        let (Some(engine), mut req, flag, config, line) = job else {
+            return;
+        };
+        let _ = tokio::task::spawn_blocking(move || {
+            req.context = xfile.context_for(&uri, line, &req.prefix, &req.suffix, &config);
+            engine.complete(req, flag)
+        })
+        .await;
+    });
 }
 
 /// Workspace folders of `initialize` (or its older `rootUri`), as roots
@@ -734,6 +854,11 @@ impl LanguageServer for Backend {
             let before = st.config.clone();
             let report = st.config.merge_json(&params.settings);
             Self::report_settings(&mut st, report);
+            if st.config != before {
+                // Answers depend on the settings (budgets, layout, model).
+                st.results.clear();
+                st.shown = None;
+            }
             if st.initialized && st.config.context.cross_file && !before.context.cross_file {
                 self.xfile.start(
                     self.client.clone(),

@@ -209,6 +209,12 @@ impl FimTemplate {
     pub fn uses_suffix(&self) -> bool {
         self.layout.contains(&Piece::Suffix)
     }
+
+    /// Whether the middle marker ends the prompt (prefix–suffix–middle), so
+    /// that text placed after it reads as the start of the answer.
+    pub fn middle_last(&self) -> bool {
+        self.uses_suffix() && matches!(self.layout.last(), Some(Piece::Marker(_)))
+    }
 }
 
 #[cfg(test)]

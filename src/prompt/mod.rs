@@ -35,6 +35,36 @@ pub struct Prompt {
 /// long: the code right after the cursor matters, but less than before it.
 const SUFFIX_SHARE: usize = 4;
 
+/// Tokens kept free for the cursor line when it goes after the middle
+/// marker, so that typing within a line never changes how much of the
+/// prefix and suffix fit (which would invalidate the KV cache behind them).
+const LINE_RESERVE: usize = 48;
+
+/// One line in this many (by a hash of its text) may start the prefix
+/// window. A window start chosen by content moves only every dozen lines or
+/// so as the user types on, instead of on every new line; each move costs a
+/// full prompt evaluation, so this is what keeps long files warm.
+const WINDOW_START_EVERY: u64 = 16;
+
+/// How the prompt is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    /// In templates whose middle marker ends the prompt (prefix–suffix–
+    /// middle), put the text of the cursor line after the middle marker, as
+    /// the start of the model's own answer. A keystroke then changes only the
+    /// prompt's last few tokens, so the KV cache keeps the whole suffix;
+    /// in the plain layout every keystroke re-evaluates the suffix.
+    pub cursor_line_after_middle: bool,
+}
+
+impl Default for Shape {
+    fn default() -> Self {
+        Shape {
+            cursor_line_after_middle: true,
+        }
+    }
+}
+
 /// Lays out `prefix` and `suffix` in `template`, with at most `budget`
 /// tokens in all. When they do not fit, whole lines are dropped from the far
 /// ends (the start of the prefix, the end of the suffix); the lines nearest
@@ -46,6 +76,7 @@ pub fn build(
     prefix: &str,
     suffix: &str,
     budget: usize,
+    shape: Shape,
 ) -> Prompt {
     let texts: Vec<Vec<Token>> = template
         .layout
@@ -65,30 +96,53 @@ pub fn build(
             _ => 0,
         })
         .sum::<usize>();
-    let avail = budget.saturating_sub(fixed);
+    let mut avail = budget.saturating_sub(fixed);
+
+    // The cursor line, when it goes after the middle marker.
+    let (head, line) = if shape.cursor_line_after_middle && template.middle_last() {
+        let at = prefix.rfind('\n').map_or(0, |i| i + 1);
+        prefix.split_at(at)
+    } else {
+        (prefix, "")
+    };
+    let mut line_toks = Vec::new();
+    if !line.is_empty() {
+        line_toks = fit_end(tok, line, avail / 2);
+        avail -= line_toks.len().max(LINE_RESERVE).min(avail);
+    }
 
     let suffix = if template.uses_suffix() { suffix } else { "" };
-    let prefix_len = tok.tokenize(prefix).len();
+    let head_len = tok.tokenize(head).len();
     let suffix_len = tok.tokenize(suffix).len();
-    let (prefix_cap, suffix_cap) = if prefix_len + suffix_len <= avail {
-        (prefix_len, suffix_len)
+    let (head_cap, suffix_cap) = if head_len + suffix_len <= avail {
+        (head_len, suffix_len)
     } else {
-        let suffix_cap =
-            suffix_len.min((avail / SUFFIX_SHARE).max(avail.saturating_sub(prefix_len)));
+        let suffix_cap = suffix_len.min((avail / SUFFIX_SHARE).max(avail.saturating_sub(head_len)));
         (avail - suffix_cap, suffix_cap)
     };
-    let mut prefix_toks = fit_end(tok, prefix, prefix_cap);
+    let mut head_toks = fit_end_stable(tok, head, head_cap);
     let suffix_toks = fit_start(tok, suffix, suffix_cap);
     // Token healing: text before the cursor often ends inside a token the
     // model would rather continue (a trailing space, a half-typed name).
     // Backing up one token lets the model choose its own tokenization of
     // the boundary; the engine constrains the answer to restore the text.
+    // With the cursor line after the middle marker only that line is
+    // healed: the answer cannot start with the end of the prefix slot.
     let mut healed = Vec::new();
-    if let Some(&last) = prefix_toks.last() {
-        let piece = tok.piece(last);
-        if !piece.is_empty() {
-            prefix_toks.pop();
-            healed = piece;
+    let healed_side = if line.is_empty() {
+        &mut head_toks
+    } else {
+        &mut line_toks
+    };
+    // With the cursor line after the middle marker and that line empty,
+    // nothing is healed: the answer cannot start with the prefix slot's end.
+    if !(line.is_empty() && shape_splits(shape, template)) {
+        if let Some(&last) = healed_side.last() {
+            let piece = tok.piece(last);
+            if !piece.is_empty() {
+                healed_side.pop();
+                healed = piece;
+            }
         }
     }
 
@@ -97,16 +151,21 @@ pub fn build(
         match piece {
             Piece::Marker(id) => tokens.push(*id),
             Piece::Text(_) => tokens.extend_from_slice(text),
-            Piece::Prefix => tokens.extend_from_slice(&prefix_toks),
+            Piece::Prefix => tokens.extend_from_slice(&head_toks),
             Piece::Suffix => tokens.extend_from_slice(&suffix_toks),
         }
     }
+    tokens.extend_from_slice(&line_toks);
     Prompt {
         tokens,
-        prefix_tokens: prefix_toks.len(),
+        prefix_tokens: head_toks.len() + line_toks.len(),
         suffix_tokens: suffix_toks.len(),
         healed,
     }
+}
+
+fn shape_splits(shape: Shape, template: &FimTemplate) -> bool {
+    shape.cursor_line_after_middle && template.middle_last()
 }
 
 /// Tokens of the longest tail of `text`, starting at a line start, that fit
@@ -124,6 +183,43 @@ fn fit_end(tok: &dyn Tokenizer, text: &str, cap: usize) -> Vec<Token> {
         Some(&s) => tok.tokenize(&text[s..]),
         None => full[full.len() - cap..].to_vec(),
     }
+}
+
+/// Like `fit_end`, but the tail starts at a line chosen by its content
+/// (`WINDOW_START_EVERY`) when one fits within the next lines: as text is
+/// added at the end, the start stays put until it no longer fits.
+fn fit_end_stable(tok: &dyn Tokenizer, text: &str, cap: usize) -> Vec<Token> {
+    let full = tok.tokenize(text);
+    if full.len() <= cap {
+        return full;
+    }
+    let starts: Vec<usize> = text.match_indices('\n').map(|(i, _)| i + 1).collect();
+    let fitting = partition_point(&starts, |&s| tok.tokenize(&text[s..]).len() > cap);
+    let chosen = starts[fitting.min(starts.len())..]
+        .iter()
+        .take(4 * WINDOW_START_EVERY as usize)
+        .find(|&&s| starts_window(&text[s..]))
+        .or(starts.get(fitting));
+    match chosen {
+        Some(&s) => tok.tokenize(&text[s..]),
+        None => full[full.len() - cap..].to_vec(),
+    }
+}
+
+/// Whether the line at the start of `rest` may start the prefix window:
+/// a line with text whose hash falls in one bucket of `WINDOW_START_EVERY`.
+fn starts_window(rest: &str) -> bool {
+    let line = rest.split('\n').next().unwrap_or("").trim_end();
+    if line.trim().is_empty() {
+        return false;
+    }
+    // FNV-1a: tiny, stable across runs and platforms (std's hasher is not
+    // guaranteed to be), and quality is no concern for a 1-in-16 pick.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in line.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    h.is_multiple_of(WINDOW_START_EVERY)
 }
 
 /// Tokens of the longest head of `text`, ending at a line end, that fit in `cap`.
@@ -169,6 +265,13 @@ pub(crate) mod tests {
         }
     }
 
+    const PLAIN: Shape = Shape {
+        cursor_line_after_middle: false,
+    };
+    const SPLIT: Shape = Shape {
+        cursor_line_after_middle: true,
+    };
+
     fn qwen() -> FimTemplate {
         FimTemplate {
             family: FimFamily::Qwen,
@@ -185,7 +288,7 @@ pub(crate) mod tests {
 
     #[test]
     fn everything_fits() {
-        let p = build(&WordTokenizer, &qwen(), "a bb\nccc", "dd", 100);
+        let p = build(&WordTokenizer, &qwen(), "a bb\nccc", "dd", 100, PLAIN);
         assert_eq!(p.tokens, vec![-1, 1, 2, 0, 3, -2, 2, -3]);
     }
 
@@ -194,14 +297,14 @@ pub(crate) mod tests {
         let prefix = "l1 l1\nl2 l2\nl3 l3\nnear cursor";
         let suffix = "s1\ns2 s2\ns3 s3 s3\ns4";
         for budget in 3..30 {
-            let p = build(&WordTokenizer, &qwen(), prefix, suffix, budget);
+            let p = build(&WordTokenizer, &qwen(), prefix, suffix, budget, PLAIN);
             assert!(
                 p.tokens.len() <= budget,
                 "budget {budget}: {}",
                 p.tokens.len()
             );
         }
-        let p = build(&WordTokenizer, &qwen(), prefix, suffix, 12);
+        let p = build(&WordTokenizer, &qwen(), prefix, suffix, 12, PLAIN);
         // 9 tokens for text: the suffix may claim a quarter (2: "s1\n"),
         // the prefix gets 7, and its longest fitting tail is "l3 l3\nnear cursor".
         assert_eq!(p.suffix_tokens, 2);
@@ -211,7 +314,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_single_long_line_is_cut_at_tokens() {
-        let p = build(&WordTokenizer, &qwen(), "a b c d e f", "", 6);
+        let p = build(&WordTokenizer, &qwen(), "a b c d e f", "", 6, PLAIN);
         assert_eq!(p.tokens, vec![-1, 1, 1, 1, -2, -3]);
     }
 
@@ -230,7 +333,7 @@ pub(crate) mod tests {
 
     #[test]
     fn heals_the_last_prefix_token() {
-        let p = build(&CharTokenizer, &qwen(), "return ", "\n", 100);
+        let p = build(&CharTokenizer, &qwen(), "return ", "\n", 100, PLAIN);
         assert_eq!(p.healed, b" ");
         assert_eq!(p.prefix_tokens, 6);
         let text: Vec<Token> = "return".chars().map(|c| c as Token).collect();
@@ -245,8 +348,67 @@ pub(crate) mod tests {
             layout: vec![Piece::Prefix],
             stop_tokens: vec![],
         };
-        let p = build(&WordTokenizer, &t, "x", "y y y", 10);
+        let p = build(&WordTokenizer, &t, "x", "y y y", 10, PLAIN);
         assert_eq!(p.tokens, vec![1]);
         assert_eq!(p.suffix_tokens, 0);
+    }
+
+    #[test]
+    fn cursor_line_goes_after_the_middle_marker_and_is_healed_there() {
+        let p = build(&CharTokenizer, &qwen(), "ab\ncd", "\nz", 100, SPLIT);
+        let c = |s: &str| s.chars().map(|c| c as Token).collect::<Vec<_>>();
+        let mut want = vec![-1];
+        want.extend(c("ab\n"));
+        want.push(-2);
+        want.extend(c("\nz"));
+        want.push(-3);
+        want.extend(c("c"));
+        assert_eq!(p.tokens, want);
+        assert_eq!(p.healed, b"d");
+        // An empty cursor line: nothing after the marker, nothing healed.
+        let p = build(&CharTokenizer, &qwen(), "ab\n", "z", 100, SPLIT);
+        assert_eq!(p.healed, b"");
+        assert_eq!(p.tokens.last(), Some(&-3));
+    }
+
+    #[test]
+    fn typing_within_a_line_keeps_everything_before_the_line() {
+        // A prefix far over budget: typing on the cursor line must not
+        // change a single token before it (the KV cache keeps them).
+        let body: String = (0..200).map(|i| format!("line {i} x\n")).collect();
+        let suffix: String = (0..200).map(|i| format!("after {i}\n")).collect();
+        let mut before: Option<Vec<Token>> = None;
+        for typed in ["", "r", "re", "ret", "return", "return a b c"] {
+            let prefix = format!("{body}    {typed}");
+            let p = build(&WordTokenizer, &qwen(), &prefix, &suffix, 300, SPLIT);
+            assert!(p.tokens.len() <= 300);
+            let end = p.tokens.iter().position(|&t| t == -3).unwrap();
+            let stable = p.tokens[..=end].to_vec();
+            if let Some(b) = &before {
+                assert_eq!(b, &stable, "after typing {typed:?}");
+            }
+            before = Some(stable);
+        }
+    }
+
+    #[test]
+    fn the_window_start_moves_rarely_as_lines_are_added() {
+        // Adding lines at the end moves the start of a plain window on
+        // every line; the content-chosen start moves far less often.
+        let lines: Vec<String> = (0..400)
+            .map(|i| format!("v{i} = f(v{})\n", i / 3))
+            .collect();
+        let mut starts = std::collections::HashSet::new();
+        for n in 200..400 {
+            let prefix: String = lines[..n].concat();
+            let p = build(&CharTokenizer, &qwen(), &prefix, "", 1000, SPLIT);
+            assert!(p.tokens.len() <= 1000);
+            let first_line: String = p.tokens[1..]
+                .iter()
+                .map_while(|&t| char::from_u32(t as u32).filter(|&c| c != '\n'))
+                .collect();
+            starts.insert(first_line);
+        }
+        assert!(starts.len() < 40, "{} distinct window starts", starts.len());
     }
 }

@@ -58,6 +58,9 @@ impl RepoTokens {
 /// The FIM prompt for `prefix` and `suffix` within `fim_budget`, preceded
 /// by as many of `context`'s snippets (best first) as fit its budget.
 /// Returns the prompt and the number of context tokens in it.
+// The arguments are the FIM prompt's own (as in `super::build`) plus the
+// context; a struct for them would only rename them.
+#[allow(clippy::too_many_arguments)]
 pub fn build_with_context(
     tok: &dyn Tokenizer,
     template: &FimTemplate,
@@ -66,8 +69,9 @@ pub fn build_with_context(
     prefix: &str,
     suffix: &str,
     fim_budget: usize,
+    shape: super::Shape,
 ) -> (Prompt, usize) {
-    let mut prompt = super::build(tok, template, prefix, suffix, fim_budget);
+    let mut prompt = super::build(tok, template, prefix, suffix, fim_budget, shape);
     let Some(ctx) = context.filter(|c| !c.snippets.is_empty() && c.budget > 0) else {
         return (prompt, 0);
     };
@@ -186,6 +190,10 @@ fn comment_layout(tok: &dyn Tokenizer, ctx: &CrossFileContext) -> Vec<Token> {
 mod tests {
     use super::super::tests::WordTokenizer;
     use super::*;
+    use crate::prompt::Shape;
+    const PLAIN: Shape = Shape {
+        cursor_line_after_middle: false,
+    };
 
     fn template(family: FimFamily) -> FimTemplate {
         FimTemplate {
@@ -230,8 +238,16 @@ mod tests {
             file_sep: -11,
         };
         let t = template(FimFamily::Qwen);
-        let (p, n) =
-            build_with_context(&WordTokenizer, &t, Some(repo), Some(&ctx(15)), "p", "s", 10);
+        let (p, n) = build_with_context(
+            &WordTokenizer,
+            &t,
+            Some(repo),
+            Some(&ctx(15)),
+            "p",
+            "s",
+            10,
+            PLAIN,
+        );
         // Header: 1 + "demo\n" (2); tail: 1 + "app/main.py\n" (2) = 6 fixed.
         // a: 1 + "lib/a.py\ndef a(): pass\n" (6) = 7; b is too big; c: 1 + 4 = 5 > 15-13.
         assert!(n <= 15, "{n}");
@@ -248,6 +264,7 @@ mod tests {
             "p",
             "s",
             10,
+            PLAIN,
         );
         let seps: Vec<usize> = (0..n).filter(|&i| p.tokens[i] == -11).collect();
         assert_eq!(seps.len(), 4);
@@ -259,13 +276,23 @@ mod tests {
     #[test]
     fn comments_go_inside_the_prefix_for_other_models() {
         let t = template(FimFamily::StarCoder);
-        let (p, n) = build_with_context(&WordTokenizer, &t, None, Some(&ctx(100)), "p", "s", 10);
+        let (p, n) = build_with_context(
+            &WordTokenizer,
+            &t,
+            None,
+            Some(&ctx(100)),
+            "p",
+            "s",
+            10,
+            PLAIN,
+        );
         assert!(n > 0);
         assert_eq!(p.tokens[0], -1);
         assert_eq!(p.tokens.len(), 5 + n);
         assert_eq!(comment_marker("X.java"), "//");
         // No snippets or no budget: the plain prompt.
-        let (plain, n) = build_with_context(&WordTokenizer, &t, None, Some(&ctx(0)), "p", "s", 10);
+        let (plain, n) =
+            build_with_context(&WordTokenizer, &t, None, Some(&ctx(0)), "p", "s", 10, PLAIN);
         assert_eq!((plain.tokens, n), (vec![-1, 1, -2, 1, -3], 0));
     }
 }

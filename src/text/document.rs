@@ -21,6 +21,9 @@ pub struct Document {
     pub version: i32,
     text: Rope,
     syntax: Option<SyntaxTree>,
+    /// Char index just after the text of the last incremental change: where
+    /// the user's cursor most likely is (LSP does not send cursor moves).
+    last_edit: Option<usize>,
 }
 
 impl Document {
@@ -32,6 +35,7 @@ impl Document {
             version,
             text: rope,
             syntax,
+            last_edit: None,
         }
     }
 
@@ -53,6 +57,11 @@ impl Document {
     /// Ranges are clamped to the document; a range whose end precedes its
     /// start is treated as empty at the start (clients should never send it,
     /// and dropping it would desynchronise us from the editor).
+    /// Char index just after the last incremental change, if any.
+    pub fn last_edit(&self) -> Option<usize> {
+        self.last_edit.map(|c| c.min(self.text.len_chars()))
+    }
+
     pub fn apply_changes(&mut self, version: i32, changes: &[TextChange], enc: PositionEncoding) {
         for change in changes {
             self.apply_one(change, enc);
@@ -65,6 +74,7 @@ impl Document {
 
     fn apply_one(&mut self, change: &TextChange, enc: PositionEncoding) {
         let Some((start, end)) = change.range else {
+            self.last_edit = None;
             self.text = Rope::from_str(&change.text);
             if let Some(lang) = self.language() {
                 // A full replacement shares nothing with the old tree.
@@ -82,6 +92,7 @@ impl Document {
 
         self.text.remove(start_char..end_char);
         self.text.insert(start_char, &change.text);
+        self.last_edit = Some(start_char + change.text.chars().count());
 
         if let Some(syntax) = self.syntax.as_mut() {
             let new_end_byte = start_byte + change.text.len();

@@ -1,0 +1,111 @@
+//! Recent answers keyed by the text around the cursor: typing a character
+//! and deleting it again, undo, or moving back to where a suggestion was
+//! shown asks the same question twice, and the model would answer the same
+//! (decoding is greedy). Pure; the server owns one per session.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::VecDeque;
+use std::hash::{Hash, Hasher};
+
+use super::CursorContext;
+
+/// Answers kept; a few screens' worth of keystrokes.
+const CAPACITY: usize = 64;
+
+/// What an answer depends on besides the settings (the cache is cleared
+/// when those change): the document, the text the prompt is cut from,
+/// and the answer's shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Key(u64);
+
+impl Key {
+    pub fn new(uri: &str, ctx: &CursorContext) -> Key {
+        // A 64-bit hash stands in for ~64 KB of text per entry; a collision
+        // (odds ~2^-64 per lookup) would show one stale suggestion.
+        let mut h = DefaultHasher::new();
+        uri.hash(&mut h);
+        ctx.prefix.hash(&mut h);
+        ctx.suffix.hash(&mut h);
+        ctx.stop.hash(&mut h);
+        Key(h.finish())
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct ResultCache {
+    /// Oldest first.
+    entries: VecDeque<(Key, String)>,
+}
+
+impl ResultCache {
+    /// The cleaned answer given for `key`, possibly empty (the model had
+    /// nothing to suggest there).
+    pub fn get(&mut self, key: Key) -> Option<String> {
+        let at = self.entries.iter().position(|(k, _)| *k == key)?;
+        // Used again: make it the newest.
+        let entry = self.entries.remove(at)?;
+        let text = entry.1.clone();
+        self.entries.push_back(entry);
+        Some(text)
+    }
+
+    pub fn put(&mut self, key: Key, text: String) {
+        self.entries.retain(|(k, _)| *k != key);
+        if self.entries.len() == CAPACITY {
+            self.entries.pop_front();
+        }
+        self.entries.push_back((key, text));
+    }
+
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn ctx(before: &str, after: &str) -> CursorContext {
+        let text = ropey::Rope::from_str(&format!("{before}{after}"));
+        super::super::cursor_context(&text, None, before.chars().count(), &Config::default())
+    }
+
+    #[test]
+    fn same_text_same_answer_other_text_none() {
+        let mut c = ResultCache::default();
+        let k = Key::new("file:///a.py", &ctx("x = ", "\n"));
+        c.put(k, "1".into());
+        assert_eq!(
+            c.get(Key::new("file:///a.py", &ctx("x = ", "\n"))),
+            Some("1".into())
+        );
+        assert_eq!(c.get(Key::new("file:///b.py", &ctx("x = ", "\n"))), None);
+        assert_eq!(c.get(Key::new("file:///a.py", &ctx("x =", " \n"))), None);
+        assert_eq!(c.get(Key::new("file:///a.py", &ctx("y = ", "\n"))), None);
+    }
+
+    #[test]
+    fn keeps_the_most_recently_used() {
+        let mut c = ResultCache::default();
+        for i in 0..CAPACITY {
+            c.put(Key(i as u64), i.to_string());
+        }
+        // Touch the oldest, then overflow: the second oldest goes.
+        assert_eq!(c.get(Key(0)), Some("0".into()));
+        c.put(Key(1000), "new".into());
+        assert_eq!(c.len(), CAPACITY);
+        assert_eq!(c.get(Key(0)), Some("0".into()));
+        assert_eq!(c.get(Key(1)), None);
+        assert_eq!(c.get(Key(1000)), Some("new".into()));
+    }
+}
