@@ -84,6 +84,68 @@ fn typing_through_a_suggestion_is_answered_without_the_model() {
     assert_eq!(s.request_ok("infill/status", json!({}))["modelAnswers"], 2);
 }
 
+fn change(s: &mut Server, uri: &str, version: i32, range: [u32; 4], text: &str) {
+    s.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": uri, "version": version},
+               "contentChanges": [{"range": {"start": {"line": range[0], "character": range[1]},
+                                              "end": {"line": range[2], "character": range[3]}},
+                                   "text": text}]}),
+    );
+}
+
+#[test]
+fn a_typo_and_its_backspace_are_answered_from_the_result_cache() {
+    let _g = model_lock();
+    let mut s = ready_server();
+    let uri = "file:///work/add.py";
+    s.open(uri, "python", "def add(a, b):\n    return \n");
+    let first = s.inline(uri, 1, 11).map(|(t, _)| t);
+    change(&mut s, uri, 2, [1, 11, 1, 11], "Z");
+    let _ = s.inline(uri, 1, 12);
+    change(&mut s, uri, 3, [1, 11, 1, 12], "");
+    let again = s.inline(uri, 1, 11).map(|(t, _)| t);
+    assert_eq!(again, first);
+    let status = s.request_ok("infill/status", json!({}));
+    assert_eq!(
+        (
+            status["modelAnswers"].clone(),
+            status["cachedAnswers"].clone()
+        ),
+        (json!(2), json!(1)),
+        "{status}"
+    );
+}
+
+#[test]
+fn a_pause_after_typing_warms_the_prompt_for_the_next_keystroke() {
+    let _g = model_lock();
+    let mut s = ready_server();
+    let uri = "file:///work/warm.py";
+    let text = "def add(a, b):\n    return a + b\n";
+    s.open(uri, "python", text);
+    let _ = s.inline(uri, 1, 16);
+    // The user writes a new function and pauses inside its body.
+    change(
+        &mut s,
+        uri,
+        2,
+        [2, 0, 2, 0],
+        "\n\ndef scale(values, factor):\n    ",
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while s.request_ok("infill/status", json!({}))["warmStarts"] != 1 {
+        assert!(Instant::now() < deadline, "no warm start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The prompt is already evaluated: only its last token is left.
+    let _ = s.inline(uri, 5, 4);
+    let status = s.request_ok("infill/status", json!({}));
+    let last = &status["lastRequest"];
+    assert!(last["promptTokens"].as_u64().unwrap() > 20, "{status}");
+    assert!(last["evaluatedTokens"].as_u64().unwrap() <= 1, "{status}");
+}
+
 #[test]
 fn half_typed_name_is_completed_without_repeating_it() {
     let _g = model_lock();

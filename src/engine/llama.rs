@@ -408,6 +408,7 @@ impl<'m> Session<'m> {
         let mut bytes: Vec<u8> = Vec::new();
         let mut text_len = 0;
         let mut generated = 0;
+        let mut cut_by_time = false;
         while generated < req.max_tokens {
             if cancel.is_cancelled() {
                 return Err(EngineError::Cancelled);
@@ -457,6 +458,7 @@ impl<'m> Session<'m> {
                 && !valid.trim().is_empty()
             {
                 text_len = valid.trim_end().len();
+                cut_by_time = true;
                 break;
             }
             self.decode(&mut batch, &[next])?;
@@ -473,6 +475,7 @@ impl<'m> Session<'m> {
                 .filter(|t| self.template.stop_tokens.contains(t) || self.template.is_marker(**t))
                 .count(),
             elapsed: started.elapsed(),
+            cut_by_time,
         })
     }
 

@@ -45,6 +45,8 @@ pub struct EngineOutput {
     pub marker_tokens: usize,
     #[serde(rename = "elapsedMs", serialize_with = "as_millis")]
     pub elapsed: Duration,
+    /// Generation was ended early by the request's time budget.
+    pub cut_by_time: bool,
 }
 
 fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

@@ -120,7 +120,8 @@ pub struct StatusResult {
     pub reused_answers: u64,
     /// Completions answered from the cache of recent answers.
     pub cached_answers: u64,
-    /// Prompts brought into the KV cache after a pause in typing.
+    /// Prompts brought into the KV cache after a pause in typing (counted
+    /// when done).
     pub warm_starts: u64,
     /// Token counts and time of the last model answer.
     pub last_request: Option<crate::engine::EngineOutput>,
@@ -451,7 +452,6 @@ impl Backend {
         let guard = CancelOnDrop(flag.clone());
         let mut req = ctx.engine_request(&config);
         let wait = Duration::from_millis(config.completion.load_wait_ms);
-        let time_budget_ms = config.completion.time_budget_ms;
         let xfile = self.xfile.clone();
         let result = tokio::task::spawn_blocking(move || {
             if engine.wait_ready(wait) == EngineState::Loading {
@@ -500,7 +500,7 @@ impl Backend {
             st.last_output = Some(output.clone());
             // An answer cut short by the time budget is not the model's
             // full answer: do not serve it again.
-            if time_budget_ms == 0 || output.elapsed < Duration::from_millis(time_budget_ms) {
+            if !output.cut_by_time {
                 st.results.put(cache::Key::new(&key, &ctx), text.clone());
             }
             st.shown = (!text.is_empty()).then(|| ShownSuggestion {
@@ -574,17 +574,19 @@ fn schedule_warm_start(state: Arc<Mutex<State>>, xfile: Arc<CrossFile>, uri: Str
             if let Some(previous) = st.warming.replace(flag.clone()) {
                 previous.cancel();
             }
-            st.warm_starts += 1;
             (st.engine.clone(), req, flag, st.config.clone(), line)
         };
         let (Some(engine), mut req, flag, config, line) = job else {
             return;
         };
-        let _ = tokio::task::spawn_blocking(move || {
+        let done = tokio::task::spawn_blocking(move || {
             req.context = xfile.context_for(&uri, line, &req.prefix, &req.suffix, &config);
             engine.complete(req, flag)
         })
         .await;
+        if let Ok(Ok(_)) = done {
+            lock_state(&state).warm_starts += 1;
+        }
     });
 }
 
