@@ -116,6 +116,10 @@ struct SettingFlags {
     /// context.budgetTokens: prompt budget for cross-file snippets.
     #[arg(long)]
     context_budget: Option<u32>,
+    /// Any setting, as KEY=VALUE with a dotted key and a JSON value (a bare
+    /// word is taken as a string), e.g. `--setting completion.cursorLineAfterMiddle=false`.
+    #[arg(long = "setting", value_name = "KEY=VALUE")]
+    settings: Vec<String>,
 }
 
 impl SettingFlags {
@@ -149,6 +153,21 @@ impl SettingFlags {
         }
         if let Some(v) = self.context_budget {
             settings["context"]["budgetTokens"] = v.into();
+        }
+        for item in &self.settings {
+            let (key, value) = item
+                .split_once('=')
+                .ok_or_else(|| format!("--setting {item}: expected KEY=VALUE"))?;
+            let value = serde_json::from_str(value)
+                .unwrap_or_else(|_| serde_json::Value::String(value.to_string()));
+            let mut at = &mut settings;
+            for part in key.split('.') {
+                if !at.is_object() {
+                    *at = serde_json::json!({});
+                }
+                at = &mut at[part];
+            }
+            *at = value;
         }
         // One validation path for flags and client settings.
         let report = config.merge_json(&settings);
