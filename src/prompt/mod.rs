@@ -99,11 +99,12 @@ pub fn build(
     let mut avail = budget.saturating_sub(fixed);
 
     // The cursor line, when it goes after the middle marker. A line of
-    // only indentation stays in the prefix, healed there: measured on
-    // HumanEval single-line FIM (40 items), moving it too cost 7.5 points
-    // of exact match, and a new line re-evaluates the suffix anyway. Once
-    // the line has text it moves, at no cost: the prefix then ends at the
-    // same line start the healed indentation left.
+    // only indentation stays in the prefix, healed there as in the plain
+    // layout (a new line re-evaluates the suffix anyway). Once the line has
+    // text it moves, at no cost: the prefix then ends at the same line
+    // start the healed indentation left. The price of the move, measured
+    // on HumanEval single-line FIM (first 40 items, whose cursor ends a
+    // line with text): exact match 50.0% against 57.5% in the plain layout.
     let at = prefix.rfind('\n').map_or(0, |i| i + 1);
     let (head, line) = if shape_splits(shape, template) && !prefix[at..].trim().is_empty() {
         prefix.split_at(at)
