@@ -1,6 +1,7 @@
 //! The model behind completions, as a small trait so that the protocol
 //! layer does not know whether it runs in-process (llama.cpp) or remotely.
 
+#[cfg(feature = "llama")]
 pub mod llama;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -108,6 +109,7 @@ pub trait Engine: Send + Sync {
 
 /// Starts the in-process engine that `config` describes; returns at once
 /// while the model loads in the background.
+#[cfg(feature = "llama")]
 pub fn start(config: &crate::config::Config) -> Arc<dyn Engine> {
     let settings = llama::LlamaSettings {
         path: config
@@ -125,4 +127,34 @@ pub fn start(config: &crate::config::Config) -> Arc<dyn Engine> {
         fim_template: config.model.fim_template.clone(),
     };
     llama::LlamaEngine::spawn(settings)
+}
+
+/// Without the `llama` feature there is no model: every request is answered
+/// as unavailable, so the rest of the server still works (and is fuzzed).
+#[cfg(not(feature = "llama"))]
+pub fn start(_config: &crate::config::Config) -> Arc<dyn Engine> {
+    Arc::new(NoEngine)
+}
+
+#[cfg(not(feature = "llama"))]
+const NO_ENGINE: &str = "this build of infill has no model engine (the `llama` feature is off)";
+
+#[cfg(not(feature = "llama"))]
+struct NoEngine;
+
+#[cfg(not(feature = "llama"))]
+impl Engine for NoEngine {
+    fn state(&self) -> EngineState {
+        EngineState::Failed(NO_ENGINE.to_string())
+    }
+    fn wait_ready(&self, _timeout: Duration) -> EngineState {
+        self.state()
+    }
+    fn complete(
+        &self,
+        _req: EngineRequest,
+        _cancel: CancelFlag,
+    ) -> Result<EngineOutput, EngineError> {
+        Err(EngineError::Unavailable(NO_ENGINE.to_string()))
+    }
 }
