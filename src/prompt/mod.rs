@@ -175,6 +175,17 @@ fn shape_splits(shape: Shape, template: &FimTemplate) -> bool {
 /// Tokens of the longest tail of `text`, starting at a line start, that fit
 /// in `cap`; the last `cap` tokens when even the last line does not fit.
 fn fit_end(tok: &dyn Tokenizer, text: &str, cap: usize) -> Vec<Token> {
+    fit_tail(tok, text, cap, false)
+}
+
+/// Like `fit_end`, but the tail starts at a line chosen by its content
+/// (`WINDOW_START_EVERY`) when one fits within the next lines: as text is
+/// added at the end, the start stays put until it no longer fits.
+fn fit_end_stable(tok: &dyn Tokenizer, text: &str, cap: usize) -> Vec<Token> {
+    fit_tail(tok, text, cap, true)
+}
+
+fn fit_tail(tok: &dyn Tokenizer, text: &str, cap: usize, stable: bool) -> Vec<Token> {
     let full = tok.tokenize(text);
     if full.len() <= cap {
         return full;
@@ -183,28 +194,15 @@ fn fit_end(tok: &dyn Tokenizer, text: &str, cap: usize) -> Vec<Token> {
     // so the first start whose tail fits is the longest that fits.
     let starts: Vec<usize> = text.match_indices('\n').map(|(i, _)| i + 1).collect();
     let fitting = partition_point(&starts, |&s| tok.tokenize(&text[s..]).len() > cap);
-    match starts.get(fitting) {
-        Some(&s) => tok.tokenize(&text[s..]),
-        None => full[full.len() - cap..].to_vec(),
-    }
-}
-
-/// Like `fit_end`, but the tail starts at a line chosen by its content
-/// (`WINDOW_START_EVERY`) when one fits within the next lines: as text is
-/// added at the end, the start stays put until it no longer fits.
-fn fit_end_stable(tok: &dyn Tokenizer, text: &str, cap: usize) -> Vec<Token> {
-    let full = tok.tokenize(text);
-    if full.len() <= cap {
-        return full;
-    }
-    let starts: Vec<usize> = text.match_indices('\n').map(|(i, _)| i + 1).collect();
-    let fitting = partition_point(&starts, |&s| tok.tokenize(&text[s..]).len() > cap);
-    let chosen = starts[fitting.min(starts.len())..]
-        .iter()
-        .take(4 * WINDOW_START_EVERY as usize)
-        .find(|&&s| starts_window(&text[s..]))
-        .or(starts.get(fitting));
-    match chosen {
+    let by_content = stable
+        .then(|| {
+            starts[fitting..]
+                .iter()
+                .take(4 * WINDOW_START_EVERY as usize)
+                .find(|&&s| starts_window(&text[s..]))
+        })
+        .flatten();
+    match by_content.or(starts.get(fitting)) {
         Some(&s) => tok.tokenize(&text[s..]),
         None => full[full.len() - cap..].to_vec(),
     }
