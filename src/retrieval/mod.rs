@@ -14,8 +14,9 @@ use std::sync::Arc;
 
 pub use crate::prompt::repo::Snippet;
 use crate::text::syntax::Language;
-use crate::workspace::outline::{outline, Symbol, SymbolKind};
+use crate::workspace::outline::{self, Chunk, Lines, Parsed, Symbol, SymbolKind, TextDiff};
 use bm25::{Bm25, DocId};
+use tree_sitter::Tree;
 
 /// Lines of code before the cursor that make the query.
 const QUERY_LINES_BEFORE: usize = 12;
@@ -48,15 +49,18 @@ pub struct Root {
 struct FileEntry {
     root: usize,
     rel: Arc<str>,
-    docs: Vec<DocId>,
+    /// The text the chunks are cut from.
+    text: Arc<str>,
+    /// In file order.
+    chunks: Vec<(Chunk, DocId)>,
     symbols: Vec<Symbol>,
+    /// For open buffers: the tree and definitions the next update starts from.
+    parsed: Option<Parsed>,
 }
 
 struct DocInfo {
     file: Arc<Path>,
-    start_line: usize,
-    end_line: usize,
-    text: String,
+    chunk: Chunk,
 }
 
 /// The index of all workspace files.
@@ -65,7 +69,8 @@ pub struct Index {
     roots: Vec<Root>,
     bm25: Bm25,
     files: HashMap<Arc<Path>, FileEntry>,
-    docs: HashMap<DocId, DocInfo>,
+    /// By doc id (ids are never reused; removed ones are `None`).
+    docs: Vec<Option<DocInfo>>,
     /// Name → files that define it (a set: common names like `__init__`
     /// are defined in thousands of files, and removal must stay O(1)).
     defined_in: HashMap<String, HashSet<Arc<Path>>>,
@@ -121,19 +126,32 @@ fn last_lines(text: &str, n: usize) -> &str {
     &text[(start + 1).min(text.len())..]
 }
 
-fn term_set(text: &str) -> HashSet<String> {
-    let mut set = HashSet::new();
-    tokens::for_each_term(text, |t| {
-        set.insert(t.to_string());
-    });
+/// The distinct terms of a text, as sorted 64-bit hashes (no string is
+/// kept: these sets are built for every candidate of every query).
+fn term_set(text: &str) -> Vec<u64> {
+    let mut set = Vec::new();
+    tokens::for_each_term(text, |t| set.push(tokens::hash(t)));
+    set.sort_unstable();
+    set.dedup();
     set
 }
 
-fn jaccard(a: &HashSet<String>, b: &HashSet<String>) -> f64 {
+fn jaccard(a: &[u64], b: &[u64]) -> f64 {
     if a.is_empty() && b.is_empty() {
         return 1.0;
     }
-    let inter = a.intersection(b).count();
+    let (mut i, mut j, mut inter) = (0, 0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                inter += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
     inter as f64 / (a.len() + b.len() - inter) as f64
 }
 
@@ -179,51 +197,167 @@ impl Index {
             })
     }
 
-    /// (Re)indexes `path` with `text`; a path outside every root is ignored.
-    /// Returns whether it was indexed.
+    /// (Re)indexes `path` with `text` (read from disk); a path outside
+    /// every root is ignored. Returns whether it was indexed.
     pub fn update(&mut self, path: &Path, text: &str) -> bool {
+        self.update_inner(path, text, None, false)
+    }
+
+    /// (Re)indexes an open buffer: `tree` is its syntax tree, kept current
+    /// by its edits (it spares a parse), and the index keeps what the next
+    /// update of the buffer needs, so that it redoes only what changed.
+    pub fn update_buffer(
+        &mut self,
+        path: &Path,
+        text: &str,
+        tree: Option<(Language, Tree)>,
+    ) -> bool {
+        self.update_inner(path, text, tree, true)
+    }
+
+    /// Only chunks whose text changed are taken out of BM25 and put back;
+    /// the rest keep their place (lines may move). The result equals
+    /// indexing `text` from scratch (tested).
+    fn update_inner(
+        &mut self,
+        path: &Path,
+        text: &str,
+        tree: Option<(Language, Tree)>,
+        keep_parse: bool,
+    ) -> bool {
         let Some((root, rel)) = self.locate(path) else {
             return false;
         };
-        self.remove(path);
         let language = Language::detect(None, &rel);
-        let o = outline(language, text);
-        let file: Arc<Path> = Arc::from(path);
-        let mut docs = Vec::with_capacity(o.chunks.len());
+        let (file, mut old) = match self.files.remove_entry(path) {
+            Some((file, entry)) => (file, Some(entry)),
+            None => (Arc::from(path), None),
+        };
+        let tree = tree.filter(|(l, _)| Some(*l) == language).map(|(_, t)| t);
+        let lines = Lines::new(text);
+        let diff = old.as_ref().map(|f| TextDiff::new(&f.text, text, &lines));
+        let previous = match (&diff, old.as_mut().and_then(|f| f.parsed.take())) {
+            (Some(d), Some(p)) => Some((d, p)),
+            _ => None,
+        };
+        let (o, parsed) = outline::update(language, text, &lines, tree, previous);
+        // Old chunks whose text is unchanged keep their BM25 documents.
+        let mut used = vec![false; old.as_ref().map_or(0, |f| f.chunks.len())];
+        let mut chunks = Vec::with_capacity(o.chunks.len());
         for c in o.chunks {
-            // The path is part of what a chunk is about (`auth/session.py`).
-            let id = self.bm25.add(&format!("{rel}\n{}", c.text));
-            self.docs.insert(
-                id,
-                DocInfo {
-                    file: file.clone(),
-                    start_line: c.start_line,
-                    end_line: c.end_line,
-                    text: c.text,
-                },
-            );
-            docs.push(id);
+            let reused = match (&old, &diff) {
+                (Some(f), Some(d)) => d.old_start(c.start_byte, c.end_byte).and_then(|at| {
+                    let i = f.chunks.partition_point(|(oc, _)| oc.start_byte < at);
+                    let (oc, id) = f.chunks.get(i)?;
+                    (oc.start_byte == at
+                        && oc.end_byte - oc.start_byte == c.end_byte - c.start_byte
+                        && !used[i])
+                        .then(|| {
+                            used[i] = true;
+                            *id
+                        })
+                }),
+                _ => None,
+            };
+            let id = match reused {
+                Some(id) => id,
+                // The path is part of what a chunk is about (`auth/session.py`).
+                None => self.bm25.add_parts(&[&rel, c.text(text)]),
+            };
+            let slot = id as usize;
+            if self.docs.len() <= slot {
+                self.docs.resize_with(slot + 1, || None);
+            }
+            self.docs[slot] = Some(DocInfo {
+                file: file.clone(),
+                chunk: c,
+            });
+            chunks.push((c, id));
         }
-        let mut names: Vec<&str> = o.symbols.iter().map(|s| s.name.as_str()).collect();
-        names.sort_unstable();
-        names.dedup();
-        for name in names {
-            self.defined_in
-                .entry(name.to_string())
-                .or_default()
-                .insert(file.clone());
+        if let Some(f) = &old {
+            for (&(_, id), used) in f.chunks.iter().zip(&used) {
+                if !used {
+                    self.bm25.remove(id);
+                    if let Some(d) = self.docs.get_mut(id as usize) {
+                        *d = None;
+                    }
+                }
+            }
+        }
+        // Names: only the ones that came or went change the table.
+        let names = |symbols: &[Symbol]| {
+            let mut n: Vec<String> = symbols.iter().map(|s| s.name.clone()).collect();
+            n.sort_unstable();
+            n.dedup();
+            n
+        };
+        let new_names = names(&o.symbols);
+        let old_names = old.as_ref().map(|f| names(&f.symbols)).unwrap_or_default();
+        for name in &old_names {
+            if new_names.binary_search(name).is_err() {
+                self.forget_name(name, path);
+            }
+        }
+        for name in new_names {
+            if old_names.binary_search(&name).is_err() {
+                self.defined_in
+                    .entry(name)
+                    .or_default()
+                    .insert(file.clone());
+            }
         }
         self.files.insert(
             file,
             FileEntry {
                 root,
                 rel: Arc::from(rel.as_str()),
-                docs,
+                text: Arc::from(text),
+                chunks,
                 symbols: o.symbols,
+                parsed: parsed.filter(|_| keep_parse),
             },
         );
+        if self.bm25.needs_compaction() {
+            self.bm25.compact();
+        }
         self.generation += 1;
         true
+    }
+
+    /// Whether what is indexed for `path` is what indexing `text` from
+    /// scratch gives (for the benchmark's check).
+    pub fn matches_fresh_outline(&self, path: &Path, text: &str) -> bool {
+        let Some(f) = self.files.get(path) else {
+            return false;
+        };
+        let fresh = outline::outline(Language::detect(None, &f.rel), text);
+        *f.text == *text
+            && f.symbols == fresh.symbols
+            && f.chunks.len() == fresh.chunks.len()
+            && f.chunks.iter().zip(&fresh.chunks).all(|((c, id), fc)| {
+                c == fc
+                    && self
+                        .docs
+                        .get(*id as usize)
+                        .and_then(Option::as_ref)
+                        .is_some_and(|d| d.chunk == *c && *d.file == *path)
+            })
+    }
+
+    /// Drops what `update_buffer` kept for `path`: its next update parses afresh.
+    pub fn forget_parse(&mut self, path: &Path) {
+        if let Some(f) = self.files.get_mut(path) {
+            f.parsed = None;
+        }
+    }
+
+    fn forget_name(&mut self, name: &str, path: &Path) {
+        if let Some(files) = self.defined_in.get_mut(name) {
+            files.remove(path);
+            if files.is_empty() {
+                self.defined_in.remove(name);
+            }
+        }
     }
 
     /// Forgets `path`.
@@ -231,17 +365,14 @@ impl Index {
         let Some(entry) = self.files.remove(path) else {
             return;
         };
-        for id in entry.docs {
+        for (_, id) in entry.chunks {
             self.bm25.remove(id);
-            self.docs.remove(&id);
+            if let Some(d) = self.docs.get_mut(id as usize) {
+                *d = None;
+            }
         }
         for s in &entry.symbols {
-            if let Some(files) = self.defined_in.get_mut(&s.name) {
-                files.remove(path);
-                if files.is_empty() {
-                    self.defined_in.remove(&s.name);
-                }
-            }
+            self.forget_name(&s.name, path);
         }
         if self.bm25.needs_compaction() {
             self.bm25.compact();
@@ -264,7 +395,7 @@ impl Index {
         let mut out: Vec<Snippet> = Vec::new();
         // Chunks are compared with the query and each other, not with the
         // definitions: a definition is a signature, its chunk the body.
-        let mut seen: Vec<HashSet<String>> = vec![term_set(&query)];
+        let mut seen: Vec<Vec<u64>> = vec![term_set(&query)];
         for s in self.definitions(q, &query) {
             if !out.iter().any(|o| o.text == s.text) {
                 out.push(s);
@@ -274,27 +405,31 @@ impl Index {
         let current: &Path = q.path;
         let docs = &self.docs;
         let hits = self.bm25.search(&query, CANDIDATES, |id| {
-            docs.get(&id)
-                .is_some_and(|d| *d.file != *current || d.end_line < lo || d.start_line > hi)
+            docs.get(id as usize)
+                .and_then(Option::as_ref)
+                .is_some_and(|d| {
+                    *d.file != *current || d.chunk.end_line < lo || d.chunk.start_line > hi
+                })
         });
         for (id, _) in hits {
             if out.len() >= MAX_SNIPPETS {
                 break;
             }
-            let Some(d) = self.docs.get(&id) else {
+            let Some(d) = self.docs.get(id as usize).and_then(Option::as_ref) else {
                 continue;
             };
-            let terms = term_set(&d.text);
-            if seen.iter().any(|s| jaccard(s, &terms) >= DUPLICATE) {
-                continue;
-            }
             let Some(f) = self.files.get(&d.file) else {
                 continue;
             };
+            let text = d.chunk.text(&f.text);
+            let terms = term_set(text);
+            if seen.iter().any(|s| jaccard(s, &terms) >= DUPLICATE) {
+                continue;
+            }
             seen.push(terms);
             out.push(Snippet {
                 path: f.rel.to_string(),
-                text: d.text.clone(),
+                text: text.to_string(),
             });
         }
         out
@@ -348,13 +483,15 @@ impl Index {
 
     /// Approximate heap bytes (for the benchmark).
     pub fn heap_bytes(&self) -> usize {
-        let docs: usize = self.docs.values().map(|d| d.text.capacity() + 64).sum();
+        let docs = self.docs.capacity() * std::mem::size_of::<Option<DocInfo>>();
         let files: usize = self
             .files
             .values()
             .map(|f| {
                 f.rel.len()
-                    + 96
+                    + f.text.len()
+                    + f.chunks.capacity() * std::mem::size_of::<(Chunk, DocId)>()
+                    + 128
                     + f.symbols
                         .iter()
                         .map(|s| s.name.capacity() + s.signature.capacity() + 64)
@@ -409,7 +546,7 @@ pub struct Stable {
 struct Last {
     path: PathBuf,
     line: usize,
-    terms: HashSet<String>,
+    terms: Vec<u64>,
     snippets: Arc<Vec<Snippet>>,
 }
 
@@ -536,5 +673,122 @@ mod tests {
         let next_line = format!("{body})\n");
         let (_, reused) = st.get(&query(p, &next_line), std::vec::Vec::new);
         assert!(!reused);
+    }
+
+    /// Everything retrieval depends on, without doc ids.
+    fn snapshot(ix: &Index) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut paths: Vec<&Arc<Path>> = ix.files.keys().collect();
+        paths.sort();
+        for path in paths {
+            let f = &ix.files[path];
+            out.push(format!("{} {} {}", path.display(), f.root, f.rel));
+            for (c, id) in &f.chunks {
+                let d = ix.docs[*id as usize].as_ref().unwrap();
+                assert_eq!((&*d.file, d.chunk), (&**path, *c));
+                out.push(format!(
+                    "{c:?} {:?} {:?}",
+                    c.text(&f.text),
+                    ix.bm25.describe(*id)
+                ));
+            }
+            out.push(format!("{:?}", f.symbols));
+        }
+        let mut names: Vec<String> = ix
+            .defined_in
+            .iter()
+            .map(|(n, files)| {
+                let mut f: Vec<&Arc<Path>> = files.iter().collect();
+                f.sort();
+                format!("{n} {f:?}")
+            })
+            .collect();
+        names.sort();
+        out.extend(names);
+        out.push(format!(
+            "{:?} {}",
+            ix.bm25.totals(),
+            ix.docs.iter().flatten().count()
+        ));
+        out
+    }
+
+    #[test]
+    fn buffer_updates_equal_indexing_from_scratch() {
+        use crate::text::document::{Document, TextChange};
+        use crate::text::position::PositionEncoding;
+        use crate::workspace::outline::fuzz::*;
+        let root = Root {
+            path: PathBuf::from("/ws"),
+            name: "ws".into(),
+        };
+        let mut rng = Rng(99991);
+        let mut ix = Index::new(vec![root.clone()]);
+        let files = [
+            ("/ws/a/shape.py", PY_SEED, PY_POOL),
+            ("/ws/b/Shape.java", JAVA_SEED, JAVA_POOL),
+            ("/ws/notes.txt", "plain words\nmore words\n", PY_POOL),
+        ];
+        for (path, text, _) in &files {
+            ix.update(Path::new(path), text);
+        }
+        let mut docs: Vec<Document> = files
+            .iter()
+            .map(|(path, text, _)| Document::new(path, None, 0, text))
+            .collect();
+        let (mut compared, mut rounds) = (0, 0);
+        for round in 1..=300 {
+            let k = rng.below(files.len());
+            let (path, seed_text, pool) = files[k];
+            let doc = &mut docs[k];
+            match rng.below(20) {
+                // Saved elsewhere and read back from disk.
+                0 => {
+                    ix.update(Path::new(path), &doc.text().to_string());
+                }
+                // Deleted and back.
+                1 => {
+                    ix.remove(Path::new(path));
+                    ix.update(Path::new(path), &doc.text().to_string());
+                }
+                2 => {
+                    let reset = TextChange {
+                        range: None,
+                        text: seed_text.to_string(),
+                    };
+                    doc.apply_changes(round, &[reset], PositionEncoding::Utf8);
+                }
+                _ => {
+                    for _ in 0..=rng.below(3) {
+                        let c = random_change(&mut rng, &doc.text().to_string(), pool);
+                        doc.apply_changes(round, &[c], PositionEncoding::Utf8);
+                    }
+                }
+            }
+            let text = doc.text().to_string();
+            let tree = doc
+                .syntax()
+                .and_then(|s| Some((s.language(), s.tree()?.clone())));
+            let fresh_tree = tree.as_ref().map(|(l, _)| {
+                let mut parser = tree_sitter::Parser::new();
+                parser.set_language(&l.grammar()).unwrap();
+                parser.parse(&text, None).unwrap().root_node().to_sexp()
+            });
+            let same_tree = tree.as_ref().map(|(_, t)| t.root_node().to_sexp()) == fresh_tree;
+            ix.update_buffer(Path::new(path), &text, tree);
+            rounds += 1;
+            // Tree-sitter's error recovery can leave an incremental tree that
+            // is not the fresh parse's; the index follows the tree it is given.
+            if !same_tree {
+                continue;
+            }
+            let mut scratch = Index::new(vec![root.clone()]);
+            for (i, (p, _, _)) in files.iter().enumerate() {
+                scratch.update(Path::new(p), &docs[i].text().to_string());
+            }
+            assert_eq!(snapshot(&ix), snapshot(&scratch), "round {round}");
+            compared += 1;
+        }
+        assert!(compared > rounds * 9 / 10, "{compared} of {rounds}");
     }
 }
