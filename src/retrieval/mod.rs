@@ -6,6 +6,7 @@
 //! buffers) and never reads the disk itself.
 
 pub mod bm25;
+pub mod imports;
 pub mod tokens;
 
 use std::collections::{HashMap, HashSet};
@@ -24,16 +25,24 @@ const QUERY_LINES_BEFORE: usize = 12;
 const QUERY_LINES_AFTER: usize = 3;
 /// BM25 candidates considered before de-duplication.
 const CANDIDATES: usize = 24;
-/// Snippets returned (the prompt's budget takes what fits).
-const MAX_SNIPPETS: usize = 16;
-/// Definitions returned, nearest identifiers first.
+/// BM25 chunks returned (the prompt's budget takes what fits).
+const MAX_CHUNKS: usize = 12;
+/// Chunks ranked before the definitions of imported names.
+const LEADING_CHUNKS: usize = 2;
+/// Definitions returned for names near the cursor, nearest first.
 const MAX_DEFINITIONS: usize = 8;
+/// Definitions returned for the names the current file imports.
+const MAX_IMPORTED_DEFINITIONS: usize = 12;
 /// A name defined in more files than this is too common to point anywhere.
 const MAX_DEFINING_FILES: usize = 3;
 /// Term-set overlap (Jaccard) above which two pieces count as duplicates.
 const DUPLICATE: f64 = 0.7;
 /// Lines of a class outline (header plus member signatures).
 const MAX_OUTLINE_LINES: usize = 24;
+/// The same for a class the file imports (many of them compete).
+const MAX_IMPORTED_OUTLINE_LINES: usize = 12;
+/// Lines of a chunk shown (the window that best matches the query).
+const MAX_CHUNK_LINES_SHOWN: usize = 20;
 /// Rough tokens per line, to guess which lines of the current file the
 /// prompt already shows.
 const TOKENS_PER_LINE: usize = 10;
@@ -392,27 +401,38 @@ impl Index {
     /// near-duplicates.
     pub fn retrieve(&mut self, q: &Query) -> Vec<Snippet> {
         let query = q.text();
-        let mut out: Vec<Snippet> = Vec::new();
+        let current = self.files.get(q.path);
+        let language = current.and_then(|f| Language::detect(None, &f.rel));
+        let in_tests = current.is_some_and(|f| is_test(&f.rel));
+        let imported = match (current, language) {
+            (Some(f), Some(l)) => imports::imports(l, &f.text),
+            _ => Vec::new(),
+        };
+        let near = self.definitions(q, &query, in_tests, &imported);
+        let imported = self.imported_definitions(q, &near, in_tests, &imported);
         // Chunks are compared with the query and each other, not with the
         // definitions: a definition is a signature, its chunk the body.
         let mut seen: Vec<Vec<u64>> = vec![term_set(&query)];
-        for s in self.definitions(q, &query) {
-            if !out.iter().any(|o| o.text == s.text) {
-                out.push(s);
-            }
-        }
         let (lo, hi) = q.window();
-        let current: &Path = q.path;
-        let docs = &self.docs;
+        let here: &Path = q.path;
+        let (docs, files) = (&self.docs, &self.files);
         let hits = self.bm25.search(&query, CANDIDATES, |id| {
             docs.get(id as usize)
                 .and_then(Option::as_ref)
                 .is_some_and(|d| {
-                    *d.file != *current || d.chunk.end_line < lo || d.chunk.start_line > hi
+                    let other = *d.file != *here;
+                    (other || d.chunk.end_line < lo || d.chunk.start_line > hi)
+                        && (!other
+                            || files.get(&d.file).is_some_and(|f| {
+                                // Code of the same language, tests only for tests.
+                                (language.is_none() || Language::detect(None, &f.rel) == language)
+                                    && (in_tests || !is_test(&f.rel))
+                            }))
                 })
         });
+        let mut chunks = Vec::new();
         for (id, _) in hits {
-            if out.len() >= MAX_SNIPPETS {
+            if chunks.len() >= MAX_CHUNKS {
                 break;
             }
             let Some(d) = self.docs.get(id as usize).and_then(Option::as_ref) else {
@@ -427,17 +447,84 @@ impl Index {
                 continue;
             }
             seen.push(terms);
-            out.push(Snippet {
+            let (skipped, shown) = best_window(text, &seen[0], MAX_CHUNK_LINES_SHOWN);
+            chunks.push(Snippet {
                 path: f.rel.to_string(),
-                text: text.to_string(),
+                text: shown.to_string(),
+                line: d.chunk.start_line + skipped,
             });
+        }
+        // Best first: definitions of names near the cursor, the best
+        // chunks, definitions of the file's imports, the other chunks.
+        let lead = chunks.len().min(LEADING_CHUNKS);
+        let rest = chunks.split_off(lead);
+        let mut out: Vec<Snippet> = Vec::new();
+        for s in near.into_iter().chain(chunks).chain(imported).chain(rest) {
+            if !out.iter().any(|o| o.text == s.text) {
+                out.push(s);
+            }
+        }
+        out
+    }
+
+    /// The definitions of `name` to show: from files other than `q`'s, not
+    /// from tests unless `in_tests`, and only where few files define it.
+    /// `module` (where an import says it comes from) picks among them.
+    fn definitions_of(
+        &self,
+        name: &str,
+        q: &Query,
+        in_tests: bool,
+        module: Option<&str>,
+        outline_lines: usize,
+    ) -> Vec<Snippet> {
+        let Some(files) = self.defined_in.get(name) else {
+            return Vec::new();
+        };
+        if files.len() > 2 * MAX_DEFINING_FILES + 1 {
+            return Vec::new();
+        }
+        let mut others: Vec<(&Arc<Path>, &FileEntry)> = files
+            .iter()
+            .filter(|f| ***f != *q.path)
+            .filter_map(|f| Some((f, self.files.get(f)?)))
+            .filter(|(_, e)| in_tests || !is_test(&e.rel))
+            .collect();
+        if let Some(m) = module {
+            if others
+                .iter()
+                .any(|(_, e)| imports::module_matches(m, &e.rel))
+            {
+                others.retain(|(_, e)| imports::module_matches(m, &e.rel));
+            }
+        }
+        if others.is_empty() || others.len() > MAX_DEFINING_FILES {
+            return Vec::new();
+        }
+        others.sort_by(|a, b| a.0.cmp(b.0));
+        let mut out = Vec::new();
+        for (_, entry) in others {
+            // One per file: the last (of overloads, the implementation).
+            if let Some(i) = entry.symbols.iter().rposition(|s| s.name == name) {
+                out.push(Snippet {
+                    path: entry.rel.to_string(),
+                    text: definition_text(&entry.symbols, i, outline_lines),
+                    line: entry.symbols[i].line,
+                });
+            }
         }
         out
     }
 
     /// Definitions, from other files, of identifiers in `query_text`
     /// (nearest the cursor first) that the current file does not define.
-    fn definitions(&self, q: &Query, query_text: &str) -> Vec<Snippet> {
+    fn definitions(
+        &self,
+        q: &Query,
+        query_text: &str,
+        in_tests: bool,
+        imported: &[imports::Import],
+    ) -> Vec<Snippet> {
         let here: HashSet<&str> = self
             .files
             .get(q.path)
@@ -453,28 +540,97 @@ impl Index {
             if name.len() < 3 || here.contains(name) || !done.insert(name) {
                 continue;
             }
-            let Some(files) = self.defined_in.get(name) else {
-                continue;
-            };
-            if files.len() > MAX_DEFINING_FILES + 1 {
-                continue;
+            // An import says which module the name comes from.
+            let module = imported
+                .iter()
+                .find(|i| i.name == name)
+                .map(|i| i.module.as_str());
+            for s in self.definitions_of(name, q, in_tests, module, MAX_OUTLINE_LINES) {
+                if out.len() < MAX_DEFINITIONS {
+                    out.push(s);
+                }
             }
-            let mut others: Vec<&Arc<Path>> = files.iter().filter(|f| ***f != *q.path).collect();
-            if others.is_empty() || others.len() > MAX_DEFINING_FILES {
-                continue;
-            }
-            others.sort();
-            for file in others {
-                let Some(entry) = self.files.get(file) else {
+        }
+        out
+    }
+
+    /// Definitions of the names the current file imports (for Java, also
+    /// the classes of its own package that it uses, which need no import),
+    /// the ones not used before the cursor first: the line being written
+    /// may call one that appears nowhere near the cursor, and in a long
+    /// file the imports themselves are outside the prompt's window.
+    fn imported_definitions(
+        &self,
+        q: &Query,
+        near: &[Snippet],
+        in_tests: bool,
+        imported: &[imports::Import],
+    ) -> Vec<Snippet> {
+        let Some(f) = self.files.get(q.path) else {
+            return Vec::new();
+        };
+        let Some(language) = Language::detect(None, &f.rel) else {
+            return Vec::new();
+        };
+        // (name, module it is imported from, whether an import names it)
+        let mut names: Vec<(&str, Option<&str>, bool)> = Vec::new();
+        for i in imported {
+            names.push((&i.name, Some(&i.module), true));
+        }
+        if language == Language::Java {
+            let dir = f.rel.rsplit_once('/').map_or("", |(d, _)| d);
+            let mut taken: HashSet<&str> = names.iter().map(|n| n.0).collect();
+            taken.extend(f.symbols.iter().map(|s| s.name.as_str()));
+            for id in tokens::identifiers(&f.text) {
+                if !id.starts_with(|c: char| c.is_uppercase()) || taken.contains(id) {
                     continue;
-                };
-                for (i, s) in entry.symbols.iter().enumerate() {
-                    if s.name == name && out.len() < MAX_DEFINITIONS {
-                        out.push(Snippet {
-                            path: entry.rel.to_string(),
-                            text: definition_text(&entry.symbols, i),
-                        });
-                    }
+                }
+                taken.insert(id);
+                let same_package = self.defined_in.get(id).is_some_and(|files| {
+                    files.iter().any(|p| {
+                        **p != *q.path
+                            && self.files.get(p).is_some_and(|e| {
+                                e.rel.rsplit_once('/').map_or("", |(d, _)| d) == dir
+                            })
+                    })
+                });
+                if same_package {
+                    names.push((id, None, false));
+                }
+            }
+        }
+        if names.is_empty() {
+            return Vec::new();
+        }
+        // Uses before the cursor (an import itself aside) and after it.
+        let count = |text: &str| {
+            let mut uses: HashMap<&str, usize> = names.iter().map(|n| (n.0, 0)).collect();
+            for id in tokens::identifiers(text) {
+                if let Some(n) = uses.get_mut(id) {
+                    *n += 1;
+                }
+            }
+            uses
+        };
+        let (before, after) = (count(q.prefix), count(q.suffix));
+        let key = |&(name, _, explicit): &(&str, Option<&str>, bool)| {
+            let b = before[name].saturating_sub(usize::from(explicit));
+            let a = after[name];
+            // A name imported but not used yet is the likeliest next one;
+            // of those, one used further down more so.
+            (b > 0, std::cmp::Reverse(if b == 0 { a } else { a + b }))
+        };
+        // Stable: equal keys keep the order of the imports.
+        names.sort_by_key(key);
+        let mut out: Vec<Snippet> = Vec::new();
+        for (name, module, _) in names {
+            if out.len() >= MAX_IMPORTED_DEFINITIONS {
+                break;
+            }
+            let lines = MAX_IMPORTED_OUTLINE_LINES;
+            for s in self.definitions_of(name, q, in_tests, module, lines) {
+                if out.len() < MAX_IMPORTED_DEFINITIONS && !near.contains(&s) && !out.contains(&s) {
+                    out.push(s);
                 }
             }
         }
@@ -507,15 +663,30 @@ impl Index {
     }
 }
 
+/// Whether a workspace-relative path is test code (`tests/`, `test_x.py`,
+/// `FooTest.java`, `src/test/java`).
+pub fn is_test(rel: &str) -> bool {
+    rel.split('/').any(|part| {
+        let p = part.to_ascii_lowercase();
+        p == "test"
+            || p == "tests"
+            || p.starts_with("test_")
+            || p.ends_with("_test.py")
+            || p.ends_with("test.java")
+            || p.ends_with("tests.java")
+            || p == "conftest.py"
+    })
+}
+
 /// A symbol as the model should see it: a class as its header and member
 /// signatures; a member under its class's header; anything else its signature.
-fn definition_text(symbols: &[Symbol], i: usize) -> String {
+fn definition_text(symbols: &[Symbol], i: usize, max_lines: usize) -> String {
     let s = &symbols[i];
     match s.kind {
         SymbolKind::Class => {
             let mut lines = vec![s.signature.clone()];
             for m in symbols.iter().filter(|m| m.parent == Some(i)) {
-                if lines.len() >= MAX_OUTLINE_LINES {
+                if lines.len() >= max_lines {
                     lines.push("    ...".into());
                     break;
                 }
@@ -528,6 +699,38 @@ fn definition_text(symbols: &[Symbol], i: usize) -> String {
             None => s.signature.clone(),
         },
     }
+}
+
+/// The `max` consecutive lines of `text` that share the most terms with
+/// `query` (all of it if it is short enough), after how many lines.
+fn best_window<'a>(text: &'a str, query: &[u64], max: usize) -> (usize, &'a str) {
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    if lines.len() <= max {
+        return (0, text);
+    }
+    let score: Vec<usize> = lines
+        .iter()
+        .map(|l| {
+            let mut n = 0;
+            tokens::for_each_term(l, |t| {
+                if query.binary_search(&tokens::hash(t)).is_ok() {
+                    n += 1;
+                }
+            });
+            n
+        })
+        .collect();
+    let mut sum: usize = score[..max].iter().sum();
+    let (mut best, mut at) = (sum, 0);
+    for start in 1..=lines.len() - max {
+        sum = sum + score[start + max - 1] - score[start - 1];
+        if sum > best {
+            (best, at) = (sum, start);
+        }
+    }
+    let from: usize = lines[..at].iter().map(|l| l.len()).sum();
+    let len: usize = lines[at..at + max].iter().map(|l| l.len()).sum();
+    (at, &text[from..from + len])
 }
 
 fn first_line(s: &str) -> &str {
@@ -632,6 +835,47 @@ mod tests {
             .any(|s| s.text.starts_with("class Circle:\n    def __init__")));
         assert!(got.iter().any(|s| s.text.contains("return 2 * 3.14159")));
         assert!(got.iter().all(|s| s.path != "util/strings.py"));
+    }
+
+    #[test]
+    fn imported_names_not_used_yet_come_first_and_tests_stay_out() {
+        let mut ix = index();
+        ix.update(
+            Path::new("/ws/util/paths.py"),
+            "def normalize(path):\n    return path\n\ndef slugify(x):\n    pass\n",
+        );
+        ix.update(
+            Path::new("/ws/tests/test_strings.py"),
+            "def check_title(t):\n    assert t\n",
+        );
+        let app = Path::new("/ws/app.py");
+        let text = "from util.strings import slugify\nfrom util.paths import normalize\nfrom tests.test_strings import check_title\n\nx = normalize(a)\n\n\n";
+        ix.update(app, text);
+        let cut = text.len() - 2;
+        let q = Query {
+            path: app,
+            line: 5,
+            prefix: &text[..cut],
+            suffix: &text[cut..],
+            prompt_tokens: 1536,
+        };
+        let got = ix.retrieve(&q);
+        // `normalize` is near the cursor; `slugify` is imported, unused so
+        // far, and comes from the module the import names; a test's
+        // definitions are not shown to code outside tests.
+        let defs: Vec<(&str, &str)> = got
+            .iter()
+            .filter(|s| s.text.starts_with("def ") && !s.text.contains('\n'))
+            .map(|s| (s.path.as_str(), s.text.as_str()))
+            .collect();
+        assert_eq!(
+            defs,
+            vec![
+                ("util/paths.py", "def normalize(path):"),
+                ("util/strings.py", "def slugify(title):"),
+            ]
+        );
+        assert!(got.iter().all(|s| !s.path.starts_with("tests/")));
     }
 
     #[test]
