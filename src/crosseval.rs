@@ -471,7 +471,6 @@ pub fn run(
                 line: item.line,
                 prefix: &ctx.prefix,
                 suffix: &ctx.suffix,
-                prompt_tokens: cfg.completion.prompt_tokens as usize,
             };
             let snippets = pkg.index.retrieve(&q);
             let (repo_name, rel) = pkg

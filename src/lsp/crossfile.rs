@@ -310,7 +310,6 @@ impl CrossFile {
             line,
             prefix,
             suffix,
-            prompt_tokens: config.completion.prompt_tokens as usize,
         };
         let (repo_name, rel) = self.index().repo_and_path(&path)?;
         let (snippets, _) = locked(&self.stable).get(&q, || self.index().retrieve(&q));
@@ -322,7 +321,8 @@ impl CrossFile {
         })
     }
 
-    /// What retrieval returns at a position, fresh (for `infill/context`).
+    /// What retrieval returns at a position, fresh (for `infill/context`);
+    /// nothing when cross-file context is off.
     pub fn retrieve(
         &self,
         uri: &str,
@@ -331,7 +331,7 @@ impl CrossFile {
         suffix: &str,
         config: &Config,
     ) -> Vec<Snippet> {
-        let Some(path) = uri_to_path(uri) else {
+        let Some(path) = uri_to_path(uri).filter(|_| config.context.cross_file) else {
             return Vec::new();
         };
         let q = Query {
@@ -339,7 +339,6 @@ impl CrossFile {
             line,
             prefix,
             suffix,
-            prompt_tokens: config.completion.prompt_tokens as usize,
         };
         self.index().retrieve(&q)
     }

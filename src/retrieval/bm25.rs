@@ -44,8 +44,11 @@ pub struct Bm25 {
     total_len: u64,
     dead_postings: usize,
     total_postings: usize,
-    /// Scratch for queries, one per doc slot.
+    /// Scratch for queries, one per doc slot, and the docs a query
+    /// touched (kept: a query on a large workspace touches many).
     scores: Vec<f32>,
+    touched: Vec<DocId>,
+    hits: Vec<(DocId, f32)>,
 }
 
 impl Bm25 {
@@ -173,7 +176,8 @@ impl Bm25 {
         // The rarest terms carry the most weight; a cap bounds the work.
         qterms.sort_by_key(|&t| self.df[t as usize]);
         qterms.truncate(MAX_QUERY_TERMS);
-        let mut touched: Vec<DocId> = Vec::new();
+        let mut touched = std::mem::take(&mut self.touched);
+        touched.clear();
         let per_len = K1 * B / avg;
         for &t in &qterms {
             let df = self.df[t as usize] as f32;
@@ -194,24 +198,26 @@ impl Bm25 {
                 self.scores[d] += idf * tf * (K1 + 1.0) / (tf + norm);
             }
         }
-        let mut hits: Vec<(DocId, f32)> = Vec::with_capacity(touched.len());
-        for doc in touched {
+        let mut hits = std::mem::take(&mut self.hits);
+        hits.clear();
+        for &doc in &touched {
             let s = std::mem::take(&mut self.scores[doc as usize]);
             if s > 0.0 {
                 hits.push((doc, s));
             }
         }
+        self.touched = touched;
         let order = |a: &(DocId, f32), b: &(DocId, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
         let m = (k + FILTER_MARGIN).min(hits.len());
-        if m == 0 {
-            return Vec::new();
+        let mut out = Vec::new();
+        if m > 0 {
+            hits.select_nth_unstable_by(m - 1, order);
+            let best = &mut hits[..m];
+            best.sort_by(order);
+            out.extend(best.iter().filter(|h| accept(h.0)).take(k));
         }
-        hits.select_nth_unstable_by(m - 1, order);
-        hits.truncate(m);
-        hits.sort_by(order);
-        hits.retain(|h| accept(h.0));
-        hits.truncate(k);
-        hits
+        self.hits = hits;
+        out
     }
 
     /// A live document's terms with their frequencies, sorted, and the

@@ -43,9 +43,6 @@ const MAX_OUTLINE_LINES: usize = 24;
 const MAX_IMPORTED_OUTLINE_LINES: usize = 12;
 /// Lines of a chunk shown (the window that best matches the query).
 const MAX_CHUNK_LINES_SHOWN: usize = 20;
-/// Rough tokens per line, to guess which lines of the current file the
-/// prompt already shows.
-const TOKENS_PER_LINE: usize = 10;
 
 /// A workspace folder.
 #[derive(Debug, Clone)]
@@ -70,6 +67,10 @@ struct FileEntry {
 struct DocInfo {
     file: Arc<Path>,
     chunk: Chunk,
+    /// Its file's language, and whether the file is a test (for filtering
+    /// candidates without hashing paths).
+    language: Option<Language>,
+    test: bool,
 }
 
 /// The index of all workspace files.
@@ -96,8 +97,6 @@ pub struct Query<'a> {
     /// The file's text before and after the cursor (or their parts nearest it).
     pub prefix: &'a str,
     pub suffix: &'a str,
-    /// The FIM prompt's budget, to guess which lines of this file it shows.
-    pub prompt_tokens: usize,
 }
 
 impl Query<'_> {
@@ -110,16 +109,6 @@ impl Query<'_> {
             .take(QUERY_LINES_AFTER + 1)
             .collect();
         format!("{before}{after}")
-    }
-
-    /// Lines of the current file the FIM prompt probably shows.
-    fn window(&self) -> (usize, usize) {
-        let line = self.line;
-        let lines = self.prompt_tokens / TOKENS_PER_LINE;
-        (
-            line.saturating_sub(lines * 3 / 4),
-            line + lines / 4 + QUERY_LINES_AFTER,
-        )
     }
 }
 
@@ -238,6 +227,7 @@ impl Index {
             return false;
         };
         let language = Language::detect(None, &rel);
+        let test = is_test(&rel);
         let (file, mut old) = match self.files.remove_entry(path) {
             Some((file, entry)) => (file, Some(entry)),
             None => (Arc::from(path), None),
@@ -280,6 +270,8 @@ impl Index {
             self.docs[slot] = Some(DocInfo {
                 file: file.clone(),
                 chunk: c,
+                language,
+                test,
             });
             chunks.push((c, id));
         }
@@ -413,21 +405,19 @@ impl Index {
         // Chunks are compared with the query and each other, not with the
         // definitions: a definition is a signature, its chunk the body.
         let mut seen: Vec<Vec<u64>> = vec![term_set(&query)];
-        let (lo, hi) = q.window();
         let here: &Path = q.path;
-        let (docs, files) = (&self.docs, &self.files);
+        let docs = &self.docs;
         let hits = self.bm25.search(&query, CANDIDATES, |id| {
             docs.get(id as usize)
                 .and_then(Option::as_ref)
                 .is_some_and(|d| {
-                    let other = *d.file != *here;
-                    (other || d.chunk.end_line < lo || d.chunk.start_line > hi)
-                        && (!other
-                            || files.get(&d.file).is_some_and(|f| {
-                                // Code of the same language, tests only for tests.
-                                (language.is_none() || Language::detect(None, &f.rel) == language)
-                                    && (in_tests || !is_test(&f.rel))
-                            }))
+                    // Other files' code of the same language, tests only for
+                    // tests. Not the current file: its text near the cursor
+                    // is in the prompt already, and a second block under its
+                    // path would stand for another file of the same name.
+                    *d.file != *here
+                        && (language.is_none() || d.language == language)
+                        && (in_tests || !d.test)
                 })
         });
         let mut chunks = Vec::new();
@@ -815,7 +805,6 @@ mod tests {
             line: prefix.matches('\n').count(),
             prefix,
             suffix: "",
-            prompt_tokens: 1536,
         }
     }
 
@@ -857,7 +846,6 @@ mod tests {
             line: 5,
             prefix: &text[..cut],
             suffix: &text[cut..],
-            prompt_tokens: 1536,
         };
         let got = ix.retrieve(&q);
         // `normalize` is near the cursor; `slugify` is imported, unused so
