@@ -3,7 +3,11 @@
 //! `scripts/fetch-cross-eval` into a cache outside the repository).
 //!
 //! An item is a line that uses an identifier defined in another file of the
-//! same package and not earlier in its own file (import lines aside). The
+//! same package and not earlier in its own file (import lines aside), and
+//! that can be predicted at all: not part of an import (of any shape), a
+//! declaration header, a docstring or comment; not carrying a trailing
+//! comment or mostly string text; not a fragment continuing the line
+//! before; not in tests, docs or packaging files (`setup.py`). The
 //! line is removed from the file's text, the index is given that text (as
 //! the server's index is given an unsaved buffer: the line is nowhere in
 //! what retrieval sees), and the server's pipeline completes it with
@@ -94,12 +98,163 @@ fn extension(language: Language) -> &'static str {
     }
 }
 
-fn is_import(language: Language, line: &str) -> bool {
-    let t = line.trim_start();
-    match language {
-        Language::Python => t.starts_with("import ") || t.starts_with("from "),
-        Language::Java => t.starts_with("import ") || t.starts_with("package "),
+/// Files whose lines are not code the package runs: packaging and
+/// build metadata, documentation configuration, tests and their helpers.
+fn skipped_file(rel: &str) -> bool {
+    const NAMES: &[&str] = &[
+        "setup.py",
+        "conftest.py",
+        "noxfile.py",
+        "fabfile.py",
+        "tasks.py",
+        "__about__.py",
+        "__version__.py",
+        "_version.py",
+        "version.py",
+        "package-info.java",
+        "module-info.java",
+    ];
+    let name = rel.rsplit('/').next().unwrap_or(rel);
+    NAMES.contains(&name)
+        || rel.contains("test")
+        || rel.split('/').any(|part| part == "docs" || part == "doc")
+}
+
+/// What the syntax tree says about each line of a file.
+#[derive(Debug, Clone, Default)]
+struct LineFacts {
+    /// The line's code starts inside a string or a comment (docstrings, Javadoc).
+    in_string_or_comment: bool,
+    /// Part of an import or package statement (of any shape: `from x import (`
+    /// over several lines too).
+    import: bool,
+    /// Part of a declaration's header (`def f(a,\n b) -> T:`, a class line
+    /// after its annotations): it names something new, or lists parameters.
+    declaration: bool,
+    /// A comment follows code on the line (no one can predict its words).
+    trailing_comment: bool,
+    /// Bytes of string literals on the line, and the longest one.
+    string_bytes: usize,
+    longest_string: usize,
+}
+
+const IMPORT_KINDS: &[&str] = &[
+    "import_statement",
+    "import_from_statement",
+    "future_import_statement",
+    "import_declaration",
+    "package_declaration",
+];
+
+const DECLARATION_KINDS: &[&str] = &[
+    "function_definition",
+    "class_definition",
+    "class_declaration",
+    "interface_declaration",
+    "enum_declaration",
+    "record_declaration",
+    "annotation_type_declaration",
+    "annotation_type_element_declaration",
+    "method_declaration",
+    "constructor_declaration",
+    "compact_constructor_declaration",
+];
+
+fn is_string(kind: &str) -> bool {
+    matches!(
+        kind,
+        "string" | "string_literal" | "text_block" | "character_literal"
+    )
+}
+
+fn is_comment(kind: &str) -> bool {
+    kind.contains("comment")
+}
+
+/// Facts per line (0-based) of `text`, from one walk of its tree.
+fn line_facts(language: Language, text: &str) -> Vec<LineFacts> {
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let mut facts = vec![LineFacts::default(); lines.len()];
+    let mut parser = tree_sitter::Parser::new();
+    if parser.set_language(&language.grammar()).is_err() {
+        return facts;
     }
+    let Some(tree) = parser.parse(text, None) else {
+        return facts;
+    };
+    // Column of each line's first non-blank character.
+    let lead: Vec<usize> = lines
+        .iter()
+        .map(|l| l.len() - l.trim_start().len())
+        .collect();
+    let mut cursor = tree.walk();
+    loop {
+        let node = cursor.node();
+        let kind = node.kind();
+        let (r0, r1) = (node.start_position().row, node.end_position().row);
+        let rows = r0..=r1.min(facts.len().saturating_sub(1));
+        let mut descend = true;
+        if IMPORT_KINDS.contains(&kind) {
+            for r in rows.clone() {
+                facts[r].import = true;
+            }
+            descend = false;
+        } else if DECLARATION_KINDS.contains(&kind) {
+            // Up to the end of what precedes the body (`:`, `{`'s line).
+            let end = node.child_by_field_name("body").map_or(r1, |b| {
+                b.prev_sibling()
+                    .map_or(b.start_position().row, |p| p.end_position().row)
+            });
+            for r in r0..=end.min(facts.len().saturating_sub(1)) {
+                facts[r].declaration = true;
+            }
+        } else if is_string(kind) || is_comment(kind) {
+            descend = false;
+            let (c0, c1) = (node.start_position().column, node.end_position().column);
+            for r in rows.clone() {
+                // Inside the node from `from` to `to` (columns) on row r.
+                let from = if r == r0 { c0 } else { 0 };
+                let to = if r == r1 { c1 } else { usize::MAX };
+                if (from..to).contains(&lead[r]) {
+                    facts[r].in_string_or_comment = true;
+                }
+                if is_comment(kind) && r == r0 && lead[r] < c0 {
+                    facts[r].trailing_comment = true;
+                }
+                if is_string(kind) {
+                    let len = to.min(lines[r].trim_end().len()).saturating_sub(from);
+                    facts[r].string_bytes += len;
+                    facts[r].longest_string = facts[r].longest_string.max(len);
+                }
+            }
+        }
+        if descend && cursor.goto_first_child() {
+            continue;
+        }
+        loop {
+            if cursor.goto_next_sibling() {
+                break;
+            }
+            if !cursor.goto_parent() {
+                return facts;
+            }
+        }
+    }
+}
+
+/// Whether a line can be an item at all: code that runs, not an import,
+/// not a declaration, not mostly words in strings or comments, not a
+/// fragment continuing the expression of the line before.
+fn predictable(facts: &LineFacts, trimmed: &str) -> bool {
+    !facts.in_string_or_comment
+        && !facts.import
+        && !facts.declaration
+        && !facts.trailing_comment
+        && facts.longest_string <= 16
+        && facts.string_bytes * 3 <= trimmed.len()
+        && (8..=120).contains(&trimmed.len())
+        && !trimmed.starts_with('@')
+        && !trimmed.starts_with(|c: char| ")]}+-*/|&.?:,=<>".contains(c))
 }
 
 /// Loads every package under `dir/<language>/`, with at most `per_package` items each.
@@ -168,11 +323,10 @@ fn load_package(root: &Path, language: Language, per_package: usize) -> Package 
             .unwrap_or(path)
             .display()
             .to_string();
-        // Skip test files: their lines are mostly literals.
-        if rel.contains("test") {
+        if skipped_file(&rel) {
             continue;
         }
-        let masked = strings_and_comments(language, text);
+        let facts = line_facts(language, text);
         let mut seen: HashSet<&str> = HashSet::new();
         let mut offset = 0;
         for (n, line) in text.split_inclusive('\n').enumerate() {
@@ -180,13 +334,10 @@ fn load_package(root: &Path, language: Language, per_package: usize) -> Package 
             offset += line.len();
             let content = line.trim_end_matches(['\n', '\r']);
             let trimmed = content.trim();
-            let import = is_import(language, content);
+            let f = facts.get(n).cloned().unwrap_or_default();
             let ids: Vec<&str> = identifiers(content).collect();
-            let usable = !import
+            let usable = predictable(&f, trimmed)
                 && !def_lines[i].contains(&n)
-                && (8..=120).contains(&trimmed.len())
-                && !masked.contains(&(start + content.len() - content.trim_start().len()))
-                && !trimmed.starts_with('@')
                 && ids.iter().any(|id| {
                     distinctive(id)
                         && !COMMON.contains(id)
@@ -210,8 +361,7 @@ fn load_package(root: &Path, language: Language, per_package: usize) -> Package 
                 });
             }
             // Names in imports, docstrings and comments are not uses.
-            let lead = start + content.len() - content.trim_start().len();
-            if !import && !masked.contains(&lead) {
+            if !f.import && !f.in_string_or_comment {
                 seen.extend(ids);
             }
         }
@@ -241,38 +391,6 @@ fn distinctive(id: &str) -> bool {
         && (id.trim_matches('_').contains('_')
             || id.chars().next().is_some_and(char::is_uppercase)
             || id.chars().skip(1).any(char::is_uppercase))
-}
-
-/// Byte offsets that start a line's code inside a string or comment
-/// (docstrings, Javadoc), found from the syntax tree.
-fn strings_and_comments(language: Language, text: &str) -> HashSet<usize> {
-    let mut out = HashSet::new();
-    let mut parser = tree_sitter::Parser::new();
-    if parser.set_language(&language.grammar()).is_err() {
-        return out;
-    }
-    let Some(tree) = parser.parse(text, None) else {
-        return out;
-    };
-    let mut offset = 0;
-    for line in text.split_inclusive('\n') {
-        let lead = line.len() - line.trim_start().len();
-        let at = offset + lead;
-        offset += line.len();
-        if at >= text.len() {
-            continue;
-        }
-        let mut node = tree.root_node().descendant_for_byte_range(at, at);
-        while let Some(n) = node {
-            let k = n.kind();
-            if k.contains("string") || k.contains("comment") {
-                out.insert(at);
-                break;
-            }
-            node = n.parent();
-        }
-    }
-    out
 }
 
 #[derive(Debug, Default, Clone)]
@@ -353,7 +471,6 @@ pub fn run(
                 line: item.line,
                 prefix: &ctx.prefix,
                 suffix: &ctx.suffix,
-                prompt_tokens: cfg.completion.prompt_tokens as usize,
             };
             let snippets = pkg.index.retrieve(&q);
             let (repo_name, rel) = pkg
@@ -475,6 +592,37 @@ mod tests {
         std::fs::write(
             pkg.join("demo/app.py"),
             "from demo.util import normalize_path\n\n\"\"\"\nnormalize_path(doc) in a docstring\n\"\"\"\ndef serve(path):\n    clean = normalize_path(path)\n    again = normalize_path(clean)\n    return clean\n",
+        )
+        .unwrap();
+        // None of these lines is an item (each file holds one first use).
+        let not_items = [
+            (
+                "imports",
+                "from demo.util import (\n    normalize_path,\n)\n",
+            ),
+            (
+                "signature",
+                "def handle(\n    path=normalize_path,\n):\n    pass\n",
+            ),
+            (
+                "comment",
+                "def f():\n    x = normalize_path(1)  # tidy it\n",
+            ),
+            (
+                "message",
+                "def f():\n    raise Failure(normalize_path('a rather long message text'))\n",
+            ),
+            (
+                "fragment",
+                "def f(p):\n    y = (p\n         + normalize_path(p))\n",
+            ),
+        ];
+        for (name, text) in not_items {
+            std::fs::write(pkg.join(format!("demo/{name}.py")), text).unwrap();
+        }
+        std::fs::write(
+            pkg.join("setup.py"),
+            "from demo.util import normalize_path\nname = normalize_path('demo')\n",
         )
         .unwrap();
         let packages = load(&dir, Language::Python, 10).unwrap();

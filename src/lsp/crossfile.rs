@@ -16,11 +16,24 @@ use std::time::Duration;
 use ropey::Rope;
 use tower_lsp_server::gen_lsp_types::{FileChangeType, FileEvent, ProgressToken};
 use tower_lsp_server::Client;
+use tree_sitter::Tree;
 
 use crate::config::Config;
 use crate::prompt::repo::CrossFileContext;
 use crate::retrieval::{Index, Query, Root, Snippet, Stable};
+use crate::text::document::Document;
+use crate::text::syntax::Language;
 use crate::workspace;
+
+/// A document's syntax tree as it stands (an O(1) copy): the index's
+/// update reuses it instead of parsing the buffer again.
+pub type BufferTree = Option<(Language, Tree)>;
+
+/// The tree to hand the index with a document's text.
+pub fn tree_of(doc: &Document) -> BufferTree {
+    let syntax = doc.syntax()?;
+    Some((syntax.language(), syntax.tree()?.clone()))
+}
 
 /// Quiet time after the last keystroke before a buffer is re-indexed.
 const DEBOUNCE: Duration = Duration::from_millis(300);
@@ -170,7 +183,7 @@ impl CrossFile {
 
     /// A document was opened: its buffer stands for the file from now on,
     /// if the file may be indexed at all.
-    pub fn opened(self: &Arc<Self>, uri: &str, text: Rope) {
+    pub fn opened(self: &Arc<Self>, uri: &str, text: Rope, tree: BufferTree) {
         let Some(path) = uri_to_path(uri) else { return };
         let me = self.clone();
         tokio::task::spawn_blocking(move || {
@@ -180,13 +193,13 @@ impl CrossFile {
                 && text.len_bytes() as u64 <= me.max_bytes();
             locked(&me.open).insert(path.clone(), ok);
             if ok {
-                me.index().update(&path, &text.to_string());
+                me.index_buffer(&path, &text, tree);
             }
         });
     }
 
     /// A buffer changed: re-index it once typing pauses.
-    pub fn changed(self: &Arc<Self>, uri: &str, text: Rope) {
+    pub fn changed(self: &Arc<Self>, uri: &str, text: Rope, tree: BufferTree) {
         let Some(path) = uri_to_path(uri) else { return };
         let n = self.change_counter.fetch_add(1, Ordering::Relaxed) + 1;
         locked(&self.changes).insert(path.clone(), n);
@@ -196,22 +209,32 @@ impl CrossFile {
             if locked(&me.changes).get(&path) != Some(&n) {
                 return; // a later change will do it
             }
-            let _ = tokio::task::spawn_blocking(move || me.index_buffer(&path, &text)).await;
+            let _ = tokio::task::spawn_blocking(move || me.index_buffer(&path, &text, tree)).await;
         });
     }
 
-    /// A document was saved: its buffer is what the disk has.
+    /// A document was saved: its buffer is what the disk has. It is
+    /// parsed afresh here: an incrementally parsed tree can differ from a
+    /// fresh parse where tree-sitter recovered from syntax errors along
+    /// another path, and a save puts the index back in step with the file.
     pub fn saved(self: &Arc<Self>, uri: &str, text: Rope) {
         let Some(path) = uri_to_path(uri) else { return };
         let me = self.clone();
-        tokio::task::spawn_blocking(move || me.index_buffer(&path, &text));
+        tokio::task::spawn_blocking(move || {
+            me.index().forget_parse(&path);
+            me.index_buffer(&path, &text, None);
+        });
     }
 
-    fn index_buffer(&self, path: &Path, text: &Rope) {
+    /// What the server does with a buffer after a pause in typing (also
+    /// what `infill bench-index` times).
+    pub fn index_buffer(&self, path: &Path, text: &Rope, tree: BufferTree) {
         if locked(&self.open).get(path) == Some(&true)
             && text.len_bytes() as u64 <= self.max_bytes()
         {
-            self.index().update(path, &text.to_string());
+            // The copy is made before the lock is taken.
+            let text = text.to_string();
+            self.index().update_buffer(path, &text, tree);
         }
     }
 
@@ -287,7 +310,6 @@ impl CrossFile {
             line,
             prefix,
             suffix,
-            prompt_tokens: config.completion.prompt_tokens as usize,
         };
         let (repo_name, rel) = self.index().repo_and_path(&path)?;
         let (snippets, _) = locked(&self.stable).get(&q, || self.index().retrieve(&q));
@@ -299,7 +321,8 @@ impl CrossFile {
         })
     }
 
-    /// What retrieval returns at a position, fresh (for `infill/context`).
+    /// What retrieval returns at a position, fresh (for `infill/context`);
+    /// nothing when cross-file context is off.
     pub fn retrieve(
         &self,
         uri: &str,
@@ -308,7 +331,7 @@ impl CrossFile {
         suffix: &str,
         config: &Config,
     ) -> Vec<Snippet> {
-        let Some(path) = uri_to_path(uri) else {
+        let Some(path) = uri_to_path(uri).filter(|_| config.context.cross_file) else {
             return Vec::new();
         };
         let q = Query {
@@ -316,7 +339,6 @@ impl CrossFile {
             line,
             prefix,
             suffix,
-            prompt_tokens: config.completion.prompt_tokens as usize,
         };
         self.index().retrieve(&q)
     }

@@ -24,7 +24,7 @@ use crate::completion::cache::{self, ResultCache};
 use crate::completion::{cursor_context, CursorContext, ShownSuggestion};
 use crate::config::{Config, MergeReport};
 use crate::engine::{self, CancelFlag, CancelOnDrop, Engine, EngineError, EngineState};
-use crate::lsp::crossfile::{uri_to_path, CrossFile};
+use crate::lsp::crossfile::{self, uri_to_path, CrossFile};
 use crate::retrieval::{Root, Snippet};
 use crate::text::document::{Document, TextChange};
 use crate::text::position::{from_char_index, LinePosition, PositionEncoding};
@@ -341,8 +341,9 @@ impl Backend {
         match st.documents.get_mut(&uri) {
             Some(doc) => {
                 doc.apply_changes(params.text_document.version, &changes, enc);
-                // A rope clone is O(1): the copy to text happens after the debounce.
-                self.xfile.changed(&uri, doc.text().clone());
+                // Rope and tree clones are O(1): the copy to text happens after the debounce.
+                self.xfile
+                    .changed(&uri, doc.text().clone(), crossfile::tree_of(doc));
                 schedule_warm_start(
                     self.state.clone(),
                     self.xfile.clone(),
@@ -819,7 +820,8 @@ impl LanguageServer for Backend {
             let uri = item.uri.0.clone();
             let language_id = String::from(item.language_id);
             let doc = Document::new(uri_path(&uri), Some(&language_id), item.version, &item.text);
-            self.xfile.opened(&uri, doc.text().clone());
+            self.xfile
+                .opened(&uri, doc.text().clone(), crossfile::tree_of(&doc));
             self.lock().documents.insert(uri, doc);
         });
     }

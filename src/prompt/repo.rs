@@ -19,6 +19,9 @@ pub struct Snippet {
     /// Path relative to its workspace folder, `/`-separated.
     pub path: String,
     pub text: String,
+    /// Where it starts in its file (0-based line), to lay out pieces of
+    /// one file in their order.
+    pub line: usize,
 }
 
 /// What retrieval found for one request.
@@ -123,29 +126,78 @@ fn choose(costs: &[usize], fixed: usize, budget: usize) -> Vec<usize> {
     chosen
 }
 
+/// Qwen's repository layout: one `<|file_sep|>path` block per file, its
+/// pieces in file order separated by blank lines (as a file whose other
+/// parts were left out), the file of the best piece last.
 fn repo_layout(tok: &dyn Tokenizer, r: RepoTokens, ctx: &CrossFileContext) -> Vec<Token> {
     let head = tok.tokenize(&format!("{}\n", ctx.repo_name));
     let tail = tok.tokenize(&format!("{}\n", ctx.path));
-    let bodies: Vec<Vec<Token>> = ctx
-        .snippets
-        .iter()
-        .map(|s| tok.tokenize(&format!("{}\n{}\n", s.path, s.text.trim_end())))
-        .collect();
-    let costs: Vec<usize> = bodies.iter().map(|b| b.len() + 1).collect();
     let fixed = 1 + head.len() + 1 + tail.len();
-    let chosen = choose(&costs, fixed, ctx.budget);
-    if chosen.is_empty() {
-        return Vec::new();
+    // Best first, while they fit: a piece costs its text, and a block
+    // header for a file not yet shown.
+    let mut chosen: Vec<usize> = Vec::new();
+    let mut used = fixed;
+    for (i, s) in ctx.snippets.iter().enumerate() {
+        let new_file = !chosen.iter().any(|&c| ctx.snippets[c].path == s.path);
+        let cost = tok.tokenize(&format!("{}\n\n", s.text.trim_end())).len()
+            + if new_file {
+                1 + tok.tokenize(&format!("{}\n", s.path)).len()
+            } else {
+                0
+            };
+        if used + cost <= ctx.budget {
+            used += cost;
+            chosen.push(i);
+        }
     }
-    let mut out = Vec::with_capacity(ctx.budget);
-    out.push(r.repo_name);
-    out.extend(head);
-    for i in chosen {
+    // Joined text can tokenize a little differently from its parts: drop
+    // the worst piece until the whole fits.
+    loop {
+        let body = repo_blocks(tok, r, ctx, &chosen);
+        if chosen.is_empty() {
+            return Vec::new();
+        }
+        if fixed + body.len() <= ctx.budget {
+            let mut out = Vec::with_capacity(fixed + body.len());
+            out.push(r.repo_name);
+            out.extend(head);
+            out.extend(body);
+            out.push(r.file_sep);
+            out.extend(tail);
+            return out;
+        }
+        chosen.pop();
+    }
+}
+
+/// The file blocks for the `chosen` snippets (indices, best first).
+fn repo_blocks(
+    tok: &dyn Tokenizer,
+    r: RepoTokens,
+    ctx: &CrossFileContext,
+    chosen: &[usize],
+) -> Vec<Token> {
+    // Files in the order of their best piece, best last.
+    let mut files: Vec<&str> = Vec::new();
+    for &i in chosen {
+        let path = ctx.snippets[i].path.as_str();
+        if !files.contains(&path) {
+            files.push(path);
+        }
+    }
+    files.reverse();
+    let mut out = Vec::new();
+    for path in files {
+        let mut pieces: Vec<&Snippet> = chosen
+            .iter()
+            .map(|&i| &ctx.snippets[i])
+            .filter(|s| s.path == path)
+            .collect();
+        pieces.sort_by_key(|s| s.line);
+        let texts: Vec<&str> = pieces.iter().map(|s| s.text.trim_end()).collect();
         out.push(r.file_sep);
-        out.extend_from_slice(&bodies[i]);
+        out.extend(tok.tokenize(&format!("{path}\n{}\n", texts.join("\n\n"))));
     }
-    out.push(r.file_sep);
-    out.extend(tail);
     out
 }
 
@@ -217,14 +269,17 @@ mod tests {
                 Snippet {
                     path: "lib/a.py".into(),
                     text: "def a(): pass".into(),
+                    line: 0,
                 },
                 Snippet {
                     path: "lib/b.py".into(),
                     text: "x y z w v u t s r q p o n m".into(),
+                    line: 0,
                 },
                 Snippet {
                     path: "lib/c.py".into(),
                     text: "c".into(),
+                    line: 0,
                 },
             ],
             budget,
@@ -271,6 +326,42 @@ mod tests {
         // After the third separator: a's path, a newline, then "def" (3).
         assert_eq!(p.tokens[seps[2] + 3], 3);
         assert_eq!(p.tokens[seps[1] + 3], 1);
+    }
+
+    #[test]
+    fn pieces_of_one_file_share_a_block_in_file_order() {
+        let repo = RepoTokens {
+            repo_name: -10,
+            file_sep: -11,
+        };
+        let piece = |path: &str, text: &str, line| Snippet {
+            path: path.into(),
+            text: text.into(),
+            line,
+        };
+        let mut c = ctx(100);
+        c.snippets = vec![
+            piece("lib/a.py", "aaaaa", 30),
+            piece("lib/b.py", "bb", 0),
+            piece("lib/a.py", "aaa", 10),
+        ];
+        let t = template(FimFamily::Qwen);
+        let (p, n) = build_with_context(
+            &WordTokenizer,
+            &t,
+            Some(repo),
+            Some(&c),
+            "p",
+            "s",
+            10,
+            PLAIN,
+        );
+        let body: Vec<i32> = p.tokens[..n].to_vec();
+        // repo, demo \n, | b.py \n bb \n, | a.py \n aaa \n \n aaaaa \n, | main.py \n
+        assert_eq!(
+            body,
+            vec![-10, 4, 0, -11, 8, 0, 2, 0, -11, 8, 0, 3, 0, 0, 5, 0, -11, 11, 0]
+        );
     }
 
     #[test]

@@ -31,8 +31,10 @@ pub struct Bm25 {
     terms: HashMap<String, u32>,
     /// Per term: (doc, term frequency), in insertion order; may hold dead docs.
     postings: Vec<Vec<(DocId, u16)>>,
-    /// Per term: how many live docs hold it.
+    /// Per term: how many live docs hold it, and how many dead ones are
+    /// still in its postings.
     df: Vec<u32>,
+    dead: Vec<u32>,
     /// Per doc slot: its length in terms, its distinct terms (for removal),
     /// and whether it is live.
     len: Vec<u32>,
@@ -42,8 +44,11 @@ pub struct Bm25 {
     total_len: u64,
     dead_postings: usize,
     total_postings: usize,
-    /// Scratch for queries, one per doc slot.
+    /// Scratch for queries, one per doc slot, and the docs a query
+    /// touched (kept: a query on a large workspace touches many).
     scores: Vec<f32>,
+    touched: Vec<DocId>,
+    hits: Vec<(DocId, f32)>,
 }
 
 impl Bm25 {
@@ -53,23 +58,32 @@ impl Bm25 {
 
     /// Indexes `text` as a new document.
     pub fn add(&mut self, text: &str) -> DocId {
+        self.add_parts(&[text])
+    }
+
+    /// Indexes the texts of `parts` as one new document (as if joined by
+    /// a line break).
+    pub fn add_parts(&mut self, parts: &[&str]) -> DocId {
         let mut counts: HashMap<u32, u16> = HashMap::new();
         let mut len = 0u32;
-        for_each_term(text, |t| {
-            let id = match self.terms.get(t) {
-                Some(&id) => id,
-                None => {
-                    let id = self.postings.len() as u32;
-                    self.terms.insert(t.to_string(), id);
-                    self.postings.push(Vec::new());
-                    self.df.push(0);
-                    id
-                }
-            };
-            let c = counts.entry(id).or_insert(0);
-            *c = c.saturating_add(1);
-            len += 1;
-        });
+        for part in parts {
+            for_each_term(part, |t| {
+                let id = match self.terms.get(t) {
+                    Some(&id) => id,
+                    None => {
+                        let id = self.postings.len() as u32;
+                        self.terms.insert(t.to_string(), id);
+                        self.postings.push(Vec::new());
+                        self.df.push(0);
+                        self.dead.push(0);
+                        id
+                    }
+                };
+                let c = counts.entry(id).or_insert(0);
+                *c = c.saturating_add(1);
+                len += 1;
+            });
+        }
         let doc = self.len.len() as DocId;
         let mut distinct = Vec::with_capacity(counts.len());
         for (term, tf) in counts {
@@ -87,7 +101,9 @@ impl Bm25 {
         doc
     }
 
-    /// Removes a document: its postings stay as tombstones until `compact`.
+    /// Removes a document: its postings stay as tombstones until the
+    /// term's list is a quarter dead (then that list is swept: searches
+    /// stay fast while buffers are re-indexed over and over), or `compact`.
     pub fn remove(&mut self, doc: DocId) {
         let d = doc as usize;
         if !self.live.get(d).copied().unwrap_or(false) {
@@ -96,11 +112,20 @@ impl Bm25 {
         self.live[d] = false;
         self.live_count -= 1;
         self.total_len -= u64::from(self.len[d]);
-        for &t in &self.doc_terms[d] {
-            self.df[t as usize] -= 1;
+        let terms = std::mem::take(&mut self.doc_terms[d]);
+        self.dead_postings += terms.len();
+        for &t in &terms {
+            let t = t as usize;
+            self.df[t] -= 1;
+            self.dead[t] += 1;
+            if self.dead[t] >= 16 && self.dead[t] as usize * 4 >= self.postings[t].len() {
+                let live = &self.live;
+                self.postings[t].retain(|(d, _)| live[*d as usize]);
+                self.dead_postings -= self.dead[t] as usize;
+                self.total_postings -= self.dead[t] as usize;
+                self.dead[t] = 0;
+            }
         }
-        self.dead_postings += self.doc_terms[d].len();
-        self.doc_terms[d] = Vec::new();
     }
 
     /// Whether dead postings are worth sweeping (more than the live ones).
@@ -114,6 +139,7 @@ impl Bm25 {
         for p in &mut self.postings {
             p.retain(|(d, _)| live[*d as usize]);
         }
+        self.dead.iter_mut().for_each(|d| *d = 0);
         self.total_postings -= self.dead_postings;
         self.dead_postings = 0;
     }
@@ -150,7 +176,9 @@ impl Bm25 {
         // The rarest terms carry the most weight; a cap bounds the work.
         qterms.sort_by_key(|&t| self.df[t as usize]);
         qterms.truncate(MAX_QUERY_TERMS);
-        let mut touched: Vec<DocId> = Vec::new();
+        let mut touched = std::mem::take(&mut self.touched);
+        touched.clear();
+        let per_len = K1 * B / avg;
         for &t in &qterms {
             let df = self.df[t as usize] as f32;
             if df == 0.0 {
@@ -163,31 +191,55 @@ impl Bm25 {
                     continue;
                 }
                 let tf = f32::from(tf);
-                let norm = K1 * (1.0 - B + B * self.len[d] as f32 / avg);
+                let norm = K1 * (1.0 - B) + per_len * self.len[d] as f32;
                 if self.scores[d] == 0.0 {
                     touched.push(doc);
                 }
                 self.scores[d] += idf * tf * (K1 + 1.0) / (tf + norm);
             }
         }
-        let mut hits: Vec<(DocId, f32)> = Vec::with_capacity(touched.len());
-        for doc in touched {
+        let mut hits = std::mem::take(&mut self.hits);
+        hits.clear();
+        for &doc in &touched {
             let s = std::mem::take(&mut self.scores[doc as usize]);
             if s > 0.0 {
                 hits.push((doc, s));
             }
         }
+        self.touched = touched;
         let order = |a: &(DocId, f32), b: &(DocId, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
         let m = (k + FILTER_MARGIN).min(hits.len());
-        if m == 0 {
-            return Vec::new();
+        let mut out = Vec::new();
+        if m > 0 {
+            hits.select_nth_unstable_by(m - 1, order);
+            let best = &mut hits[..m];
+            best.sort_by(order);
+            out.extend(best.iter().filter(|h| accept(h.0)).take(k));
         }
-        hits.select_nth_unstable_by(m - 1, order);
-        hits.truncate(m);
-        hits.sort_by(order);
-        hits.retain(|h| accept(h.0));
-        hits.truncate(k);
-        hits
+        self.hits = hits;
+        out
+    }
+
+    /// A live document's terms with their frequencies, sorted, and the
+    /// index-wide statistics that scores depend on (for tests).
+    #[cfg(test)]
+    pub fn describe(&self, doc: DocId) -> (Vec<(String, u16, u32)>, u32) {
+        let mut out = Vec::new();
+        for (term, &id) in &self.terms {
+            for &(d, tf) in &self.postings[id as usize] {
+                if d == doc && self.live[d as usize] {
+                    out.push((term.clone(), tf, self.df[id as usize]));
+                }
+            }
+        }
+        out.sort();
+        (out, self.len[doc as usize])
+    }
+
+    /// Totals that every score depends on (for tests).
+    #[cfg(test)]
+    pub fn totals(&self) -> (usize, u64) {
+        (self.live_count, self.total_len)
     }
 
     /// Approximate heap bytes held (for the benchmark).

@@ -29,6 +29,13 @@ pub fn for_each_term(text: &str, mut f: impl FnMut(&str)) {
     }
 }
 
+/// A term's 64-bit FNV-1a hash (for term sets that need no strings).
+pub fn hash(term: &str) -> u64 {
+    term.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 /// All terms of `text`, in order.
 pub fn terms(text: &str) -> Vec<String> {
     let mut out = Vec::new();
