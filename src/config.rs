@@ -40,6 +40,10 @@ pub struct CompletionConfig {
     /// Lay out the cursor line after the FIM middle marker (see
     /// `prompt::Shape`); `false` is the plain layout, kept for comparison.
     pub cursor_line_after_middle: bool,
+    /// Keep cached tokens that moved (a line entered or deleted before
+    /// them) by shifting their positions instead of evaluating them again
+    /// (see `engine::reuse`); `false` keeps only the exact common prefix.
+    pub move_cached_tokens: bool,
 }
 
 /// Whether suggestions may span several lines.
@@ -86,6 +90,7 @@ impl Default for Config {
                 in_comments_and_strings: false,
                 time_budget_ms: 2000,
                 cursor_line_after_middle: true,
+                move_cached_tokens: false,
             },
             context: ContextConfig {
                 cross_file: true,
@@ -179,6 +184,11 @@ impl Config {
             }
             "completion.cursorLineAfterMiddle" => {
                 self.completion.cursor_line_after_middle = v
+                    .as_bool()
+                    .ok_or(SetError::Invalid("expected true or false"))?
+            }
+            "completion.moveCachedTokens" => {
+                self.completion.move_cached_tokens = v
                     .as_bool()
                     .ok_or(SetError::Invalid("expected true or false"))?
             }

@@ -503,3 +503,60 @@ fn headless_complete_uses_the_same_pipeline() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("past the end"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn moved_cache_tokens_are_shifted_and_made_exact_again_when_moves_are_turned_off() {
+    let _g = model_lock();
+    let (mut s, _) = Server::initialized(
+        &[],
+        utf16_client(),
+        json!({"completion": {"moveCachedTokens": true}, "context": {"crossFile": false}}),
+    );
+    assert_eq!(s.wait_model()["model"], "ready");
+    let uri = "file:///work/shapes.py";
+    // A suffix long enough (well over `reuse::MIN_MOVED_RUN` tokens) to be moved.
+    let rest = "\n\ndef square_area(side):\n    \"\"\"The area of a square.\"\"\"\n    return side * side\n\n\ndef rectangle_area(width, height):\n    \"\"\"The area of a rectangle.\"\"\"\n    return width * height\n\n\ndef triangle_area(base, height):\n    \"\"\"The area of a triangle.\"\"\"\n    return base * height / 2\n";
+    let text = format!(
+        "import math\n\n\ndef circle_area(radius):\n    area = math.pi * radius ** 2\n    {rest}"
+    );
+    s.open(uri, "python", &text);
+    let _ = s.inline(uri, 5, 4);
+    // Enter after the assignment: a new line, the suffix moves right.
+    change(&mut s, uri, 2, [5, 4, 5, 4], "print(area)\n    ");
+    let moved = s.inline(uri, 6, 4).map(|a| a.0);
+    let last = s.request_ok("infill/status", json!({}))["lastRequest"].clone();
+    assert!(last["movedTokens"].as_u64().unwrap_or(0) > 32, "{last}");
+    assert!(
+        last["evaluatedTokens"].as_u64().unwrap_or(999) < 32,
+        "{last}"
+    );
+    assert!(
+        moved.is_some_and(|m| !m.trim().is_empty()),
+        "an answer after the move"
+    );
+    // Moves off: the moved tokens are evaluated again, and the answer is
+    // the one a cache that never moved gives.
+    s.notify(
+        "workspace/didChangeConfiguration",
+        json!({"settings": {"completion": {"moveCachedTokens": false}}}),
+    );
+    let exact = s.inline(uri, 6, 4).map(|a| a.0);
+    let last = s.request_ok("infill/status", json!({}))["lastRequest"].clone();
+    assert!(last["evaluatedTokens"].as_u64().unwrap_or(0) > 32, "{last}");
+    // Change the first line and restore it: everything after it is
+    // evaluated from scratch.
+    change(&mut s, uri, 3, [0, 0, 0, 0], "#");
+    let _ = s.inline(uri, 6, 4);
+    change(&mut s, uri, 4, [0, 0, 0, 1], "");
+    s.notify(
+        "workspace/didChangeConfiguration",
+        json!({"settings": {"completion": {"maxTokens": 63}}}),
+    );
+    s.notify(
+        "workspace/didChangeConfiguration",
+        json!({"settings": {"completion": {"maxTokens": 64}}}),
+    );
+    let fresh = s.inline(uri, 6, 4).map(|a| a.0);
+    assert_eq!(exact, fresh);
+    assert!(s.shutdown().success());
+}

@@ -154,6 +154,7 @@ impl CursorContext {
                 cursor_line_after_middle: config.completion.cursor_line_after_middle,
             },
             evaluate_only: false,
+            move_cache: config.completion.move_cached_tokens,
         }
     }
 

@@ -9,6 +9,7 @@
 //! The context is long-lived: the tokens it holds are remembered, and a new
 //! prompt re-evaluates only what differs after their common prefix.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::Read;
 use std::num::NonZeroU32;
@@ -22,13 +23,18 @@ use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::params::LlamaModelParams;
-use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::model::{LlamaModel, RopeType};
 use llama_cpp_2::token::LlamaToken;
 
+use super::reuse::{Moved, Staleness};
 use super::{CancelFlag, Engine, EngineError, EngineOutput, EngineRequest, EngineState};
 use crate::prompt::fim::{known_marker_texts, FimTemplate};
+use crate::prompt::memo::{Memoized, TokenMemo};
 use crate::prompt::repo::{build_with_context, RepoTokens};
 use crate::prompt::{Token, Tokenizer};
+
+/// The sequence id text inserted before a moved run is evaluated under.
+const SCRATCH_SEQ: i32 = 1;
 
 /// Prompt tokens evaluated per decode call. Small enough that a cancelled
 /// request frees the engine quickly, large enough to keep the CPU busy.
@@ -266,6 +272,13 @@ struct Session<'m> {
     pieces: Vec<Vec<u8>>,
     /// Tokens whose keys and values the context holds, in order from position 0.
     cached: Vec<Token>,
+    /// Tokenizations of the last requests' long texts.
+    memo: RefCell<TokenMemo>,
+    /// How approximate the moved part of the KV cache is.
+    staleness: Staleness,
+    /// Whether the model's cache can be shifted (plain RoPE positions;
+    /// llama.cpp aborts on a shift it cannot do).
+    can_move: bool,
 }
 
 impl<'m> Session<'m> {
@@ -277,7 +290,12 @@ impl<'m> Session<'m> {
             .with_n_batch(512)
             .with_n_ubatch(512)
             .with_n_threads(threads)
-            .with_n_threads_batch(threads);
+            .with_n_threads_batch(threads)
+            // A second sequence, sharing the cells of the first (one
+            // unified cache), to evaluate text inserted before a moved run
+            // (see `insert`).
+            .with_n_seq_max(2)
+            .with_kv_unified(true);
         let ctx = model.new_context(backend, params).map_err(|e| {
             format!(
                 "cannot create a llama.cpp context of {} tokens: {e}",
@@ -319,6 +337,9 @@ impl<'m> Session<'m> {
             bos,
             pieces,
             cached: Vec::new(),
+            memo: RefCell::new(TokenMemo::default()),
+            staleness: Staleness::default(),
+            can_move: matches!(model.rope_type(), Some(RopeType::Norm | RopeType::NeoX)),
         })
     }
 
@@ -326,6 +347,7 @@ impl<'m> Session<'m> {
     fn reset(&mut self) {
         self.ctx.clear_kv_cache();
         self.cached.clear();
+        self.staleness.reset();
     }
 
     fn complete(
@@ -356,10 +378,15 @@ impl<'m> Session<'m> {
             c.budget = c.budget.min(room - budget);
             c
         });
+        self.memo.borrow_mut().next_request();
+        let vocab_tokenizer = VocabTokenizer {
+            model: self.model,
+            pieces: &self.pieces,
+        };
         let (built, _) = build_with_context(
-            &VocabTokenizer {
-                model: self.model,
-                pieces: &self.pieces,
+            &Memoized {
+                inner: &vocab_tokenizer,
+                memo: &self.memo,
             },
             &self.template,
             self.repo,
@@ -369,6 +396,7 @@ impl<'m> Session<'m> {
             budget,
             req.shape,
         );
+        let build_time = started.elapsed();
         let mut tokens = Vec::with_capacity(built.tokens.len() + 1);
         tokens.extend(self.bos);
         tokens.extend(built.tokens);
@@ -376,27 +404,42 @@ impl<'m> Session<'m> {
             return Ok(EngineOutput::default());
         }
 
-        // Reuse the cached prefix; always evaluate at least the last prompt
-        // token, whose logits start generation.
-        let common = common_prefix(&self.cached, &tokens).min(tokens.len() - 1);
-        self.ctx
-            .clear_kv_cache_seq(Some(0), Some(common as u32), None)
-            .map_err(|e| EngineError::Failed(format!("KV cache: {e}")))?;
-        self.cached.truncate(common);
-
+        // Keep the cached prefix, and a run of the old prompt that moved
+        // (see `reuse`); always evaluate at least the last prompt token,
+        // whose logits start generation.
+        let plan = self
+            .staleness
+            .plan(&self.cached, &tokens, req.move_cache && self.can_move);
+        let common = plan.common;
+        let mut evaluated = 0;
         let mut batch = LlamaBatch::new(EVAL_CHUNK, 1);
-        for chunk in tokens[common..].chunks(EVAL_CHUNK) {
-            if cancel.is_cancelled() {
-                return Err(EngineError::Cancelled);
+        let rest = match plan.moved {
+            Some(m) => {
+                self.move_run(common, m)?;
+                self.cached.truncate(common);
+                evaluated += self.insert(&mut batch, common, &tokens[common..m.to], cancel)?;
+                self.cached.extend_from_slice(&tokens[m.to..m.to + m.len]);
+                m.to + m.len
             }
-            self.decode(&mut batch, chunk)?;
-        }
-        let evaluated = tokens.len() - common;
+            None => {
+                self.ctx
+                    .clear_kv_cache_seq(Some(0), Some(common as u32), None)
+                    .map_err(|e| EngineError::Failed(format!("KV cache: {e}")))?;
+                self.cached.truncate(common);
+                common
+            }
+        };
+        evaluated += self.evaluate(&mut batch, &tokens[rest..], cancel)?;
+        let moved_tokens = plan.moved.map_or(0, |m| m.len);
+        let eval_time = started.elapsed().saturating_sub(build_time);
         if req.evaluate_only {
             return Ok(EngineOutput {
                 prompt_tokens: tokens.len(),
                 evaluated_tokens: evaluated,
+                moved_tokens,
                 elapsed: started.elapsed(),
+                build_time,
+                eval_time,
                 ..EngineOutput::default()
             });
         }
@@ -469,14 +512,113 @@ impl<'m> Session<'m> {
             text: String::from_utf8_lossy(answer).into_owned(),
             prompt_tokens: tokens.len(),
             evaluated_tokens: evaluated,
+            moved_tokens,
             generated_tokens: generated,
             marker_tokens: tokens
                 .iter()
                 .filter(|t| self.template.stop_tokens.contains(t) || self.template.is_marker(**t))
                 .count(),
             elapsed: started.elapsed(),
+            build_time,
+            eval_time,
+            generate_time: started.elapsed().saturating_sub(build_time + eval_time),
             cut_by_time,
         })
+    }
+
+    /// Evaluates `tokens` after the cached ones in chunks, checking for
+    /// cancellation between them. Returns how many were evaluated.
+    fn evaluate(
+        &mut self,
+        batch: &mut LlamaBatch,
+        tokens: &[Token],
+        cancel: &CancelFlag,
+    ) -> Result<usize, EngineError> {
+        for chunk in tokens.chunks(EVAL_CHUNK) {
+            if cancel.is_cancelled() {
+                return Err(EngineError::Cancelled);
+            }
+            self.decode(batch, chunk)?;
+        }
+        Ok(tokens.len())
+    }
+
+    /// Evaluates `tokens` (text inserted before a moved run; none for a
+    /// deletion) at positions from `at`, where the cache already holds the
+    /// run after them. llama.cpp evaluates a sequence only at positions after
+    /// its last cached one, so they go through scratch sequence 1, which
+    /// shares the cells of the first `at` positions, and their cells are then
+    /// given to sequence 0. The run is not in sequence 1: they do not see it,
+    /// as in a causal evaluation.
+    fn insert(
+        &mut self,
+        batch: &mut LlamaBatch,
+        at: usize,
+        tokens: &[Token],
+        cancel: &CancelFlag,
+    ) -> Result<usize, EngineError> {
+        if tokens.is_empty() {
+            return Ok(0);
+        }
+        let failed = |e| EngineError::Failed(format!("KV cache: {e}"));
+        let pos = |p: usize| {
+            u32::try_from(p).map_err(|_| EngineError::Failed("position overflow".into()))
+        };
+        self.ctx
+            .clear_kv_cache_seq(Some(SCRATCH_SEQ as u32), None, None)
+            .map_err(failed)?;
+        self.ctx
+            .copy_kv_cache_seq(0, SCRATCH_SEQ, None, Some(pos(at)?))
+            .map_err(failed)?;
+        let mut next = at;
+        for chunk in tokens.chunks(EVAL_CHUNK) {
+            if cancel.is_cancelled() {
+                return Err(EngineError::Cancelled);
+            }
+            batch.clear();
+            for (i, t) in chunk.iter().enumerate() {
+                let p = i32::try_from(next + i)
+                    .map_err(|_| EngineError::Failed("position overflow".into()))?;
+                batch
+                    .add(LlamaToken(*t), p, &[SCRATCH_SEQ], false)
+                    .map_err(|e| EngineError::Failed(format!("batch: {e}")))?;
+            }
+            self.ctx
+                .decode(batch)
+                .map_err(|e| EngineError::Failed(format!("decode: {e}")))?;
+            next += chunk.len();
+        }
+        self.ctx
+            .copy_kv_cache_seq(SCRATCH_SEQ, 0, Some(pos(at)?), Some(pos(next)?))
+            .map_err(failed)?;
+        self.ctx
+            .clear_kv_cache_seq(Some(SCRATCH_SEQ as u32), None, None)
+            .map_err(failed)?;
+        self.cached.extend_from_slice(tokens);
+        Ok(tokens.len())
+    }
+
+    /// Moves the cached run `m` to its place in the new prompt: drops the
+    /// cells after `common` that are not in it, then shifts its positions.
+    fn move_run(&mut self, common: usize, m: Moved) -> Result<(), EngineError> {
+        let pos = |p: usize| {
+            u32::try_from(p).map_err(|_| EngineError::Failed("position overflow".into()))
+        };
+        let failed = |e| EngineError::Failed(format!("KV cache: {e}"));
+        if m.from > common {
+            self.ctx
+                .clear_kv_cache_seq(Some(0), Some(pos(common)?), Some(pos(m.from)?))
+                .map_err(failed)?;
+        }
+        self.ctx
+            .clear_kv_cache_seq(Some(0), Some(pos(m.from + m.len)?), None)
+            .map_err(failed)?;
+        let delta = i32::try_from(m.to as i64 - m.from as i64)
+            .map_err(|_| EngineError::Failed("shift overflow".into()))?;
+        self.ctx
+            .kv_cache_seq_add(0, Some(pos(m.from)?), Some(pos(m.from + m.len)?), delta)
+            .map_err(|e| EngineError::Failed(format!("KV shift: {e}")))?;
+        Ok(())
     }
 
     /// Evaluates `tokens` after the cached ones; logits only for the last.
@@ -496,10 +638,6 @@ impl<'m> Session<'m> {
         self.cached.extend_from_slice(tokens);
         Ok(())
     }
-}
-
-fn common_prefix(a: &[Token], b: &[Token]) -> usize {
-    a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
 fn argmax(logits: &[f32]) -> Option<Token> {
@@ -563,9 +701,8 @@ mod tests {
     }
 
     #[test]
-    fn argmax_and_common_prefix() {
+    fn argmax_picks_the_largest() {
         assert_eq!(argmax(&[0.1, 3.0, -1.0]), Some(1));
         assert_eq!(argmax(&[]), None);
-        assert_eq!(common_prefix(&[1, 2, 3], &[1, 2, 4, 5]), 2);
     }
 }

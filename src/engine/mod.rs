@@ -3,6 +3,7 @@
 
 #[cfg(feature = "llama")]
 pub mod llama;
+pub mod reuse;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -30,6 +31,9 @@ pub struct EngineRequest {
     /// Only bring the prompt into the KV cache, generate nothing (warm
     /// start: the next real request then evaluates only what changed).
     pub evaluate_only: bool,
+    /// Keep cached tokens that moved to another position by shifting them
+    /// (`reuse`), instead of evaluating them again.
+    pub move_cache: bool,
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -40,12 +44,23 @@ pub struct EngineOutput {
     pub prompt_tokens: usize,
     /// Prompt tokens actually evaluated (the rest were reused from the KV cache).
     pub evaluated_tokens: usize,
+    /// Reused tokens that were shifted to a new position (see `reuse`).
+    pub moved_tokens: usize,
     pub generated_tokens: usize,
     /// Template marker tokens in the prompt: exactly the template's own,
     /// whatever the file says (text is never parsed into special tokens).
     pub marker_tokens: usize,
     #[serde(rename = "elapsedMs", serialize_with = "as_millis")]
     pub elapsed: Duration,
+    /// Where `elapsed` went: laying out and tokenizing the prompt,
+    /// evaluating its new tokens, generating. The benchmark prints them
+    /// to show what a request costs beyond the model's own compute.
+    #[serde(rename = "buildMs", serialize_with = "as_millis")]
+    pub build_time: Duration,
+    #[serde(rename = "evalMs", serialize_with = "as_millis")]
+    pub eval_time: Duration,
+    #[serde(rename = "generateMs", serialize_with = "as_millis")]
+    pub generate_time: Duration,
     /// Generation was ended early by the request's time budget.
     pub cut_by_time: bool,
 }

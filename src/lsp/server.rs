@@ -492,6 +492,9 @@ impl Backend {
             evaluated = output.evaluated_tokens,
             generated = output.generated_tokens,
             ms = output.elapsed.as_millis() as u64,
+            build_ms = output.build_time.as_millis() as u64,
+            eval_ms = output.eval_time.as_millis() as u64,
+            generate_ms = output.generate_time.as_millis() as u64,
             "completion"
         );
         let text = ctx.finish(&output.text);

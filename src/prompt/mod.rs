@@ -2,6 +2,7 @@
 //! counted with the model's own tokenizer.
 
 pub mod fim;
+pub mod memo;
 pub mod repo;
 
 use fim::{FimTemplate, Piece};
