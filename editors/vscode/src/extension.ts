@@ -27,8 +27,13 @@ const SERVER_SETTINGS = [
   "completion.promptTokens",
   "completion.loadWaitMs",
   "completion.multiline",
+  "completion.timeBudgetMs",
+  "completion.cursorLineAfterMiddle",
+  "completion.moveCachedTokens",
   "completion.inCommentsAndStrings",
   "context.crossFile",
+  "context.budgetTokens",
+  "context.maxFileBytes",
 ];
 // Changing one of these needs a new server process.
 const RESTART_SETTINGS = ["serverPath", "languages", "trace.server"];
