@@ -183,25 +183,13 @@ impl Config {
                 self.completion.time_budget_ms = u64::from(u32_in(v, 0, 600_000)?)
             }
             "completion.cursorLineAfterMiddle" => {
-                self.completion.cursor_line_after_middle = v
-                    .as_bool()
-                    .ok_or(SetError::Invalid("expected true or false"))?
+                self.completion.cursor_line_after_middle = bool_of(v)?
             }
-            "completion.moveCachedTokens" => {
-                self.completion.move_cached_tokens = v
-                    .as_bool()
-                    .ok_or(SetError::Invalid("expected true or false"))?
-            }
+            "completion.moveCachedTokens" => self.completion.move_cached_tokens = bool_of(v)?,
             "completion.inCommentsAndStrings" => {
-                self.completion.in_comments_and_strings = v
-                    .as_bool()
-                    .ok_or(SetError::Invalid("expected true or false"))?
+                self.completion.in_comments_and_strings = bool_of(v)?
             }
-            "context.crossFile" => {
-                self.context.cross_file = v
-                    .as_bool()
-                    .ok_or(SetError::Invalid("expected true or false"))?
-            }
+            "context.crossFile" => self.context.cross_file = bool_of(v)?,
             "context.budgetTokens" => self.context.budget_tokens = u32_in(v, 0, 1 << 20)?,
             "context.maxFileBytes" => {
                 self.context.max_file_bytes = u64::from(u32_in(v, 1, u32::MAX)?)
@@ -224,6 +212,11 @@ fn opt_string(v: &Value) -> Result<Option<String>, SetError> {
         Value::String(s) => Ok(Some(s.clone())),
         _ => Err(SetError::Invalid("expected a string")),
     }
+}
+
+fn bool_of(v: &Value) -> Result<bool, SetError> {
+    v.as_bool()
+        .ok_or(SetError::Invalid("expected true or false"))
 }
 
 fn u32_in(v: &Value, min: u32, max: u32) -> Result<u32, SetError> {

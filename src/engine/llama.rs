@@ -423,8 +423,8 @@ impl<'m> Session<'m> {
             }
             None => {
                 self.ctx
-                    .clear_kv_cache_seq(Some(0), Some(common as u32), None)
-                    .map_err(|e| EngineError::Failed(format!("KV cache: {e}")))?;
+                    .clear_kv_cache_seq(Some(0), Some(position(common)?), None)
+                    .map_err(kv_failed)?;
                 self.cached.truncate(common);
                 common
             }
@@ -560,40 +560,26 @@ impl<'m> Session<'m> {
         if tokens.is_empty() {
             return Ok(0);
         }
-        let failed = |e| EngineError::Failed(format!("KV cache: {e}"));
-        let pos = |p: usize| {
-            u32::try_from(p).map_err(|_| EngineError::Failed("position overflow".into()))
-        };
         self.ctx
             .clear_kv_cache_seq(Some(SCRATCH_SEQ as u32), None, None)
-            .map_err(failed)?;
+            .map_err(kv_failed)?;
         self.ctx
-            .copy_kv_cache_seq(0, SCRATCH_SEQ, None, Some(pos(at)?))
-            .map_err(failed)?;
+            .copy_kv_cache_seq(0, SCRATCH_SEQ, None, Some(position(at)?))
+            .map_err(kv_failed)?;
         let mut next = at;
         for chunk in tokens.chunks(EVAL_CHUNK) {
             if cancel.is_cancelled() {
                 return Err(EngineError::Cancelled);
             }
-            batch.clear();
-            for (i, t) in chunk.iter().enumerate() {
-                let p = i32::try_from(next + i)
-                    .map_err(|_| EngineError::Failed("position overflow".into()))?;
-                batch
-                    .add(LlamaToken(*t), p, &[SCRATCH_SEQ], false)
-                    .map_err(|e| EngineError::Failed(format!("batch: {e}")))?;
-            }
-            self.ctx
-                .decode(batch)
-                .map_err(|e| EngineError::Failed(format!("decode: {e}")))?;
+            self.decode_at(batch, chunk, SCRATCH_SEQ, next, false)?;
             next += chunk.len();
         }
         self.ctx
-            .copy_kv_cache_seq(SCRATCH_SEQ, 0, Some(pos(at)?), Some(pos(next)?))
-            .map_err(failed)?;
+            .copy_kv_cache_seq(SCRATCH_SEQ, 0, Some(position(at)?), Some(position(next)?))
+            .map_err(kv_failed)?;
         self.ctx
             .clear_kv_cache_seq(Some(SCRATCH_SEQ as u32), None, None)
-            .map_err(failed)?;
+            .map_err(kv_failed)?;
         self.cached.extend_from_slice(tokens);
         Ok(tokens.len())
     }
@@ -601,43 +587,65 @@ impl<'m> Session<'m> {
     /// Moves the cached run `m` to its place in the new prompt: drops the
     /// cells after `common` that are not in it, then shifts its positions.
     fn move_run(&mut self, common: usize, m: Moved) -> Result<(), EngineError> {
-        let pos = |p: usize| {
-            u32::try_from(p).map_err(|_| EngineError::Failed("position overflow".into()))
-        };
-        let failed = |e| EngineError::Failed(format!("KV cache: {e}"));
         if m.from > common {
             self.ctx
-                .clear_kv_cache_seq(Some(0), Some(pos(common)?), Some(pos(m.from)?))
-                .map_err(failed)?;
+                .clear_kv_cache_seq(Some(0), Some(position(common)?), Some(position(m.from)?))
+                .map_err(kv_failed)?;
         }
         self.ctx
-            .clear_kv_cache_seq(Some(0), Some(pos(m.from + m.len)?), None)
-            .map_err(failed)?;
+            .clear_kv_cache_seq(Some(0), Some(position(m.from + m.len)?), None)
+            .map_err(kv_failed)?;
         let delta = i32::try_from(m.to as i64 - m.from as i64)
             .map_err(|_| EngineError::Failed("shift overflow".into()))?;
         self.ctx
-            .kv_cache_seq_add(0, Some(pos(m.from)?), Some(pos(m.from + m.len)?), delta)
+            .kv_cache_seq_add(
+                0,
+                Some(position(m.from)?),
+                Some(position(m.from + m.len)?),
+                delta,
+            )
             .map_err(|e| EngineError::Failed(format!("KV shift: {e}")))?;
         Ok(())
     }
 
     /// Evaluates `tokens` after the cached ones; logits only for the last.
     fn decode(&mut self, batch: &mut LlamaBatch, tokens: &[Token]) -> Result<(), EngineError> {
+        self.decode_at(batch, tokens, 0, self.cached.len(), true)?;
+        self.cached.extend_from_slice(tokens);
+        Ok(())
+    }
+
+    /// Evaluates `tokens` in sequence `seq` at positions from `start`, with
+    /// logits for the last one if `logits`.
+    fn decode_at(
+        &mut self,
+        batch: &mut LlamaBatch,
+        tokens: &[Token],
+        seq: i32,
+        start: usize,
+        logits: bool,
+    ) -> Result<(), EngineError> {
         batch.clear();
-        let start = self.cached.len();
         for (i, t) in tokens.iter().enumerate() {
             let pos = i32::try_from(start + i)
                 .map_err(|_| EngineError::Failed("position overflow".into()))?;
             batch
-                .add(LlamaToken(*t), pos, &[0], i + 1 == tokens.len())
+                .add(LlamaToken(*t), pos, &[seq], logits && i + 1 == tokens.len())
                 .map_err(|e| EngineError::Failed(format!("batch: {e}")))?;
         }
         self.ctx
             .decode(batch)
-            .map_err(|e| EngineError::Failed(format!("decode: {e}")))?;
-        self.cached.extend_from_slice(tokens);
-        Ok(())
+            .map_err(|e| EngineError::Failed(format!("decode: {e}")))
     }
+}
+
+/// A KV cache position as llama-cpp-2 takes it.
+fn position(p: usize) -> Result<u32, EngineError> {
+    u32::try_from(p).map_err(|_| EngineError::Failed("position overflow".into()))
+}
+
+fn kv_failed(e: impl std::fmt::Display) -> EngineError {
+    EngineError::Failed(format!("KV cache: {e}"))
 }
 
 fn argmax(logits: &[f32]) -> Option<Token> {
