@@ -327,6 +327,15 @@ fn load_package(root: &Path, language: Language, per_package: usize) -> Package 
             continue;
         }
         let facts = line_facts(language, text);
+        // The last line each name occurs on: a name the file uses again
+        // further on is in the suffix the model sees, which would make the
+        // item an in-file one.
+        let mut last_line: HashMap<&str, usize> = HashMap::new();
+        for (n, line) in text.split_inclusive('\n').enumerate() {
+            for id in identifiers(line) {
+                last_line.insert(id, n);
+            }
+        }
         let mut seen: HashSet<&str> = HashSet::new();
         let mut offset = 0;
         for (n, line) in text.split_inclusive('\n').enumerate() {
@@ -342,6 +351,7 @@ fn load_package(root: &Path, language: Language, per_package: usize) -> Package 
                     distinctive(id)
                         && !COMMON.contains(id)
                         && !seen.contains(id)
+                        && last_line.get(id) == Some(&n)
                         && !defined_here[i].contains(*id)
                         && defined_in
                             .get(*id)
@@ -431,6 +441,18 @@ fn score(got: &str, want: &str, s: &mut Score) {
     }
 }
 
+/// One item's result, for progress output.
+pub struct Outcome<'a> {
+    pub item: &'a Item,
+    /// `needed_names` of the expected line, and those the context lacks.
+    pub needed: Vec<String>,
+    pub missing: Vec<String>,
+    /// Snippets retrieved (before the budget).
+    pub snippets: usize,
+    /// (raw, cleaned) with cross-file context off and on; `None` without a model.
+    pub answers: Option<[(String, String); 2]>,
+}
+
 #[derive(Debug, Default)]
 pub struct Report {
     pub language: &'static str,
@@ -439,19 +461,57 @@ pub struct Report {
     pub off: Score,
     pub on: Score,
     pub seconds: f64,
+    /// Whether a model completed the items (not retrieval only).
+    pub completed: bool,
+    /// Names of the expected lines that the model cannot see in the file's
+    /// window (`needed_names`), and how many of them the context shows.
+    pub names_needed: usize,
+    pub names_shown: usize,
+    pub items_needing_names: usize,
+    /// Items whose needed names are all in the context.
+    pub items_shown_all: usize,
 }
 
-/// Completes every item with cross-file context off and on.
+/// The compound names of `expected` that appear nowhere in the window the
+/// model sees: what only other files can tell it.
+fn needed_names<'a>(expected: &'a str, prefix: &str, suffix: &str) -> Vec<&'a str> {
+    let known: HashSet<&str> = identifiers(prefix).chain(identifiers(suffix)).collect();
+    let mut out: Vec<&str> = identifiers(expected)
+        .filter(|id| distinctive(id) && !COMMON.contains(id) && !known.contains(id))
+        .collect();
+    out.dedup();
+    out
+}
+
+/// Names in the snippets that fit `budget` tokens, best first, at about
+/// three characters a token (the engine counts exactly; the eval without a
+/// model has no tokenizer).
+fn shown_names(snippets: &[crate::prompt::repo::Snippet], budget: usize) -> HashSet<String> {
+    let mut room = budget * 3;
+    let mut out = HashSet::new();
+    for s in snippets {
+        if s.text.len() + s.path.len() > room {
+            continue;
+        }
+        room -= s.text.len() + s.path.len();
+        out.extend(identifiers(&s.text).map(str::to_string));
+    }
+    out
+}
+
+/// Completes every item with cross-file context off and on (with no
+/// engine, only measures what retrieval would show).
 pub fn run(
     language: Language,
     packages: &mut [Package],
-    engine: &dyn Engine,
+    engine: Option<&dyn Engine>,
     config: &Config,
-    mut progress: impl FnMut(&Item, &str, &str),
+    mut progress: impl FnMut(&Outcome),
 ) -> Result<Report> {
     let started = std::time::Instant::now();
     let mut report = Report {
         language: language.name(),
+        completed: engine.is_some(),
         ..Default::default()
     };
     let mut cfg = config.clone();
@@ -477,12 +537,37 @@ pub fn run(
                 .index
                 .repo_and_path(&item.path)
                 .unwrap_or_else(|| (pkg.name.clone(), item.id.clone()));
+            let needed = needed_names(&item.expected, &ctx.prefix, &ctx.suffix);
+            let shown = shown_names(&snippets, cfg.context.budget_tokens as usize);
+            report.names_needed += needed.len();
+            report.names_shown += needed.iter().filter(|n| shown.contains(**n)).count();
+            report.items_needing_names += usize::from(!needed.is_empty());
+            report.items_shown_all +=
+                usize::from(!needed.is_empty() && needed.iter().all(|n| shown.contains(*n)));
             on_req.context = Some(CrossFileContext {
                 repo_name,
                 path: rel,
                 snippets,
                 budget: cfg.context.budget_tokens as usize,
             });
+            let mut outcome = Outcome {
+                item,
+                missing: needed
+                    .iter()
+                    .filter(|n| !shown.contains(**n))
+                    .map(|n| n.to_string())
+                    .collect(),
+                needed: needed.iter().map(|n| n.to_string()).collect(),
+                snippets: on_req.context.as_ref().map_or(0, |c| c.snippets.len()),
+                answers: None,
+            };
+            let Some(engine) = engine else {
+                // Retrieval only: what the context would hold.
+                pkg.index.update(&item.path, &item.original);
+                report.items += 1;
+                progress(&outcome);
+                continue;
+            };
             let off = engine
                 .complete(off_req, CancelFlag::default())
                 .map_err(|e| anyhow::anyhow!("{}: {e}", item.id))?;
@@ -496,7 +581,8 @@ pub fn run(
             report.off.prompt_tokens += off.prompt_tokens;
             report.on.prompt_tokens += on.prompt_tokens;
             report.items += 1;
-            progress(item, &off_text, &on_text);
+            outcome.answers = Some([(off.text, off_text), (on.text, on_text)]);
+            progress(&outcome);
         }
     }
     report.seconds = started.elapsed().as_secs_f64();
@@ -520,6 +606,13 @@ impl std::fmt::Display for Report {
             pkgs.join(", "),
             self.seconds
         )?;
+        if !self.completed {
+            return write!(
+                f,
+                "needed names in context: {} of {}; items with all shown: {} of {} that need any",
+                self.names_shown, self.names_needed, self.items_shown_all, self.items_needing_names
+            );
+        }
         writeln!(
             f,
             "{:<24} {:>10} {:>10} {:>8}",
@@ -565,6 +658,15 @@ impl std::fmt::Display for Report {
             c.identifier_f1 / n,
             ratio(o.identifier_f1, c.identifier_f1)
         )?;
+        writeln!(
+            f,
+            "{:<24} {:>10} {:>10}   ({} of {} items that need any: all shown)",
+            "needed names in context",
+            "-",
+            format!("{}/{}", self.names_shown, self.names_needed),
+            self.items_shown_all,
+            self.items_needing_names
+        )?;
         write!(
             f,
             "{:<24} {:>10.0} {:>10.0}",
@@ -591,7 +693,7 @@ mod tests {
         .unwrap();
         std::fs::write(
             pkg.join("demo/app.py"),
-            "from demo.util import normalize_path\n\n\"\"\"\nnormalize_path(doc) in a docstring\n\"\"\"\ndef serve(path):\n    clean = normalize_path(path)\n    again = normalize_path(clean)\n    return clean\n",
+            "from demo.util import normalize_path\n\n\"\"\"\nnormalize_path(doc) in a docstring\n\"\"\"\ndef serve(path):\n    clean = normalize_path(path)\n    again = clean.strip()\n    return again\n",
         )
         .unwrap();
         // None of these lines is an item (each file holds one first use).
@@ -611,6 +713,11 @@ mod tests {
             (
                 "message",
                 "def f():\n    raise Failure(normalize_path('a rather long message text'))\n",
+            ),
+            (
+                // Used again further on: the suffix shows the name.
+                "later",
+                "def f(p):\n    a = normalize_path(p)\n    return normalize_path(a)\n",
             ),
             (
                 "fragment",

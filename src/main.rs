@@ -71,6 +71,13 @@ enum Command {
         /// Print each item's completions.
         #[arg(long)]
         verbose: bool,
+        /// Only items whose id (`package/path:line`, as `--verbose` prints
+        /// it) contains one of these (repeatable; to look into single items).
+        #[arg(long)]
+        only: Vec<String>,
+        /// Load no model: only measure which needed names retrieval shows.
+        #[arg(long)]
+        retrieval_only: bool,
         #[command(flatten)]
         settings: SettingFlags,
     },
@@ -231,8 +238,18 @@ fn main() -> ExitCode {
             limit,
             data,
             verbose,
+            only,
+            retrieval_only,
             settings,
-        } => match run_eval_cross(&language, limit, data, verbose, &settings) {
+        } => match run_eval_cross(
+            &language,
+            limit,
+            data,
+            verbose,
+            &only,
+            retrieval_only,
+            &settings,
+        ) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("infill: {e:#}");
@@ -284,12 +301,7 @@ fn run_eval(
     let config = settings.config().map_err(anyhow::Error::msg)?;
     let data = data.unwrap_or_else(infill::eval::default_data_dir);
     let items = infill::eval::load(set, &data, limit)?;
-    let engine = infill::engine::start(&config);
-    match engine.wait_ready(std::time::Duration::from_secs(600)) {
-        infill::engine::EngineState::Ready { description } => eprintln!("model: {description}"),
-        infill::engine::EngineState::Failed(why) => anyhow::bail!("{why}"),
-        infill::engine::EngineState::Loading => anyhow::bail!("the model did not load in time"),
-    }
+    let engine = ready_engine(&config)?;
     let report = infill::eval::run(&items, engine.as_ref(), &config, |i, item, text| {
         if verbose {
             eprintln!("[{}/{}] {}: {:?}", i + 1, items.len(), item.id, text);
@@ -299,11 +311,26 @@ fn run_eval(
     Ok(())
 }
 
+/// Starts the engine and waits for its model (for the eval commands).
+fn ready_engine(
+    config: &infill::config::Config,
+) -> anyhow::Result<std::sync::Arc<dyn infill::engine::Engine>> {
+    let engine = infill::engine::start(config);
+    match engine.wait_ready(std::time::Duration::from_secs(600)) {
+        infill::engine::EngineState::Ready { description } => eprintln!("model: {description}"),
+        infill::engine::EngineState::Failed(why) => anyhow::bail!("{why}"),
+        infill::engine::EngineState::Loading => anyhow::bail!("the model did not load in time"),
+    }
+    Ok(engine)
+}
+
 fn run_eval_cross(
     language: &str,
     limit: usize,
     data: Option<PathBuf>,
     verbose: bool,
+    only: &[String],
+    retrieval_only: bool,
     settings: &SettingFlags,
 ) -> anyhow::Result<()> {
     use infill::text::syntax::Language;
@@ -317,30 +344,39 @@ fn run_eval_cross(
     let data = data.unwrap_or_else(infill::crosseval::default_data_dir);
     let mut sets = Vec::new();
     for l in languages {
-        sets.push((l, infill::crosseval::load(&data, l, limit)?));
+        let mut packages = infill::crosseval::load(&data, l, limit)?;
+        if !only.is_empty() {
+            for p in &mut packages {
+                p.items
+                    .retain(|item| only.iter().any(|o| item.id.contains(o.as_str())));
+            }
+        }
+        sets.push((l, packages));
     }
-    let engine = infill::engine::start(&config);
-    match engine.wait_ready(std::time::Duration::from_secs(600)) {
-        infill::engine::EngineState::Ready { description } => eprintln!("model: {description}"),
-        infill::engine::EngineState::Failed(why) => anyhow::bail!("{why}"),
-        infill::engine::EngineState::Loading => anyhow::bail!("the model did not load in time"),
-    }
+    let engine = if retrieval_only {
+        None
+    } else {
+        Some(ready_engine(&config)?)
+    };
     let mut reports = Vec::new();
     for (language, mut packages) in sets {
-        let report = infill::crosseval::run(
-            language,
-            &mut packages,
-            engine.as_ref(),
-            &config,
-            |item, off, on| {
-                if verbose {
-                    eprintln!(
-                        "{}\n  want {:?}\n  off  {:?}\n  on   {:?}",
-                        item.id, item.expected, off, on
-                    );
+        let report =
+            infill::crosseval::run(language, &mut packages, engine.as_deref(), &config, |o| {
+                if !verbose {
+                    return;
                 }
-            },
-        )?;
+                eprintln!("{}\n  want {:?}", o.item.id, o.item.expected);
+                if !o.needed.is_empty() {
+                    eprintln!("  needs {:?}, not in context {:?}", o.needed, o.missing);
+                }
+                // (raw, cleaned): the raw answer too where cleaning changed it.
+                for (label, (raw, clean)) in ["off", "on "].iter().zip(o.answers.iter().flatten()) {
+                    eprintln!("  {label}  {clean:?}");
+                    if raw.trim() != clean.trim() {
+                        eprintln!("       raw {raw:?}");
+                    }
+                }
+            })?;
         println!("{report}\n");
         reports.push(report);
     }

@@ -43,6 +43,9 @@ const MAX_OUTLINE_LINES: usize = 24;
 const MAX_IMPORTED_OUTLINE_LINES: usize = 12;
 /// Lines of a chunk shown (the window that best matches the query).
 const MAX_CHUNK_LINES_SHOWN: usize = 20;
+/// Most members shown around a member's definition (its neighbours that
+/// the query names in part).
+const MAX_MEMBER_LINES: usize = 6;
 
 /// A workspace folder.
 #[derive(Debug, Clone)]
@@ -400,11 +403,13 @@ impl Index {
             (Some(f), Some(l)) => imports::imports(l, &f.text),
             _ => Vec::new(),
         };
-        let near = self.definitions(q, &query, in_tests, &imported);
-        let imported = self.imported_definitions(q, &near, in_tests, &imported);
+        let terms = term_set(&query);
+        let mut near = self.definitions(q, &query, &terms, in_tests, &imported);
+        near.extend(self.inherited(q, &terms, in_tests, &imported));
+        let imported = self.imported_definitions(q, &terms, &near, in_tests, &imported);
         // Chunks are compared with the query and each other, not with the
         // definitions: a definition is a signature, its chunk the body.
-        let mut seen: Vec<Vec<u64>> = vec![term_set(&query)];
+        let mut seen: Vec<Vec<u64>> = vec![terms];
         let here: &Path = q.path;
         let docs = &self.docs;
         let hits = self.bm25.search(&query, CANDIDATES, |id| {
@@ -464,6 +469,7 @@ impl Index {
         &self,
         name: &str,
         q: &Query,
+        terms: &[u64],
         in_tests: bool,
         module: Option<&str>,
         outline_lines: usize,
@@ -494,11 +500,16 @@ impl Index {
         others.sort_by(|a, b| a.0.cmp(b.0));
         let mut out = Vec::new();
         for (_, entry) in others {
-            // One per file: the last (of overloads, the implementation).
-            if let Some(i) = entry.symbols.iter().rposition(|s| s.name == name) {
+            // One per file: the class (in Java its constructors share its
+            // name), else the last (of overloads, the implementation).
+            let class = entry
+                .symbols
+                .iter()
+                .position(|s| s.name == name && s.kind == SymbolKind::Class);
+            if let Some(i) = class.or_else(|| entry.symbols.iter().rposition(|s| s.name == name)) {
                 out.push(Snippet {
                     path: entry.rel.to_string(),
-                    text: definition_text(&entry.symbols, i, outline_lines),
+                    text: definition_text(&entry.symbols, i, outline_lines, terms),
                     line: entry.symbols[i].line,
                 });
             }
@@ -512,6 +523,7 @@ impl Index {
         &self,
         q: &Query,
         query_text: &str,
+        terms: &[u64],
         in_tests: bool,
         imported: &[imports::Import],
     ) -> Vec<Snippet> {
@@ -535,11 +547,63 @@ impl Index {
                 .iter()
                 .find(|i| i.name == name)
                 .map(|i| i.module.as_str());
-            for s in self.definitions_of(name, q, in_tests, module, MAX_OUTLINE_LINES) {
+            for s in self.definitions_of(name, q, terms, in_tests, module, MAX_OUTLINE_LINES) {
                 if out.len() < MAX_DEFINITIONS {
                     out.push(s);
                 }
             }
+        }
+        out
+    }
+
+    /// Outlines of the classes that the class around the cursor extends
+    /// (from its header: `class A(B):`, `class A extends B implements C`),
+    /// defined in other files: its code calls their members unqualified
+    /// (`isThresholdExceeded()`), and nothing near the cursor names them.
+    fn inherited(
+        &self,
+        q: &Query,
+        terms: &[u64],
+        in_tests: bool,
+        imported: &[imports::Import],
+    ) -> Vec<Snippet> {
+        let Some(f) = self.files.get(q.path) else {
+            return Vec::new();
+        };
+        // The class around the cursor: the last definition that starts
+        // before it, or that definition's class.
+        let Some(last) = f.symbols.iter().rposition(|s| s.line <= q.line) else {
+            return Vec::new();
+        };
+        let class = match f.symbols[last].kind {
+            SymbolKind::Class => last,
+            _ => match f.symbols[last].parent {
+                Some(p) => p,
+                None => return Vec::new(),
+            },
+        };
+        let Some(class) = f.symbols.get(class) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut done: HashSet<&str> = HashSet::new();
+        for base in tokens::identifiers(first_line(&class.signature)) {
+            let is_type = base.starts_with(|c: char| c.is_uppercase());
+            if !is_type || base == class.name || base == "Object" || !done.insert(base) {
+                continue;
+            }
+            let module = imported
+                .iter()
+                .find(|i| i.name == base)
+                .map(|i| i.module.as_str());
+            out.extend(self.definitions_of(
+                base,
+                q,
+                terms,
+                in_tests,
+                module,
+                MAX_IMPORTED_OUTLINE_LINES,
+            ));
         }
         out
     }
@@ -552,6 +616,7 @@ impl Index {
     fn imported_definitions(
         &self,
         q: &Query,
+        terms: &[u64],
         near: &[Snippet],
         in_tests: bool,
         imported: &[imports::Import],
@@ -618,7 +683,7 @@ impl Index {
                 break;
             }
             let lines = MAX_IMPORTED_OUTLINE_LINES;
-            for s in self.definitions_of(name, q, in_tests, module, lines) {
+            for s in self.definitions_of(name, q, terms, in_tests, module, lines) {
                 if out.len() < MAX_IMPORTED_DEFINITIONS && !near.contains(&s) && !out.contains(&s) {
                     out.push(s);
                 }
@@ -669,26 +734,70 @@ pub fn is_test(rel: &str) -> bool {
 }
 
 /// A symbol as the model should see it: a class as its header and member
-/// signatures; a member under its class's header; anything else its signature.
-fn definition_text(symbols: &[Symbol], i: usize, max_lines: usize) -> String {
+/// signatures; a member under its class's header, with the members beside
+/// it that the query names in part; anything else its signature.
+/// Members are chosen by how many terms of their names the query (`terms`,
+/// sorted) has, and shown in file order: the line being written calls a
+/// member that its own context names in part (`consumeTo` where the code
+/// around says `reader.consume()`), rarely one of a class's first.
+fn definition_text(symbols: &[Symbol], i: usize, max_lines: usize, terms: &[u64]) -> String {
     let s = &symbols[i];
-    match s.kind {
-        SymbolKind::Class => {
-            let mut lines = vec![s.signature.clone()];
-            for m in symbols.iter().filter(|m| m.parent == Some(i)) {
-                if lines.len() >= max_lines {
-                    lines.push("    ...".into());
-                    break;
-                }
-                lines.push(format!("    {}", first_line(&m.signature)));
+    let (class, pinned, room) = match (s.kind, s.parent) {
+        (SymbolKind::Class, _) => (i, None, max_lines.saturating_sub(1)),
+        (_, Some(p)) if p < symbols.len() => (p, Some(i), MAX_MEMBER_LINES.min(max_lines)),
+        _ => return s.signature.clone(),
+    };
+    let relevance = |m: usize| {
+        let mut n = 0;
+        tokens::for_each_term(&symbols[m].name, |t| {
+            if terms.binary_search(&tokens::hash(t)).is_ok() {
+                n += 1;
             }
-            lines.join("\n")
-        }
-        _ => match s.parent.and_then(|p| symbols.get(p)) {
-            Some(class) => format!("{}\n    {}", first_line(&class.signature), s.signature),
-            None => s.signature.clone(),
-        },
+        });
+        n
+    };
+    let members: Vec<usize> = (0..symbols.len())
+        .filter(|&m| symbols[m].parent == Some(class))
+        .collect();
+    let mut shown = members.clone();
+    if let Some(p) = pinned {
+        // Beside a member, its name's family (`consumeTo` beside `consume`).
+        let mut family = Vec::new();
+        tokens::for_each_term(&symbols[p].name, |t| family.push(tokens::hash(t)));
+        family.sort_unstable();
+        shown.retain(|&m| {
+            let mut related = m == p;
+            tokens::for_each_term(&symbols[m].name, |t| {
+                related |= family.binary_search(&tokens::hash(t)).is_ok();
+            });
+            related
+        });
     }
+    if shown.len() > room {
+        // The member asked for first, then by relevance; stable, so
+        // equally relevant members keep file order.
+        shown.sort_by_key(|&m| (Some(m) != pinned, std::cmp::Reverse(relevance(m))));
+        shown.truncate(room.max(1));
+        shown.sort_unstable();
+    }
+    let mut lines = vec![match pinned {
+        Some(_) => first_line(&symbols[class].signature).to_string(),
+        None => symbols[class].signature.clone(),
+    }];
+    for &m in &shown {
+        let sig = &symbols[m].signature;
+        // The member asked for in full, the others by their first line.
+        let sig = if Some(m) == pinned {
+            sig.as_str()
+        } else {
+            first_line(sig)
+        };
+        lines.push(format!("    {sig}"));
+    }
+    if pinned.is_none() && shown.len() < members.len() {
+        lines.push("    ...".into());
+    }
+    lines.join("\n")
 }
 
 /// The `max` consecutive lines of `text` that share the most terms with
@@ -864,6 +973,79 @@ mod tests {
             ]
         );
         assert!(got.iter().all(|s| !s.path.starts_with("tests/")));
+    }
+
+    #[test]
+    fn large_classes_show_the_members_the_query_names_in_part() {
+        let mut ix = index();
+        let mut reader = String::from(
+            "package p;\n\npublic class CharReader {\n    public CharReader(String input) {\n    }\n\n",
+        );
+        for m in ["mark", "rewind", "pos", "current", "advance", "unconsume"] {
+            reader.push_str(&format!("    public void {m}() {{\n    }}\n\n"));
+        }
+        reader.push_str("    public char consume() {\n        return 'a';\n    }\n\n");
+        for m in [
+            "matches",
+            "matchesAny",
+            "isEmpty",
+            "toString",
+            "nextIndexOf",
+            "rangeEquals",
+        ] {
+            reader.push_str(&format!(
+                "    public boolean {m}() {{\n        return true;\n    }}\n\n"
+            ));
+        }
+        reader.push_str("    public String consumeTo(char c) {\n        return \"\";\n    }\n}\n");
+        ix.update(Path::new("/ws/p/CharReader.java"), &reader);
+        let tok = Path::new("/ws/p/Tok.java");
+        let text = "package p;\n\nclass Tok {\n    CharReader reader;\n\n    String run() {\n        StringBuilder b = new StringBuilder();\n        reader.consume();\n";
+        ix.update(tok, text);
+        let got = ix.retrieve(&query(tok, text));
+        let texts: Vec<&str> = got.iter().map(|s| s.text.as_str()).collect();
+        // The method near the cursor, with the member that shares its name's
+        // terms, and none of the unrelated ones.
+        assert!(
+            texts.contains(&"public class CharReader\n    public char consume()\n    public String consumeTo(char c)"),
+            "{texts:#?}"
+        );
+        // The class itself (not its constructor, which has its name) with
+        // the members the query names before the others.
+        let class = texts
+            .iter()
+            .find(|t| {
+                t.starts_with("public class CharReader\n    public CharReader")
+                    && t.ends_with("...")
+            })
+            .expect("the class outline");
+        assert!(
+            class.contains("consumeTo") && !class.contains("rangeEquals"),
+            "{class}"
+        );
+    }
+
+    #[test]
+    fn the_classes_the_current_class_extends_are_shown() {
+        let mut ix = index();
+        ix.update(
+            Path::new("/ws/base/stream.py"),
+            "class ThresholdStream:\n    def is_threshold_exceeded(self):\n        return False\n",
+        );
+        let app = Path::new("/ws/app/deferred.py");
+        let mut text = String::from("from base import stream\n\n\nclass Deferred(stream.ThresholdStream):\n    def close(self):\n");
+        // The class header is far above the cursor, out of the query.
+        for i in 0..20 {
+            text.push_str(&format!("        step_{i} = {i}\n"));
+        }
+        text.push_str("        return ");
+        ix.update(app, &text);
+        let got = ix.retrieve(&query(app, &text));
+        assert!(
+            got.iter().any(|s| s.path == "base/stream.py"
+                && s.text == "class ThresholdStream:\n    def is_threshold_exceeded(self):"),
+            "{got:#?}"
+        );
     }
 
     #[test]
