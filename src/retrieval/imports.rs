@@ -109,6 +109,14 @@ pub fn module_matches(module: &str, rel: &str) -> bool {
     stem == last || dir == last
 }
 
+/// The module an import says `name` comes from, if one names it.
+pub fn module_of<'a>(imported: &'a [Import], name: &str) -> Option<&'a str> {
+    imported
+        .iter()
+        .find(|i| i.name == name)
+        .map(|i| i.module.as_str())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

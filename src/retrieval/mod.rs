@@ -542,11 +542,7 @@ impl Index {
             if name.len() < 3 || here.contains(name) || !done.insert(name) {
                 continue;
             }
-            // An import says which module the name comes from.
-            let module = imported
-                .iter()
-                .find(|i| i.name == name)
-                .map(|i| i.module.as_str());
+            let module = imports::module_of(imported, name);
             for s in self.definitions_of(name, q, terms, in_tests, module, MAX_OUTLINE_LINES) {
                 if out.len() < MAX_DEFINITIONS {
                     out.push(s);
@@ -592,10 +588,7 @@ impl Index {
             if !is_type || base == class.name || base == "Object" || !done.insert(base) {
                 continue;
             }
-            let module = imported
-                .iter()
-                .find(|i| i.name == base)
-                .map(|i| i.module.as_str());
+            let module = imports::module_of(imported, base);
             out.extend(self.definitions_of(
                 base,
                 q,
