@@ -447,8 +447,6 @@ pub struct Outcome<'a> {
     /// `needed_names` of the expected line, and those the context lacks.
     pub needed: Vec<String>,
     pub missing: Vec<String>,
-    /// Snippets retrieved (before the budget).
-    pub snippets: usize,
     /// (raw, cleaned) with cross-file context off and on; `None` without a model.
     pub answers: Option<[(String, String); 2]>,
 }
@@ -539,11 +537,15 @@ pub fn run(
                 .unwrap_or_else(|| (pkg.name.clone(), item.id.clone()));
             let needed = needed_names(&item.expected, &ctx.prefix, &ctx.suffix);
             let shown = shown_names(&snippets, cfg.context.budget_tokens as usize);
+            let missing: Vec<String> = needed
+                .iter()
+                .filter(|n| !shown.contains(**n))
+                .map(|n| n.to_string())
+                .collect();
             report.names_needed += needed.len();
-            report.names_shown += needed.iter().filter(|n| shown.contains(**n)).count();
+            report.names_shown += needed.len() - missing.len();
             report.items_needing_names += usize::from(!needed.is_empty());
-            report.items_shown_all +=
-                usize::from(!needed.is_empty() && needed.iter().all(|n| shown.contains(*n)));
+            report.items_shown_all += usize::from(!needed.is_empty() && missing.is_empty());
             on_req.context = Some(CrossFileContext {
                 repo_name,
                 path: rel,
@@ -552,13 +554,8 @@ pub fn run(
             });
             let mut outcome = Outcome {
                 item,
-                missing: needed
-                    .iter()
-                    .filter(|n| !shown.contains(**n))
-                    .map(|n| n.to_string())
-                    .collect(),
                 needed: needed.iter().map(|n| n.to_string()).collect(),
-                snippets: on_req.context.as_ref().map_or(0, |c| c.snippets.len()),
+                missing,
                 answers: None,
             };
             let Some(engine) = engine else {

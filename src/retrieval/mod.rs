@@ -568,17 +568,15 @@ impl Index {
         };
         // The class around the cursor: the last definition that starts
         // before it, or that definition's class.
-        let Some(last) = f.symbols.iter().rposition(|s| s.line <= q.line) else {
-            return Vec::new();
-        };
-        let class = match f.symbols[last].kind {
-            SymbolKind::Class => last,
-            _ => match f.symbols[last].parent {
-                Some(p) => p,
-                None => return Vec::new(),
-            },
-        };
-        let Some(class) = f.symbols.get(class) else {
+        let class = f
+            .symbols
+            .iter()
+            .rposition(|s| s.line <= q.line)
+            .and_then(|i| match f.symbols[i].kind {
+                SymbolKind::Class => Some(i),
+                _ => f.symbols[i].parent,
+            });
+        let Some(class) = class.and_then(|c| f.symbols.get(c)) else {
             return Vec::new();
         };
         let mut out = Vec::new();
@@ -740,12 +738,11 @@ fn definition_text(symbols: &[Symbol], i: usize, max_lines: usize, terms: &[u64]
         (_, Some(p)) if p < symbols.len() => (p, Some(i), MAX_MEMBER_LINES.min(max_lines)),
         _ => return s.signature.clone(),
     };
-    let relevance = |m: usize| {
+    // How many of a member's name terms are in `among` (sorted).
+    let shared = |m: usize, among: &[u64]| {
         let mut n = 0;
         tokens::for_each_term(&symbols[m].name, |t| {
-            if terms.binary_search(&tokens::hash(t)).is_ok() {
-                n += 1;
-            }
+            n += usize::from(among.binary_search(&tokens::hash(t)).is_ok());
         });
         n
     };
@@ -758,18 +755,12 @@ fn definition_text(symbols: &[Symbol], i: usize, max_lines: usize, terms: &[u64]
         let mut family = Vec::new();
         tokens::for_each_term(&symbols[p].name, |t| family.push(tokens::hash(t)));
         family.sort_unstable();
-        shown.retain(|&m| {
-            let mut related = m == p;
-            tokens::for_each_term(&symbols[m].name, |t| {
-                related |= family.binary_search(&tokens::hash(t)).is_ok();
-            });
-            related
-        });
+        shown.retain(|&m| m == p || shared(m, &family) > 0);
     }
     if shown.len() > room {
         // The member asked for first, then by relevance; stable, so
         // equally relevant members keep file order.
-        shown.sort_by_key(|&m| (Some(m) != pinned, std::cmp::Reverse(relevance(m))));
+        shown.sort_by_cached_key(|&m| (Some(m) != pinned, std::cmp::Reverse(shared(m, terms))));
         shown.truncate(room.max(1));
         shown.sort_unstable();
     }
