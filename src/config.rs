@@ -10,6 +10,8 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
+use crate::prompt::repo::ContextLayout;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelConfig {
     /// GGUF file; `None` means the default model in the model cache.
@@ -62,6 +64,7 @@ pub struct ContextConfig {
     pub budget_tokens: u32,
     /// Workspace files larger than this are not indexed.
     pub max_file_bytes: u64,
+    pub layout: ContextLayout,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -96,6 +99,7 @@ impl Default for Config {
                 cross_file: true,
                 budget_tokens: 1024,
                 max_file_bytes: crate::workspace::DEFAULT_MAX_FILE_BYTES,
+                layout: ContextLayout::Auto,
             },
         }
     }
@@ -191,6 +195,13 @@ impl Config {
             }
             "context.crossFile" => self.context.cross_file = bool_of(v)?,
             "context.budgetTokens" => self.context.budget_tokens = u32_in(v, 0, 1 << 20)?,
+            "context.layout" => {
+                self.context.layout = match v.as_str() {
+                    Some("auto") => ContextLayout::Auto,
+                    Some("comments") => ContextLayout::Comments,
+                    _ => return Err(SetError::Invalid("expected \"auto\" or \"comments\"")),
+                }
+            }
             "context.maxFileBytes" => {
                 self.context.max_file_bytes = u64::from(u32_in(v, 1, u32::MAX)?)
             }

@@ -522,7 +522,8 @@ pub fn run(
             let doc = Rope::from_str(&removed);
             let syntax = SyntaxTree::new(language, &doc);
             let ctx = cursor_context(&doc, syntax.as_ref(), item.prefix.chars().count(), &cfg);
-            let off_req = ctx.engine_request(&cfg);
+            let mut off_req = ctx.engine_request(&cfg);
+            off_req.fresh = true;
             let mut on_req = off_req.clone();
             let q = Query {
                 path: &item.path,
@@ -551,6 +552,7 @@ pub fn run(
                 path: rel,
                 snippets,
                 budget: cfg.context.budget_tokens as usize,
+                layout: cfg.context.layout,
             });
             let mut outcome = Outcome {
                 item,

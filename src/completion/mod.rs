@@ -155,6 +155,7 @@ impl CursorContext {
             },
             evaluate_only: false,
             move_cache: config.completion.move_cached_tokens,
+            fresh: false,
         }
     }
 

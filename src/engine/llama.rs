@@ -407,6 +407,9 @@ impl<'m> Session<'m> {
         // Keep the cached prefix, and a run of the old prompt that moved
         // (see `reuse`); always evaluate at least the last prompt token,
         // whose logits start generation.
+        if req.fresh {
+            self.reset();
+        }
         let plan = self
             .staleness
             .plan(&self.cached, &tokens, req.move_cache && self.can_move);

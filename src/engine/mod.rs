@@ -34,6 +34,13 @@ pub struct EngineRequest {
     /// Keep cached tokens that moved to another position by shifting them
     /// (`reuse`), instead of evaluating them again.
     pub move_cache: bool,
+    /// Evaluate the whole prompt, keeping nothing of the KV cache, so that
+    /// the answer depends on the prompt alone. For evaluations: a prefix
+    /// reused from the last request was evaluated in other batches, which
+    /// changes logits in their last digits, and with a small model that
+    /// flips near-tied greedy choices (the same item answered differently
+    /// depending on the item before it).
+    pub fresh: bool,
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]

@@ -318,6 +318,7 @@ impl CrossFile {
             path: rel,
             snippets: Vec::clone(&snippets),
             budget: config.context.budget_tokens as usize,
+            layout: config.context.layout,
         })
     }
 

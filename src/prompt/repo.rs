@@ -24,6 +24,18 @@ pub struct Snippet {
     pub line: usize,
 }
 
+/// How snippets are shown to a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ContextLayout {
+    /// The repository format where the model has its tokens, else comments.
+    #[default]
+    Auto,
+    /// Comments with a path header, also where the model has repository
+    /// tokens (an instruct model may not have kept what its base learnt of
+    /// the repository format).
+    Comments,
+}
+
 /// What retrieval found for one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CrossFileContext {
@@ -35,6 +47,7 @@ pub struct CrossFileContext {
     pub snippets: Vec<Snippet>,
     /// Most tokens for all of it (headers and separators included).
     pub budget: usize,
+    pub layout: ContextLayout,
 }
 
 /// Ids of the repository-level tokens of a model that has them.
@@ -78,6 +91,7 @@ pub fn build_with_context(
     let Some(ctx) = context.filter(|c| !c.snippets.is_empty() && c.budget > 0) else {
         return (prompt, 0);
     };
+    let repo = repo.filter(|_| ctx.layout == ContextLayout::Auto);
     let context_tokens = match repo {
         Some(r) => repo_layout(tok, r, ctx),
         None => comment_layout(tok, ctx),
@@ -283,6 +297,7 @@ mod tests {
                 },
             ],
             budget,
+            layout: ContextLayout::Auto,
         }
     }
 
@@ -385,5 +400,38 @@ mod tests {
         let (plain, n) =
             build_with_context(&WordTokenizer, &t, None, Some(&ctx(0)), "p", "s", 10, PLAIN);
         assert_eq!((plain.tokens, n), (vec![-1, 1, -2, 1, -3], 0));
+    }
+
+    #[test]
+    fn the_comment_layout_can_be_chosen_where_repo_tokens_exist() {
+        let t = template(FimFamily::Qwen);
+        let repo = RepoTokens {
+            repo_name: -10,
+            file_sep: -11,
+        };
+        let mut c = ctx(100);
+        c.layout = ContextLayout::Comments;
+        let (p, n) = build_with_context(
+            &WordTokenizer,
+            &t,
+            Some(repo),
+            Some(&c),
+            "p",
+            "s",
+            10,
+            PLAIN,
+        );
+        let (other, m) = build_with_context(
+            &WordTokenizer,
+            &t,
+            None,
+            Some(&ctx(100)),
+            "p",
+            "s",
+            10,
+            PLAIN,
+        );
+        assert!(n > 0);
+        assert_eq!((p.tokens, n), (other.tokens, m));
     }
 }

@@ -34,6 +34,7 @@ const SERVER_SETTINGS = [
   "context.crossFile",
   "context.budgetTokens",
   "context.maxFileBytes",
+  "context.layout",
 ];
 // Changing one of these needs a new server process.
 const RESTART_SETTINGS = ["serverPath", "languages", "trace.server"];
