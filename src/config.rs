@@ -276,6 +276,20 @@ mod tests {
     }
 
     #[test]
+    fn context_layout_takes_auto_or_comments() {
+        let mut c = Config::default();
+        assert_eq!(c.context.layout, ContextLayout::Auto);
+        let r = c.merge_json(&json!({"context": {"layout": "comments"}}));
+        assert_eq!(
+            (c.context.layout, r),
+            (ContextLayout::Comments, MergeReport::default())
+        );
+        let r = c.merge_json(&json!({"context": {"layout": "repo"}}));
+        assert_eq!(c.context.layout, ContextLayout::Comments);
+        assert!(r.errors[0].contains("context.layout"), "{:?}", r.errors);
+    }
+
+    #[test]
     fn accepts_vscode_style_section_and_null() {
         let mut c = Config::default();
         let r = c.merge_json(&json!({"infill": {"model": {"gpuLayers": 99}}}));
