@@ -275,6 +275,15 @@ mod tests {
         }
     }
 
+    /// The prompt for prefix `p` and suffix `s` within 10 tokens, with `c`.
+    fn build(
+        t: &FimTemplate,
+        repo: Option<RepoTokens>,
+        c: Option<&CrossFileContext>,
+    ) -> (Prompt, usize) {
+        build_with_context(&WordTokenizer, t, repo, c, "p", "s", 10, PLAIN)
+    }
+
     fn ctx(budget: usize) -> CrossFileContext {
         CrossFileContext {
             repo_name: "demo".into(),
@@ -308,16 +317,7 @@ mod tests {
             file_sep: -11,
         };
         let t = template(FimFamily::Qwen);
-        let (p, n) = build_with_context(
-            &WordTokenizer,
-            &t,
-            Some(repo),
-            Some(&ctx(15)),
-            "p",
-            "s",
-            10,
-            PLAIN,
-        );
+        let (p, n) = build(&t, Some(repo), Some(&ctx(15)));
         // Header: 1 + "demo\n" (2); tail: 1 + "app/main.py\n" (2) = 6 fixed.
         // a: 1 + "lib/a.py\ndef a(): pass\n" (6) = 7; b is too big; c: 1 + 4 = 5 > 15-13.
         assert!(n <= 15, "{n}");
@@ -326,16 +326,7 @@ mod tests {
         assert_eq!(n, 13);
         assert_eq!(&p.tokens[n..], &[-1, 1, -2, 1, -3]);
         // Bigger budget: all three, the best (a) last before the current path.
-        let (p, n) = build_with_context(
-            &WordTokenizer,
-            &t,
-            Some(repo),
-            Some(&ctx(100)),
-            "p",
-            "s",
-            10,
-            PLAIN,
-        );
+        let (p, n) = build(&t, Some(repo), Some(&ctx(100)));
         let seps: Vec<usize> = (0..n).filter(|&i| p.tokens[i] == -11).collect();
         assert_eq!(seps.len(), 4);
         // After the third separator: a's path, a newline, then "def" (3).
@@ -361,16 +352,7 @@ mod tests {
             piece("lib/a.py", "aaa", 10),
         ];
         let t = template(FimFamily::Qwen);
-        let (p, n) = build_with_context(
-            &WordTokenizer,
-            &t,
-            Some(repo),
-            Some(&c),
-            "p",
-            "s",
-            10,
-            PLAIN,
-        );
+        let (p, n) = build(&t, Some(repo), Some(&c));
         let body: Vec<i32> = p.tokens[..n].to_vec();
         // repo, demo \n, | b.py \n bb \n, | a.py \n aaa \n \n aaaaa \n, | main.py \n
         assert_eq!(
@@ -382,23 +364,13 @@ mod tests {
     #[test]
     fn comments_go_inside_the_prefix_for_other_models() {
         let t = template(FimFamily::StarCoder);
-        let (p, n) = build_with_context(
-            &WordTokenizer,
-            &t,
-            None,
-            Some(&ctx(100)),
-            "p",
-            "s",
-            10,
-            PLAIN,
-        );
+        let (p, n) = build(&t, None, Some(&ctx(100)));
         assert!(n > 0);
         assert_eq!(p.tokens[0], -1);
         assert_eq!(p.tokens.len(), 5 + n);
         assert_eq!(comment_marker("X.java"), "//");
         // No snippets or no budget: the plain prompt.
-        let (plain, n) =
-            build_with_context(&WordTokenizer, &t, None, Some(&ctx(0)), "p", "s", 10, PLAIN);
+        let (plain, n) = build(&t, None, Some(&ctx(0)));
         assert_eq!((plain.tokens, n), (vec![-1, 1, -2, 1, -3], 0));
     }
 
@@ -411,26 +383,8 @@ mod tests {
         };
         let mut c = ctx(100);
         c.layout = ContextLayout::Comments;
-        let (p, n) = build_with_context(
-            &WordTokenizer,
-            &t,
-            Some(repo),
-            Some(&c),
-            "p",
-            "s",
-            10,
-            PLAIN,
-        );
-        let (other, m) = build_with_context(
-            &WordTokenizer,
-            &t,
-            None,
-            Some(&ctx(100)),
-            "p",
-            "s",
-            10,
-            PLAIN,
-        );
+        let (p, n) = build(&t, Some(repo), Some(&c));
+        let (other, m) = build(&t, None, Some(&ctx(100)));
         assert!(n > 0);
         assert_eq!((p.tokens, n), (other.tokens, m));
     }
