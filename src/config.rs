@@ -198,8 +198,13 @@ impl Config {
             "context.layout" => {
                 self.context.layout = match v.as_str() {
                     Some("auto") => ContextLayout::Auto,
+                    Some("repo") => ContextLayout::Repo,
                     Some("comments") => ContextLayout::Comments,
-                    _ => return Err(SetError::Invalid("expected \"auto\" or \"comments\"")),
+                    _ => {
+                        return Err(SetError::Invalid(
+                            "expected \"auto\", \"repo\" or \"comments\"",
+                        ))
+                    }
                 }
             }
             "context.maxFileBytes" => {
@@ -284,7 +289,7 @@ mod tests {
             (c.context.layout, r),
             (ContextLayout::Comments, MergeReport::default())
         );
-        let r = c.merge_json(&json!({"context": {"layout": "repo"}}));
+        let r = c.merge_json(&json!({"context": {"layout": "repository"}}));
         assert_eq!(c.context.layout, ContextLayout::Comments);
         assert!(r.errors[0].contains("context.layout"), "{:?}", r.errors);
     }

@@ -317,7 +317,12 @@ impl<'m> Session<'m> {
             &|s| specials.get(s).copied(),
             settings.fim_template.as_deref(),
         );
-        let repo = RepoTokens::detect(&template, &|s| specials.get(s).copied());
+        let names: Vec<String> = ["general.name", "general.finetune"]
+            .iter()
+            .filter_map(|key| model.meta_val_str(key).ok())
+            .collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let repo = RepoTokens::detect(&template, &|s| specials.get(s).copied(), &names);
         let bos = vocab.should_add_bos().then(|| vocab.bos().0);
         let pieces = vocab
             .tokens()

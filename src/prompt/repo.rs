@@ -3,7 +3,8 @@
 //!
 //! Models trained on repository-level data (Qwen2.5-Coder) get their own
 //! format, with the real repository name and relative paths:
-//! `<|repo_name|>name\n<|file_sep|>a/b.py\n…\n<|file_sep|>cur.py\n<FIM>`.
+//! `<|repo_name|>name\n<|file_sep|>a/b.py\n…\n<|file_sep|>cur.py\n<FIM>`,
+//! unless they were tuned for chat since (see `ContextLayout::Auto`).
 //! Other models get each snippet as comments in the target language, under a
 //! path header, at the start of the prefix.
 //!
@@ -27,12 +28,16 @@ pub struct Snippet {
 /// How snippets are shown to a model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ContextLayout {
-    /// The repository format where the model has its tokens, else comments.
+    /// The repository format for a base model that has its tokens; comments
+    /// for every other model, also for one tuned for chat after its
+    /// repository-level training: Qwen2.5-Coder-0.5B-Instruct, the default
+    /// model, answered worse with the repository format than with comments
+    /// (`infill eval-cross`, numbers in the README).
     #[default]
     Auto,
-    /// Comments with a path header, also where the model has repository
-    /// tokens (an instruct model may not have kept what its base learnt of
-    /// the repository format).
+    /// The repository format wherever the model has its tokens.
+    Repo,
+    /// Comments with a path header for every model.
     Comments,
 }
 
@@ -55,19 +60,43 @@ pub struct CrossFileContext {
 pub struct RepoTokens {
     pub repo_name: Token,
     pub file_sep: Token,
+    /// Tuned for chat after its repository-level training (an instruct
+    /// model): `ContextLayout::Auto` shows it comments.
+    pub chat_tuned: bool,
 }
 
 impl RepoTokens {
     /// Qwen2.5-Coder's `<|repo_name|>` and `<|file_sep|>`; other families
     /// either lack such tokens or were not trained on this layout.
-    pub fn detect(template: &FimTemplate, lookup: &dyn Fn(&str) -> Option<Token>) -> Option<Self> {
+    /// `model_names` are the model's own (GGUF `general.name`,
+    /// `general.finetune`): one that says "instruct" or "chat" is
+    /// `chat_tuned`.
+    pub fn detect(
+        template: &FimTemplate,
+        lookup: &dyn Fn(&str) -> Option<Token>,
+        model_names: &[&str],
+    ) -> Option<Self> {
         if template.family != FimFamily::Qwen {
             return None;
         }
+        let chat_tuned = model_names.iter().any(|n| {
+            let n = n.to_lowercase();
+            n.contains("instruct") || n.contains("chat")
+        });
         Some(RepoTokens {
             repo_name: lookup("<|repo_name|>")?,
             file_sep: lookup("<|file_sep|>")?,
+            chat_tuned,
         })
+    }
+
+    /// The tokens to lay `layout` out with: none where it is comments.
+    fn for_layout(self, layout: ContextLayout) -> Option<Self> {
+        match layout {
+            ContextLayout::Repo => Some(self),
+            ContextLayout::Auto => (!self.chat_tuned).then_some(self),
+            ContextLayout::Comments => None,
+        }
     }
 }
 
@@ -91,7 +120,7 @@ pub fn build_with_context(
     let Some(ctx) = context.filter(|c| !c.snippets.is_empty() && c.budget > 0) else {
         return (prompt, 0);
     };
-    let repo = repo.filter(|_| ctx.layout == ContextLayout::Auto);
+    let repo = repo.and_then(|r| r.for_layout(ctx.layout));
     let context_tokens = match repo {
         Some(r) => repo_layout(tok, r, ctx),
         None => comment_layout(tok, ctx),
@@ -315,6 +344,7 @@ mod tests {
         let repo = RepoTokens {
             repo_name: -10,
             file_sep: -11,
+            chat_tuned: false,
         };
         let t = template(FimFamily::Qwen);
         let (p, n) = build(&t, Some(repo), Some(&ctx(15)));
@@ -339,6 +369,7 @@ mod tests {
         let repo = RepoTokens {
             repo_name: -10,
             file_sep: -11,
+            chat_tuned: false,
         };
         let piece = |path: &str, text: &str, line| Snippet {
             path: path.into(),
@@ -375,17 +406,37 @@ mod tests {
     }
 
     #[test]
-    fn the_comment_layout_can_be_chosen_where_repo_tokens_exist() {
+    fn chat_tuned_models_get_comments_unless_the_repository_format_is_asked_for() {
         let t = template(FimFamily::Qwen);
-        let repo = RepoTokens {
-            repo_name: -10,
-            file_sep: -11,
+        let ids = |s: &str| match s {
+            "<|repo_name|>" => Some(-10),
+            "<|file_sep|>" => Some(-11),
+            _ => None,
         };
+        let base = RepoTokens::detect(&t, &ids, &["Qwen2.5 Coder 0.5B"]).unwrap();
+        let instruct = RepoTokens::detect(
+            &t,
+            &ids,
+            &["Qwen2.5 Coder 0.5B Instruct AWQ", "Instruct-AWQ"],
+        )
+        .unwrap();
+        assert!(!base.chat_tuned && instruct.chat_tuned);
+        assert!(RepoTokens::detect(&template(FimFamily::StarCoder), &ids, &[]).is_none());
+        let comments = build(&t, None, Some(&ctx(100)));
         let mut c = ctx(100);
-        c.layout = ContextLayout::Comments;
-        let (p, n) = build(&t, Some(repo), Some(&c));
-        let (other, m) = build(&t, None, Some(&ctx(100)));
-        assert!(n > 0);
-        assert_eq!((p.tokens, n), (other.tokens, m));
+        for (repo, layout, repo_format) in [
+            (base, ContextLayout::Auto, true),
+            (instruct, ContextLayout::Auto, false),
+            (instruct, ContextLayout::Repo, true),
+            (base, ContextLayout::Comments, false),
+        ] {
+            c.layout = layout;
+            let (p, n) = build(&t, Some(repo), Some(&c));
+            assert!(n > 0);
+            assert_eq!(p.tokens[0] == -10, repo_format, "{layout:?}");
+            if !repo_format {
+                assert_eq!((p, n), comments, "{layout:?}");
+            }
+        }
     }
 }
