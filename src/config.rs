@@ -281,9 +281,11 @@ mod tests {
     }
 
     #[test]
-    fn context_layout_takes_auto_or_comments() {
+    fn context_layout_takes_auto_repo_or_comments() {
         let mut c = Config::default();
         assert_eq!(c.context.layout, ContextLayout::Auto);
+        c.merge_json(&json!({"context": {"layout": "repo"}}));
+        assert_eq!(c.context.layout, ContextLayout::Repo);
         let r = c.merge_json(&json!({"context": {"layout": "comments"}}));
         assert_eq!(
             (c.context.layout, r),

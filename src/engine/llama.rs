@@ -409,12 +409,12 @@ impl<'m> Session<'m> {
             return Ok(EngineOutput::default());
         }
 
-        // Keep the cached prefix, and a run of the old prompt that moved
-        // (see `reuse`); always evaluate at least the last prompt token,
-        // whose logits start generation.
         if req.fresh {
             self.reset();
         }
+        // Keep the cached prefix, and a run of the old prompt that moved
+        // (see `reuse`); always evaluate at least the last prompt token,
+        // whose logits start generation.
         let plan = self
             .staleness
             .plan(&self.cached, &tokens, req.move_cache && self.can_move);
