@@ -46,6 +46,10 @@ pub struct CompletionConfig {
     /// them) by shifting their positions instead of evaluating them again
     /// (see `engine::reuse`); `false` keeps only the exact common prefix.
     pub move_cached_tokens: bool,
+    /// On a blank line, when the answer is dropped (it repeats the next
+    /// line or breaks the syntax), ask once more with that start forbidden
+    /// (see `CursorContext::second_try`).
+    pub second_try: bool,
 }
 
 /// Whether suggestions may span several lines.
@@ -94,6 +98,7 @@ impl Default for Config {
                 time_budget_ms: 2000,
                 cursor_line_after_middle: true,
                 move_cached_tokens: false,
+                second_try: true,
             },
             context: ContextConfig {
                 cross_file: true,
@@ -190,6 +195,7 @@ impl Config {
                 self.completion.cursor_line_after_middle = bool_of(v)?
             }
             "completion.moveCachedTokens" => self.completion.move_cached_tokens = bool_of(v)?,
+            "completion.secondTry" => self.completion.second_try = bool_of(v)?,
             "completion.inCommentsAndStrings" => {
                 self.completion.in_comments_and_strings = bool_of(v)?
             }
@@ -262,7 +268,7 @@ mod tests {
         let mut c = Config::default();
         let r = c.merge_json(&json!({
             "model": {"path": "/m.gguf", "threads": 3, "contextSize": "big", "colour": 1},
-            "completion": {"maxTokens": 32, "multiline": "never"},
+            "completion": {"maxTokens": 32, "multiline": "never", "secondTry": false},
             "context": {"crossFile": false, "budgetTokens": 512, "maxFileBytes": -1},
             "telemetry": 5
         }));
@@ -271,6 +277,7 @@ mod tests {
         assert_eq!(c.model.context_size, 4096);
         assert_eq!(c.completion.max_tokens, 32);
         assert_eq!(c.completion.multiline, Multiline::Never);
+        assert!(!c.completion.second_try);
         assert!(!c.context.cross_file);
         assert_eq!(c.context.budget_tokens, 512);
         assert_eq!(c.context.max_file_bytes, 1 << 20);
@@ -278,6 +285,53 @@ mod tests {
         assert_eq!(r.errors.len(), 3, "{:?}", r.errors);
         assert!(r.errors.iter().any(|e| e.contains("model.contextSize")));
         assert!(r.errors.iter().any(|e| e.contains("context.maxFileBytes")));
+    }
+
+    /// The VS Code extension's settings are the server's: each one it
+    /// declares (with its default) is a setting the server takes, and the
+    /// extension forwards exactly those.
+    #[test]
+    fn vscode_settings_are_server_settings() {
+        let manifest: Value =
+            serde_json::from_str(include_str!("../editors/vscode/package.json")).unwrap();
+        let props = manifest["contributes"]["configuration"]["properties"]
+            .as_object()
+            .unwrap();
+        let mut declared = Vec::new();
+        let mut defaults = json!({});
+        for (key, spec) in props {
+            let Some(setting) = key.strip_prefix("infill.") else {
+                continue;
+            };
+            let Some((section, name)) = setting.split_once('.') else {
+                continue;
+            };
+            if !["model", "completion", "context"].contains(&section) {
+                continue;
+            }
+            let default = spec.get("default").cloned().unwrap_or(Value::Null);
+            defaults[section][name] = default;
+            declared.push(setting.to_string());
+        }
+        // The extension's defaults are the server's.
+        let mut c = Config::default();
+        assert_eq!(c.merge_json(&defaults), MergeReport::default());
+        assert_eq!(c, Config::default());
+        let source = include_str!("../editors/vscode/src/extension.ts");
+        let list = source
+            .split_once("const SERVER_SETTINGS = [")
+            .and_then(|(_, rest)| rest.split_once("];"))
+            .map(|(list, _)| list)
+            .unwrap();
+        let forwarded: Vec<String> = list
+            .split(',')
+            .map(|s| s.trim().trim_matches('"').to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        declared.sort();
+        let mut sorted = forwarded.clone();
+        sorted.sort();
+        assert_eq!(sorted, declared);
     }
 
     #[test]

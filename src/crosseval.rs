@@ -21,7 +21,7 @@ use ropey::Rope;
 
 use crate::completion::cursor_context;
 use crate::config::{Config, Multiline};
-use crate::engine::{CancelFlag, Engine};
+use crate::engine::{complete_finished, CancelFlag, Engine, Finished};
 use crate::prompt::repo::CrossFileContext;
 use crate::retrieval::{tokens::identifiers, Index, Query, Root};
 use crate::text::syntax::{Language, SyntaxTree};
@@ -410,6 +410,8 @@ pub struct Score {
     pub identifier_exact: usize,
     pub identifier_f1: f64,
     pub prompt_tokens: usize,
+    /// Answers that needed a second request (`CursorContext::second_try`).
+    pub second_tries: usize,
 }
 
 fn ids(text: &str) -> Vec<&str> {
@@ -447,8 +449,8 @@ pub struct Outcome<'a> {
     /// `needed_names` of the expected line, and those the context lacks.
     pub needed: Vec<String>,
     pub missing: Vec<String>,
-    /// (raw, cleaned) with cross-file context off and on; `None` without a model.
-    pub answers: Option<[(String, String); 2]>,
+    /// With cross-file context off and on; `None` without a model.
+    pub answers: Option<[Finished; 2]>,
 }
 
 #[derive(Debug, Default)]
@@ -514,6 +516,8 @@ pub fn run(
     };
     let mut cfg = config.clone();
     cfg.completion.multiline = Multiline::Never;
+    // Quality, not latency, is measured here: no time budget.
+    cfg.completion.time_budget_ms = 0;
     for pkg in packages.iter_mut() {
         report.packages.push((pkg.name.clone(), pkg.items.len()));
         for item in &pkg.items {
@@ -567,20 +571,21 @@ pub fn run(
                 progress(&outcome);
                 continue;
             };
-            let off = engine
-                .complete(off_req, CancelFlag::default())
+            let second_try = cfg.completion.second_try;
+            let cancel = CancelFlag::default();
+            let off = complete_finished(engine, &ctx, off_req, &cancel, second_try)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", item.id))?;
-            let on = engine
-                .complete(on_req, CancelFlag::default())
+            let on = complete_finished(engine, &ctx, on_req, &cancel, second_try)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", item.id))?;
             pkg.index.update(&item.path, &item.original);
-            let (off_text, on_text) = (ctx.finish(&off.text), ctx.finish(&on.text));
-            score(&off_text, &item.expected, &mut report.off);
-            score(&on_text, &item.expected, &mut report.on);
-            report.off.prompt_tokens += off.prompt_tokens;
-            report.on.prompt_tokens += on.prompt_tokens;
+            score(&off.text, &item.expected, &mut report.off);
+            score(&on.text, &item.expected, &mut report.on);
+            report.off.prompt_tokens += off.output.prompt_tokens;
+            report.on.prompt_tokens += on.output.prompt_tokens;
+            report.off.second_tries += usize::from(off.second_try);
+            report.on.second_tries += usize::from(on.second_try);
             report.items += 1;
-            outcome.answers = Some([(off.text, off_text), (on.text, on_text)]);
+            outcome.answers = Some([off, on]);
             progress(&outcome);
         }
     }
@@ -665,6 +670,11 @@ impl std::fmt::Display for Report {
             format!("{}/{}", self.names_shown, self.names_needed),
             self.items_shown_all,
             self.items_needing_names
+        )?;
+        writeln!(
+            f,
+            "{:<24} {:>10} {:>10}",
+            "second tries", o.second_tries, c.second_tries
         )?;
         write!(
             f,

@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::completion::clean::syntax_errors;
 use crate::completion::cursor_context;
 use crate::config::{Config, Multiline};
-use crate::engine::{CancelFlag, Engine};
+use crate::engine::{complete_finished, CancelFlag, Engine};
 use crate::text::syntax::{Language, SyntaxTree};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,10 +165,15 @@ pub struct Score {
 pub struct Report {
     pub items: usize,
     pub raw: Score,
+    /// The first answer cleaned, without a second try: the baseline for
+    /// `cleaned`, measured on the same answers.
+    pub first_cleaned: Score,
     pub cleaned: Score,
     pub seconds: f64,
     pub prompt_tokens: usize,
     pub generated_tokens: usize,
+    /// Items answered by a second request (`CursorContext::second_try`).
+    pub second_tries: usize,
 }
 
 fn normalize(text: &str) -> String {
@@ -254,14 +259,34 @@ pub fn run(
         let doc = Rope::from_str(&format!("{}{}", item.prefix, item.suffix));
         let syntax = SyntaxTree::new(item.language, &doc);
         let ctx = cursor_context(&doc, syntax.as_ref(), item.prefix.chars().count(), &cfg);
-        let out = engine
-            .complete(ctx.engine_request(&cfg), CancelFlag::default())
-            .map_err(|e| anyhow::anyhow!("{}: {e}", item.id))?;
-        report.prompt_tokens += out.prompt_tokens;
-        report.generated_tokens += out.generated_tokens;
-        let cleaned = ctx.finish(&out.text);
+        let req = ctx.engine_request(&cfg);
+        let done = complete_finished(
+            engine,
+            &ctx,
+            req,
+            &CancelFlag::default(),
+            cfg.completion.second_try,
+        )
+        .map_err(|e| anyhow::anyhow!("{}: {e}", item.id))?;
+        report.prompt_tokens += done.output.prompt_tokens;
+        report.generated_tokens += done.output.generated_tokens;
+        report.second_tries += usize::from(done.second_try);
+        let cleaned = done.text;
         let baseline = syntax_errors(item.language, &format!("{}{}", item.prefix, item.suffix));
-        score(item, &out.text, &mut report.raw, baseline, &scratch);
+        // Raw: the model's first answer, as it came.
+        score(item, &done.first_raw, &mut report.raw, baseline, &scratch);
+        let first_cleaned = if done.second_try {
+            ctx.finish(&done.first_raw)
+        } else {
+            cleaned.clone()
+        };
+        score(
+            item,
+            &first_cleaned,
+            &mut report.first_cleaned,
+            baseline,
+            &scratch,
+        );
         score(item, &cleaned, &mut report.cleaned, baseline, &scratch);
         progress(i, item, &cleaned);
     }
@@ -276,42 +301,46 @@ impl std::fmt::Display for Report {
         let pct = |k: usize| 100.0 * k as f64 / n;
         writeln!(
             f,
-            "items: {}  ({:.1} s, {} prompt tokens, {} generated)",
-            self.items, self.seconds, self.prompt_tokens, self.generated_tokens
+            "items: {}  ({:.1} s, {} prompt tokens, {} generated, {} second tries)",
+            self.items, self.seconds, self.prompt_tokens, self.generated_tokens, self.second_tries
         )?;
-        writeln!(f, "{:<28} {:>10} {:>10}", "metric", "raw", "cleaned")?;
-        let (r, c) = (&self.raw, &self.cleaned);
+        // Cleaned without and with the second try (`completion.secondTry`).
         writeln!(
             f,
-            "{:<28} {:>9.1}% {:>9.1}%",
+            "{:<28} {:>10} {:>10} {:>10}",
+            "metric", "raw", "cleaned", "2nd try"
+        )?;
+        let scores = [&self.raw, &self.first_cleaned, &self.cleaned];
+        let row = |f: &mut std::fmt::Formatter<'_>, name: &str, v: [String; 3]| {
+            write!(f, "{name:<28} {:>10} {:>10} {:>10}", v[0], v[1], v[2])
+        };
+        row(
+            f,
             "exact match",
-            pct(r.exact),
-            pct(c.exact)
+            scores.map(|s| format!("{:.1}%", pct(s.exact))),
         )?;
-        writeln!(
+        writeln!(f)?;
+        row(
             f,
-            "{:<28} {:>10.3} {:>10.3}",
             "edit similarity",
-            r.edit_similarity / n,
-            c.edit_similarity / n
+            scores.map(|s| format!("{:.3}", s.edit_similarity / n)),
         )?;
-        if r.runnable > 0 {
-            let p = |s: &Score| 100.0 * s.passed as f64 / s.runnable as f64;
-            writeln!(f, "{:<28} {:>9.1}% {:>9.1}%", "pass@1", p(r), p(c))?;
+        writeln!(f)?;
+        if self.raw.runnable > 0 {
+            let p = |s: &Score| format!("{:.1}%", 100.0 * s.passed as f64 / s.runnable as f64);
+            row(f, "pass@1", scores.map(p))?;
+            writeln!(f)?;
         }
-        writeln!(
+        row(
             f,
-            "{:<28} {:>9.1}% {:>9.1}%",
             "repeats the suffix",
-            pct(r.repeats_suffix),
-            pct(c.repeats_suffix)
+            scores.map(|s| format!("{:.1}%", pct(s.repeats_suffix))),
         )?;
-        write!(
+        writeln!(f)?;
+        row(
             f,
-            "{:<28} {:>9.1}% {:>9.1}%",
             "adds syntax errors",
-            pct(r.adds_syntax_errors),
-            pct(c.adds_syntax_errors)
+            scores.map(|s| format!("{:.1}%", pct(s.adds_syntax_errors))),
         )
     }
 }

@@ -9,7 +9,7 @@ use ropey::Rope;
 
 use crate::completion::cursor_context;
 use crate::config::Config;
-use crate::engine::{self, CancelFlag, EngineState};
+use crate::engine::{self, complete_finished, CancelFlag, EngineState};
 use crate::text::document::Document;
 
 /// `FILE:LINE:COL`, 1-based; COL counts characters (Unicode scalar values).
@@ -92,10 +92,15 @@ pub fn complete(loc: &Location, from_stdin: bool, config: &Config) -> Result<Str
         EngineState::Failed(why) => bail!("{why}"),
         EngineState::Loading => bail!("the model did not load within 10 minutes"),
     }
-    let out = engine
-        .complete(ctx.engine_request(config), CancelFlag::default())
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(ctx.finish(&out.text))
+    let done = complete_finished(
+        engine.as_ref(),
+        &ctx,
+        ctx.engine_request(config),
+        &CancelFlag::default(),
+        config.completion.second_try,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(done.text)
 }
 
 #[cfg(test)]

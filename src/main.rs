@@ -369,11 +369,15 @@ fn run_eval_cross(
                 if !o.needed.is_empty() {
                     eprintln!("  needs {:?}, not in context {:?}", o.needed, o.missing);
                 }
-                // (raw, cleaned): the raw answer too where cleaning changed it.
-                for (label, (raw, clean)) in ["off", "on "].iter().zip(o.answers.iter().flatten()) {
-                    eprintln!("  {label}  {clean:?}");
-                    if raw.trim() != clean.trim() {
-                        eprintln!("       raw {raw:?}");
+                // The raw answer too where cleaning changed it, and the
+                // first one where a second try replaced it.
+                for (label, a) in ["off", "on "].iter().zip(o.answers.iter().flatten()) {
+                    eprintln!("  {label}  {:?}", a.text);
+                    if a.second_try {
+                        eprintln!("       first {:?}", a.first_raw);
+                    }
+                    if a.output.text.trim() != a.text.trim() {
+                        eprintln!("       raw {:?}", a.output.text);
                     }
                 }
             })?;

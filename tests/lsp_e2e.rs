@@ -560,3 +560,42 @@ fn moved_cache_tokens_are_shifted_and_made_exact_again_when_moves_are_turned_off
     assert_eq!(exact, fresh);
     assert!(s.shutdown().success());
 }
+
+/// The engine's side of the second try (`completion.secondTry`): told to
+/// avoid the line it chose, the real model chooses another start and still
+/// answers.
+#[test]
+fn the_model_takes_another_start_when_told_to_avoid_one() {
+    use infill::engine::{CancelFlag, EngineState};
+    let _g = model_lock();
+    let mut config = infill::config::Config::default();
+    config.model.path = Some(common::model_path());
+    config.model.threads = Some(2);
+    let engine = infill::engine::start(&config);
+    assert!(matches!(
+        engine.wait_ready(Duration::from_secs(300)),
+        EngineState::Ready { .. }
+    ));
+    let text = "def mean(values):\n    total = 0\n    \n    for v in values:\n        total += v\n    return total / len(values)\n";
+    let rope = ropey::Rope::from_str(text);
+    let syntax =
+        infill::text::syntax::SyntaxTree::new(infill::text::syntax::Language::Python, &rope);
+    let ctx = infill::completion::cursor_context(&rope, syntax.as_ref(), 36, &config);
+    assert_eq!(ctx.line_prefix, "    ");
+    let req = ctx.engine_request(&config);
+    let first = engine.complete(req.clone(), CancelFlag::default()).unwrap();
+    let chosen = first.text.lines().map(str::trim).find(|l| !l.is_empty());
+    let chosen = chosen.unwrap_or_else(|| panic!("no answer: {:?}", first.text));
+    let mut again = req;
+    again.avoid = Some(chosen.to_string());
+    let second = engine.complete(again, CancelFlag::default()).unwrap();
+    let answer = second.text.trim_start();
+    assert!(
+        !answer.is_empty(),
+        "the answer may not end before it has text"
+    );
+    assert!(
+        !answer.starts_with(chosen),
+        "{chosen:?} was to be avoided, got {answer:?}"
+    );
+}

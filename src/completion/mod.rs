@@ -156,6 +156,7 @@ impl CursorContext {
             evaluate_only: false,
             move_cache: config.completion.move_cached_tokens,
             fresh: false,
+            avoid: None,
         }
     }
 
@@ -207,6 +208,28 @@ impl CursorContext {
         } else {
             out
         }
+    }
+}
+
+impl CursorContext {
+    /// What a second request should not start with, when `finish` dropped
+    /// the whole of the first answer `raw` on a blank line of code: its
+    /// first line. The user opened the line to write something, so an
+    /// empty answer is no answer; and what the model chose first was the
+    /// line that already follows (a FIM model that takes the hole for
+    /// empty goes on with the suffix) or a line that breaks the code. Its
+    /// next choice is often the missing line. `None` where no second try
+    /// is due.
+    pub fn second_try(&self, raw: &str, finished: &str) -> Option<String> {
+        let blank_line = self.line_prefix.trim().is_empty() && self.line_suffix.trim().is_empty();
+        if !finished.trim().is_empty() || self.scope != Scope::Code || !blank_line {
+            return None;
+        }
+        clean::cut_code_fence(raw)
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .map(str::to_string)
     }
 }
 
@@ -263,6 +286,30 @@ mod tests {
         let text = format!("{before}{after}");
         let rope = Rope::from_str(&text);
         cursor_context(&rope, None, before.chars().count(), &Config::default())
+    }
+
+    #[test]
+    fn a_dropped_answer_on_a_blank_line_gets_a_second_try() {
+        let rope = Rope::from_str("def f(m):\n    n = 1\n    \n    for k in m:\n        n += k\n");
+        let syntax = SyntaxTree::new(Language::Python, &rope);
+        let c = cursor_context(&rope, syntax.as_ref(), 24, &Config::default());
+        assert_eq!(c.line_prefix, "    ");
+        // The model's first choice repeats the next line: dropped.
+        let raw = "for k in m:\n";
+        assert_eq!(c.finish(raw), "");
+        assert_eq!(c.second_try(raw, "").as_deref(), Some("for k in m:"));
+        // A kept answer, or no answer at all, needs no second try.
+        assert_eq!(c.second_try("n = 2", "n = 2"), None);
+        assert_eq!(c.second_try("\n", ""), None);
+        // Not where the line has text, nor in a comment.
+        let c = ctx("def f(m):\n    n = ", "\n    for k in m:\n");
+        assert_eq!(c.second_try("for k in m:", ""), None);
+        let rope = Rope::from_str("def f(m):\n    \"\"\"\n    \n    \"\"\"\n    return m\n");
+        let syntax = SyntaxTree::new(Language::Python, &rope);
+        let c = cursor_context(&rope, syntax.as_ref(), 22, &Config::default());
+        assert_eq!(c.line_prefix, "    ");
+        assert!(matches!(c.scope, Scope::String { .. }));
+        assert_eq!(c.second_try("return m", ""), None);
     }
 
     #[test]

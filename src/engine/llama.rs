@@ -460,19 +460,41 @@ impl<'m> Session<'m> {
         let mut text_len = 0;
         let mut generated = 0;
         let mut cut_by_time = false;
+        let avoid = req
+            .avoid
+            .as_deref()
+            .map(|a| a.trim().as_bytes())
+            .filter(|a| !a.is_empty());
+        let mut has_content = false;
         while generated < req.max_tokens {
             if cancel.is_cancelled() {
                 return Err(EngineError::Cancelled);
             }
             let logits = self.ctx.get_logits_ith(batch.n_tokens() - 1);
-            let next = if pending.is_empty() {
+            let avoiding = avoid.filter(|_| !has_content);
+            let next = if pending.is_empty() && avoiding.is_none() {
                 argmax(logits)
             } else {
-                // Only tokens that agree with the healed text may come next.
                 let pieces = &self.pieces;
+                let stops = &self.template.stop_tokens;
                 argmax_where(logits, |t| {
                     pieces.get(t as usize).is_some_and(|p| {
-                        !p.is_empty() && (p.starts_with(pending) || pending.starts_with(p))
+                        // Only tokens that agree with the healed text may come next.
+                        let heals = pending.is_empty()
+                            || (!p.is_empty()
+                                && (p.starts_with(pending) || pending.starts_with(p)));
+                        // The answer may not end yet: no special token (they
+                        // have no bytes) and no template stop token (a model
+                        // may give those text).
+                        heals
+                            && avoiding.is_none_or(|a| {
+                                !p.is_empty()
+                                    && !stops.contains(&t)
+                                    && !takes_avoided_start(
+                                        p.get(pending.len()..).unwrap_or(&[]),
+                                        a,
+                                    )
+                            })
                     })
                 })
             };
@@ -499,6 +521,7 @@ impl<'m> Session<'m> {
                 Err(e) => std::str::from_utf8(&answer[..e.valid_up_to()]).unwrap_or(""),
             };
             text_len = valid.len();
+            has_content = !valid.trim().is_empty();
             if let Some(cut) = req.stop.cut(valid) {
                 text_len = cut;
                 break;
@@ -671,6 +694,18 @@ fn argmax_where(logits: &[f32], allowed: impl Fn(Token) -> bool) -> Option<Token
         .map(|(t, _)| t)
 }
 
+/// Whether answer bytes `part`, coming after nothing but blanks, start
+/// down the avoided text: their first non-blank bytes begin `avoid`, or
+/// contain all of it.
+fn takes_avoided_start(part: &[u8], avoid: &[u8]) -> bool {
+    let start = part.iter().position(|b| !b.is_ascii_whitespace());
+    let Some(start) = start else {
+        return false;
+    };
+    let content = &part[start..];
+    avoid.starts_with(content) || content.starts_with(avoid)
+}
+
 /// Physical cores: llama.cpp gains nothing from hyper-threads, and loses
 /// badly when its threads outnumber free cores.
 pub fn physical_cores() -> usize {
@@ -714,6 +749,19 @@ mod tests {
         let err = check_model_file(&fake).unwrap_err();
         assert!(err.contains("not a GGUF"), "{err}");
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn an_avoided_start_is_recognised_after_blanks() {
+        let avoid = b"for (IKey c : map.keySet()) {";
+        assert!(takes_avoided_start(b"for", avoid));
+        assert!(takes_avoided_start(b"  f", avoid));
+        assert!(takes_avoided_start(b"\n    for (", avoid));
+        assert!(!takes_avoided_start(b"  ", avoid));
+        assert!(!takes_avoided_start(b"", avoid));
+        assert!(!takes_avoided_start(b"Map", avoid));
+        assert!(!takes_avoided_start(b"fore", avoid));
+        assert!(takes_avoided_start(b"x = 1\n", b"x = 1"));
     }
 
     #[test]

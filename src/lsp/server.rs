@@ -23,7 +23,9 @@ use tower_lsp_server::{Client, LanguageServer};
 use crate::completion::cache::{self, ResultCache};
 use crate::completion::{cursor_context, CursorContext, ShownSuggestion};
 use crate::config::{Config, MergeReport};
-use crate::engine::{self, CancelFlag, CancelOnDrop, Engine, EngineError, EngineState};
+use crate::engine::{
+    self, complete_finished, CancelFlag, CancelOnDrop, Engine, EngineError, EngineState,
+};
 use crate::lsp::crossfile::{self, uri_to_path, CrossFile};
 use crate::retrieval::{Root, Snippet};
 use crate::text::document::{Document, TextChange};
@@ -454,13 +456,15 @@ impl Backend {
         let mut req = ctx.engine_request(&config);
         let wait = Duration::from_millis(config.completion.load_wait_ms);
         let xfile = self.xfile.clone();
+        let finish_ctx = ctx.clone();
         let result = tokio::task::spawn_blocking(move || {
             if engine.wait_ready(wait) == EngineState::Loading {
                 return Err(EngineError::Loading);
             }
             req.context =
                 xfile.context_for(&key_for_context, line, &req.prefix, &req.suffix, &config);
-            engine.complete(req, flag)
+            let second_try = config.completion.second_try;
+            complete_finished(engine.as_ref(), &finish_ctx, req, &flag, second_try)
         })
         .await;
         drop(guard);
@@ -470,8 +474,8 @@ impl Backend {
                 st.inflight.remove(&flight);
             }
         }
-        let output = match result {
-            Ok(Ok(out)) => out,
+        let done = match result {
+            Ok(Ok(done)) => done,
             Ok(Err(EngineError::Cancelled)) => return Err(Error::request_cancelled()),
             Ok(Err(EngineError::Loading)) => {
                 tracing::info!("completion skipped: the model is still loading");
@@ -487,7 +491,9 @@ impl Backend {
                 return Err(Error::internal_error());
             }
         };
+        let (output, text) = (done.output, done.text);
         tracing::debug!(
+            second_try = done.second_try,
             prompt = output.prompt_tokens,
             evaluated = output.evaluated_tokens,
             generated = output.generated_tokens,
@@ -497,7 +503,6 @@ impl Backend {
             generate_ms = output.generate_time.as_millis() as u64,
             "completion"
         );
-        let text = ctx.finish(&output.text);
         {
             let mut st = self.lock();
             st.model_answers += 1;

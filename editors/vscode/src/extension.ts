@@ -30,6 +30,7 @@ const SERVER_SETTINGS = [
   "completion.timeBudgetMs",
   "completion.cursorLineAfterMiddle",
   "completion.moveCachedTokens",
+  "completion.secondTry",
   "completion.inCommentsAndStrings",
   "context.crossFile",
   "context.budgetTokens",
