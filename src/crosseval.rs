@@ -582,8 +582,8 @@ pub fn run(
             score(&on.text, &item.expected, &mut report.on);
             report.off.prompt_tokens += off.output.prompt_tokens;
             report.on.prompt_tokens += on.output.prompt_tokens;
-            report.off.second_tries += usize::from(off.second_try);
-            report.on.second_tries += usize::from(on.second_try);
+            report.off.second_tries += usize::from(off.second_try());
+            report.on.second_tries += usize::from(on.second_try());
             report.items += 1;
             outcome.answers = Some([off, on]);
             progress(&outcome);

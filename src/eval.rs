@@ -270,23 +270,21 @@ pub fn run(
         .map_err(|e| anyhow::anyhow!("{}: {e}", item.id))?;
         report.prompt_tokens += done.output.prompt_tokens;
         report.generated_tokens += done.output.generated_tokens;
-        report.second_tries += usize::from(done.second_try);
-        let cleaned = done.text;
+        report.second_tries += usize::from(done.second_try());
         let baseline = syntax_errors(item.language, &format!("{}{}", item.prefix, item.suffix));
         // Raw: the model's first answer, as it came.
-        score(item, &done.first_raw, &mut report.raw, baseline, &scratch);
-        let first_cleaned = if done.second_try {
-            ctx.finish(&done.first_raw)
-        } else {
-            cleaned.clone()
-        };
+        score(item, done.first_raw(), &mut report.raw, baseline, &scratch);
+        // A second try is made only where the first answer was cleaned
+        // away whole.
+        let first_cleaned = if done.second_try() { "" } else { &done.text };
         score(
             item,
-            &first_cleaned,
+            first_cleaned,
             &mut report.first_cleaned,
             baseline,
             &scratch,
         );
+        let cleaned = done.text;
         score(item, &cleaned, &mut report.cleaned, baseline, &scratch);
         progress(i, item, &cleaned);
     }

@@ -373,8 +373,8 @@ fn run_eval_cross(
                 // first one where a second try replaced it.
                 for (label, a) in ["off", "on "].iter().zip(o.answers.iter().flatten()) {
                     eprintln!("  {label}  {:?}", a.text);
-                    if a.second_try {
-                        eprintln!("       first {:?}", a.first_raw);
+                    if let Some(first) = &a.dropped_first {
+                        eprintln!("       first {first:?}");
                     }
                     if a.output.text.trim() != a.text.trim() {
                         eprintln!("       raw {:?}", a.output.text);

@@ -209,9 +209,7 @@ impl CursorContext {
             out
         }
     }
-}
 
-impl CursorContext {
     /// What a second request should not start with, when `finish` dropped
     /// the whole of the first answer `raw` on a blank line of code: its
     /// first line. The user opened the line to write something, so an

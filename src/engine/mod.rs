@@ -141,11 +141,22 @@ pub struct Finished {
     /// The model's output: the second try's text where there was one,
     /// with the costs of both tries.
     pub output: EngineOutput,
-    /// The first request's raw text.
-    pub first_raw: String,
     pub text: String,
-    /// A second request was made (`CursorContext::second_try`).
-    pub second_try: bool,
+    /// The first answer's raw text, where the cleaning dropped it whole
+    /// and a second try replaced it (`CursorContext::second_try`).
+    pub dropped_first: Option<String>,
+}
+
+impl Finished {
+    /// A second request was made.
+    pub fn second_try(&self) -> bool {
+        self.dropped_first.is_some()
+    }
+
+    /// The first request's raw text.
+    pub fn first_raw(&self) -> &str {
+        self.dropped_first.as_deref().unwrap_or(&self.output.text)
+    }
 }
 
 /// Completes `req` and cleans the answer; where the cleaning dropped all of
@@ -162,16 +173,16 @@ pub fn complete_finished(
     let mut retry = req.clone();
     let first = engine.complete(req, cancel.clone())?;
     let text = ctx.finish(&first.text);
-    let avoid = second_try
-        .then(|| ctx.second_try(&first.text, &text))
-        .flatten()
-        .filter(|_| !first.cut_by_time);
+    let avoid = if second_try && !first.cut_by_time {
+        ctx.second_try(&first.text, &text)
+    } else {
+        None
+    };
     let Some(avoid) = avoid else {
         return Ok(Finished {
-            first_raw: first.text.clone(),
             output: first,
             text,
-            second_try: false,
+            dropped_first: None,
         });
     };
     retry.avoid = Some(avoid);
@@ -196,9 +207,8 @@ pub fn complete_finished(
     };
     Ok(Finished {
         text: ctx.finish(&output.text),
-        first_raw: first.text,
         output,
-        second_try: true,
+        dropped_first: Some(first.text),
     })
 }
 
@@ -318,9 +328,9 @@ mod tests {
     #[test]
     fn a_repeat_of_the_next_line_is_asked_again_avoiding_it() {
         let (done, seen) = run(DOC, 24, vec!["for k in m:\n", "n = sum(m)"]);
-        assert!(done.second_try);
+        assert!(done.second_try());
         assert_eq!(done.text, "n = sum(m)");
-        assert_eq!(done.first_raw, "for k in m:\n");
+        assert_eq!(done.first_raw(), "for k in m:\n");
         assert_eq!(seen.len(), 2);
         assert_eq!(seen[0].avoid, None);
         assert_eq!(seen[1].avoid.as_deref(), Some("for k in m:"));
@@ -338,13 +348,13 @@ mod tests {
     fn a_kept_answer_or_a_line_with_text_is_not_asked_again() {
         let (done, seen) = run(DOC, 24, vec!["n = 2"]);
         assert_eq!(
-            (done.text.as_str(), done.second_try, seen.len()),
+            (done.text.as_str(), done.second_try(), seen.len()),
             ("n = 2", false, 1)
         );
         // The cursor after `n = ` on its line: a dropped answer stays dropped.
         let (done, seen) = run(DOC, 18, vec!["1\n"]);
         assert_eq!(
-            (done.text.as_str(), done.second_try, seen.len()),
+            (done.text.as_str(), done.second_try(), seen.len()),
             ("", false, 1)
         );
     }

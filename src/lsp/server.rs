@@ -491,9 +491,10 @@ impl Backend {
                 return Err(Error::internal_error());
             }
         };
+        let second_try = done.second_try();
         let (output, text) = (done.output, done.text);
         tracing::debug!(
-            second_try = done.second_try,
+            second_try,
             prompt = output.prompt_tokens,
             evaluated = output.evaluated_tokens,
             generated = output.generated_tokens,
