@@ -37,6 +37,10 @@ pub struct CursorContext {
     pub language: Option<Language>,
     /// Comment, string or code at the cursor (code without a grammar).
     pub scope: Scope,
+    /// Byte offset in `prefix` of the line where the function or method
+    /// around the cursor starts (its comments, decorators and annotations
+    /// included), when it starts in the prefix before the cursor's line.
+    pub definition_start: Option<usize>,
 }
 
 /// When generation ends, decided on the text generated so far.
@@ -101,6 +105,12 @@ pub fn cursor_context(
     let end = (cursor + MAX_SIDE_CHARS).min(text.len_chars());
     let prefix = text.slice(start..cursor).to_string();
     let suffix = text.slice(cursor..end).to_string();
+    let definition_start = syntax.and_then(|st| {
+        let from = text.char_to_byte(start);
+        let d = enclosing_definition(st, text.char_to_byte(cursor))?.checked_sub(from)?;
+        let d = with_leading_comments(&prefix, d);
+        (d < prefix.rfind('\n')? + 1).then_some(d)
+    });
 
     let line_prefix = prefix.rsplit(['\n', '\r']).next().unwrap_or("").to_string();
     let line_suffix = suffix.split(['\n', '\r']).next().unwrap_or("").to_string();
@@ -136,7 +146,45 @@ pub fn cursor_context(
         },
         language: syntax.map(SyntaxTree::language),
         scope,
+        definition_start,
     }
+}
+
+/// Start byte of the innermost function or method around byte `cursor`
+/// (a Python definition with its decorators).
+fn enclosing_definition(syntax: &SyntaxTree, cursor: usize) -> Option<usize> {
+    let tree = syntax.tree()?;
+    let mut node = tree
+        .root_node()
+        .descendant_for_byte_range(cursor.saturating_sub(1), cursor)?;
+    loop {
+        match node.kind() {
+            "function_definition" => {
+                return Some(match node.parent() {
+                    Some(p) if p.kind() == "decorated_definition" => p.start_byte(),
+                    _ => node.start_byte(),
+                })
+            }
+            "method_declaration" | "constructor_declaration" => return Some(node.start_byte()),
+            _ => node = node.parent()?,
+        }
+    }
+}
+
+/// The start of the line holding byte `d` of `text`, moved up over the
+/// comment lines right above it (a doc comment belongs to its definition).
+fn with_leading_comments(text: &str, d: usize) -> usize {
+    let mut start = text[..d].rfind('\n').map_or(0, |i| i + 1);
+    while start > 0 {
+        let above = text[..start - 1].rfind('\n').map_or(0, |i| i + 1);
+        let line = text[above..start - 1].trim_start();
+        let comment = ["//", "/*", "*", "#"].iter().any(|m| line.starts_with(m));
+        if !comment {
+            break;
+        }
+        start = above;
+    }
+    start
 }
 
 impl CursorContext {
@@ -157,6 +205,7 @@ impl CursorContext {
             move_cache: config.completion.move_cached_tokens,
             fresh: false,
             avoid: None,
+            definition_start: self.definition_start,
         }
     }
 
@@ -384,6 +433,40 @@ mod tests {
         );
         let all = ctx("    return fibonacci(n - 1) + fibonacci(n - 2)", "\n");
         assert_eq!(shown.rest_after_typing("u", &all), None);
+    }
+
+    fn definition_line(ctx: &CursorContext) -> Option<&str> {
+        ctx.definition_start
+            .map(|d| ctx.prefix[d..].lines().next().unwrap_or(""))
+    }
+
+    #[test]
+    fn the_definition_around_the_cursor_starts_at_its_comments_and_decorators() {
+        let py = |before: &str, after: &str| {
+            let text = Rope::from_str(&format!("{before}{after}"));
+            let tree = SyntaxTree::new(Language::Python, &text);
+            cursor_context(
+                &text,
+                tree.as_ref(),
+                before.chars().count(),
+                &Config::default(),
+            )
+        };
+        let c = py(
+            "import os\n\nclass A:\n    # why\n    @property\n    def f(self):\n        x = 1\n        ",
+            "\n        return x\n",
+        );
+        assert_eq!(definition_line(&c), Some("    # why"));
+        // At module level, and on the definition's own line: none.
+        assert_eq!(py("import os\nx = ", "1\n").definition_start, None);
+        assert_eq!(py("def f(", "):\n    pass\n").definition_start, None);
+        let text = Rope::from_str(
+            "class A {\n  int y;\n  /**\n   * Doc.\n   */\n  @Override\n  public int f() {\n    int x = 1;\n    \n  }\n}\n",
+        );
+        let tree = SyntaxTree::new(Language::Java, &text);
+        let cursor = text.to_string().find("    \n  }").unwrap() + 4;
+        let c = cursor_context(&text, tree.as_ref(), cursor, &Config::default());
+        assert_eq!(definition_line(&c), Some("  /**"));
     }
 
     fn py(before: &str, after: &str) -> CursorContext {

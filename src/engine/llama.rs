@@ -400,8 +400,19 @@ impl<'m> Session<'m> {
             &req.suffix,
             budget,
             req.shape,
+            req.definition_start,
         );
         let build_time = started.elapsed();
+        // The prompt as text (special tokens show as nothing), to see what
+        // the model was shown: `INFILL_LOG=infill::engine=trace`.
+        if tracing::enabled!(tracing::Level::TRACE) {
+            let text: Vec<u8> = built
+                .tokens
+                .iter()
+                .flat_map(|&t| self.pieces.get(t as usize).cloned().unwrap_or_default())
+                .collect();
+            tracing::trace!(prompt = %String::from_utf8_lossy(&text), "prompt");
+        }
         let mut tokens = Vec::with_capacity(built.tokens.len() + 1);
         tokens.extend(self.bos);
         tokens.extend(built.tokens);

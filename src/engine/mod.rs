@@ -22,7 +22,7 @@ pub struct EngineRequest {
     pub prompt_budget: usize,
     pub max_tokens: usize,
     pub stop: StopRule,
-    /// Snippets of other workspace files, laid out before the FIM prompt
+    /// Snippets of other workspace files, laid out in the FIM prompt
     /// within their own budget; `None` for in-file completion.
     pub context: Option<crate::prompt::repo::CrossFileContext>,
     /// Once this much time has passed, generation ends at the next line end.
@@ -46,6 +46,10 @@ pub struct EngineRequest {
     /// Set for a second try after the first answer was dropped
     /// (`CursorContext::second_try`).
     pub avoid: Option<String>,
+    /// Byte offset in `prefix` where the definition around the cursor
+    /// starts (`CursorContext::definition_start`): cross-file comments go
+    /// there.
+    pub definition_start: Option<usize>,
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]

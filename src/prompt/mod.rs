@@ -30,6 +30,10 @@ pub struct Prompt {
     /// Text of the prefix's last token, taken out of the prompt (token
     /// healing): the answer must start with it, and it is then removed.
     pub healed: Vec<u8>,
+    /// Byte offset in the prefix where the prompt's prefix text starts (the
+    /// start of its first kept line); `None` when even one line did not
+    /// fit and the text was cut inside it.
+    pub prefix_from: Option<usize>,
 }
 
 /// Share of the budget the suffix may always claim when both sides are too
@@ -116,7 +120,7 @@ pub fn build(
     if shape_splits(shape, template) {
         // Reserved also while the line is only indentation, so that its
         // first character does not change the budget of the rest.
-        line_toks = fit_end(tok, line, avail / 2);
+        line_toks = fit_end(tok, line, avail / 2).1;
         avail -= line_toks.len().max(LINE_RESERVE).min(avail);
     }
 
@@ -129,7 +133,7 @@ pub fn build(
         let suffix_cap = suffix_len.min((avail / SUFFIX_SHARE).max(avail.saturating_sub(head_len)));
         (avail - suffix_cap, suffix_cap)
     };
-    let mut head_toks = fit_end_stable(tok, head, head_cap);
+    let (prefix_from, mut head_toks) = fit_end_stable(tok, head, head_cap);
     let suffix_toks = fit_start(tok, suffix, suffix_cap);
     // Token healing: text before the cursor often ends inside a token the
     // model would rather continue (a trailing space, a half-typed name).
@@ -166,6 +170,7 @@ pub fn build(
         prefix_tokens: head_toks.len() + line_toks.len(),
         suffix_tokens: suffix_toks.len(),
         healed,
+        prefix_from,
     }
 }
 
@@ -175,21 +180,27 @@ fn shape_splits(shape: Shape, template: &FimTemplate) -> bool {
 
 /// Tokens of the longest tail of `text`, starting at a line start, that fit
 /// in `cap`; the last `cap` tokens when even the last line does not fit.
-fn fit_end(tok: &dyn Tokenizer, text: &str, cap: usize) -> Vec<Token> {
+fn fit_end(tok: &dyn Tokenizer, text: &str, cap: usize) -> (Option<usize>, Vec<Token>) {
     fit_tail(tok, text, cap, false)
 }
 
 /// Like `fit_end`, but the tail starts at a line chosen by its content
 /// (`WINDOW_START_EVERY`) when one fits within the next lines: as text is
 /// added at the end, the start stays put until it no longer fits.
-fn fit_end_stable(tok: &dyn Tokenizer, text: &str, cap: usize) -> Vec<Token> {
+fn fit_end_stable(tok: &dyn Tokenizer, text: &str, cap: usize) -> (Option<usize>, Vec<Token>) {
     fit_tail(tok, text, cap, true)
 }
 
-fn fit_tail(tok: &dyn Tokenizer, text: &str, cap: usize, stable: bool) -> Vec<Token> {
+/// Also returns where the tail starts in `text` (`None` when cut inside a line).
+fn fit_tail(
+    tok: &dyn Tokenizer,
+    text: &str,
+    cap: usize,
+    stable: bool,
+) -> (Option<usize>, Vec<Token>) {
     let full = tok.tokenize(text);
     if full.len() <= cap {
-        return full;
+        return (Some(0), full);
     }
     // Line starts after the first; dropping lines only shrinks the count,
     // so the first start whose tail fits is the longest that fits.
@@ -204,8 +215,8 @@ fn fit_tail(tok: &dyn Tokenizer, text: &str, cap: usize, stable: bool) -> Vec<To
         })
         .flatten();
     match by_content.or(starts.get(fitting)) {
-        Some(&s) => tok.tokenize(&text[s..]),
-        None => full[full.len() - cap..].to_vec(),
+        Some(&s) => (Some(s), tok.tokenize(&text[s..])),
+        None => (None, full[full.len() - cap..].to_vec()),
     }
 }
 

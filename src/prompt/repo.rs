@@ -6,10 +6,11 @@
 //! `<|repo_name|>name\n<|file_sep|>a/b.py\n…\n<|file_sep|>cur.py\n<FIM>`,
 //! unless they were tuned for chat since (see `ContextLayout::Auto`).
 //! Other models get each snippet as comments in the target language, under a
-//! path header, at the start of the prefix.
+//! path header, right above the function or method around the cursor (at
+//! the start of the prefix when there is none in the window).
 //!
-//! The snippets come first in the prompt, so that while they stay the same
-//! the engine's KV cache keeps them across keystrokes.
+//! The snippets come before the code being typed, so that while they stay
+//! the same the engine's KV cache keeps them across keystrokes.
 
 use super::fim::{FimFamily, FimTemplate, Piece};
 use super::{Prompt, Token, Tokenizer};
@@ -115,25 +116,39 @@ pub fn build_with_context(
     suffix: &str,
     fim_budget: usize,
     shape: super::Shape,
+    definition_start: Option<usize>,
 ) -> (Prompt, usize) {
     let mut prompt = super::build(tok, template, prefix, suffix, fim_budget, shape);
     let Some(ctx) = context.filter(|c| !c.snippets.is_empty() && c.budget > 0) else {
         return (prompt, 0);
     };
     let repo = repo.and_then(|r| r.for_layout(ctx.layout));
+    // Comments go right before the definition the cursor is in, when it
+    // starts inside the prompt's window: nearest the cursor, where a small
+    // model heeds them most; also the file above it stays in the KV cache
+    // when the snippets change. Otherwise where the prefix text starts.
+    let start = prefix_start(template, tok, &prompt);
+    let near = match repo {
+        Some(_) => None,
+        None => definition_start.and_then(|d| definition_at(tok, &prompt, start, prefix, d)),
+    };
+    let indent = near.map_or("", |(_, d)| {
+        let line = &prefix[d..];
+        &line[..line.len() - line.trim_start_matches([' ', '\t']).len()]
+    });
     let context_tokens = match repo {
         Some(r) => repo_layout(tok, r, ctx),
-        None => comment_layout(tok, ctx),
+        None => comment_layout(tok, ctx, indent),
     };
     if context_tokens.is_empty() {
         return (prompt, 0);
     }
     let n = context_tokens.len();
-    let at = match repo {
+    let at = match (repo, near) {
         // Repository format: before everything.
-        Some(_) => 0,
-        // Comments: where the prefix text starts.
-        None => prefix_start(template, tok, &prompt),
+        (Some(_), _) => 0,
+        (None, Some((k, _))) => start + k,
+        (None, None) => start,
     };
     prompt.tokens.splice(at..at, context_tokens);
     (prompt, n)
@@ -151,6 +166,24 @@ fn prefix_start(template: &FimTemplate, tok: &dyn Tokenizer, prompt: &Prompt) ->
         }
     }
     0
+}
+
+/// Where the definition starting at byte `d` of `prefix` begins in the
+/// prompt's prefix tokens (as a count of tokens before it), and `d`: only
+/// where the kept prefix text starts at or before it and its tokens split
+/// cleanly there (a line start nearly always is a token boundary).
+fn definition_at(
+    tok: &dyn Tokenizer,
+    prompt: &Prompt,
+    start: usize,
+    prefix: &str,
+    d: usize,
+) -> Option<(usize, usize)> {
+    let from = prompt.prefix_from?;
+    let before = tok.tokenize(prefix.get(from..d)?);
+    let k = before.len();
+    (k < prompt.prefix_tokens && prompt.tokens.get(start..start + k)? == before.as_slice())
+        .then_some((k, d))
 }
 
 /// Chooses snippets best first while they fit (one that does not fit is
@@ -255,14 +288,16 @@ fn comment_marker(path: &str) -> &'static str {
     }
 }
 
-fn comment_layout(tok: &dyn Tokenizer, ctx: &CrossFileContext) -> Vec<Token> {
+/// Snippets as comments with a path header, each line indented by `indent`.
+fn comment_layout(tok: &dyn Tokenizer, ctx: &CrossFileContext, indent: &str) -> Vec<Token> {
     let c = comment_marker(&ctx.path);
     let bodies: Vec<Vec<Token>> = ctx
         .snippets
         .iter()
         .map(|s| {
-            let mut text = format!("{c} Path: {}\n", s.path);
+            let mut text = format!("{indent}{c} Path: {}\n", s.path);
             for line in s.text.trim_end().lines() {
+                text.push_str(indent);
                 text.push_str(c);
                 if !line.is_empty() {
                     text.push(' ');
@@ -310,7 +345,7 @@ mod tests {
         repo: Option<RepoTokens>,
         c: Option<&CrossFileContext>,
     ) -> (Prompt, usize) {
-        build_with_context(&WordTokenizer, t, repo, c, "p", "s", 10, PLAIN)
+        build_with_context(&WordTokenizer, t, repo, c, "p", "s", 10, PLAIN, None)
     }
 
     fn ctx(budget: usize) -> CrossFileContext {
@@ -403,6 +438,53 @@ mod tests {
         // No snippets or no budget: the plain prompt.
         let (plain, n) = build(&t, None, Some(&ctx(0)));
         assert_eq!((plain.tokens, n), (vec![-1, 1, -2, 1, -3], 0));
+    }
+
+    #[test]
+    fn comments_go_before_the_definition_around_the_cursor() {
+        let t = template(FimFamily::StarCoder);
+        let prefix = "import x\n\nclass A:\n    # doc\n    def f(self):\n        y = 1\n        ";
+        let d = prefix.find("    # doc").unwrap();
+        let tok = WordTokenizer;
+        let at_def = 1 + tok.tokenize(&prefix[..d]).len();
+        let c = ctx(100);
+        let with = |budget, def| {
+            build_with_context(&tok, &t, None, Some(&c), prefix, "s", budget, PLAIN, def)
+        };
+        let plain = build_with_context(&tok, &t, None, None, prefix, "s", 100, PLAIN, None).0;
+        let (near, n) = with(100, Some(d));
+        assert!(n > 0);
+        // The plain prompt with the comment block spliced in at the
+        // definition, indented as it is ("#", "Path:", ...).
+        assert_eq!(&near.tokens[..at_def], &plain.tokens[..at_def]);
+        assert_eq!(&near.tokens[at_def + n..], &plain.tokens[at_def..]);
+        assert_eq!(near.tokens[at_def], 1);
+        // Without a definition: at the start of the prefix.
+        let (top, n) = with(100, None);
+        assert_eq!(&top.tokens[1 + n..], &plain.tokens[1..]);
+        // A window that starts after the definition: at its start too.
+        let (cut, n) = with(9, Some(d));
+        let cut_plain = build_with_context(&tok, &t, None, None, prefix, "s", 9, PLAIN, None).0;
+        assert_eq!(&cut.tokens[1 + n..], &cut_plain.tokens[1..]);
+        // The repository format stays first.
+        let repo = RepoTokens {
+            repo_name: -10,
+            file_sep: -11,
+            chat_tuned: false,
+        };
+        let q = template(FimFamily::Qwen);
+        let (p, _) = build_with_context(
+            &tok,
+            &q,
+            Some(repo),
+            Some(&c),
+            prefix,
+            "s",
+            100,
+            PLAIN,
+            Some(d),
+        );
+        assert_eq!(p.tokens[0], -10);
     }
 
     #[test]
