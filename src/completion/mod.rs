@@ -39,7 +39,8 @@ pub struct CursorContext {
     pub scope: Scope,
     /// Byte offset in `prefix` of the line where the function or method
     /// around the cursor starts (its comments, decorators and annotations
-    /// included), when it starts in the prefix before the cursor's line.
+    /// included; outside any, the statement or class member around the
+    /// cursor), when it starts in the prefix before the cursor's line.
     pub definition_start: Option<usize>,
 }
 
@@ -108,7 +109,9 @@ pub fn cursor_context(
     let definition_start = syntax.and_then(|st| {
         let from = text.char_to_byte(start);
         let d = enclosing_definition(st, text.char_to_byte(cursor))?.checked_sub(from)?;
-        let d = with_leading_comments(&prefix, d);
+        // `get` and not an index: a tree out of step with the text must
+        // cost the placement, never the request.
+        let d = with_leading_comments(&prefix, prefix.get(..d)?.len());
         (d < prefix.rfind('\n')? + 1).then_some(d)
     });
 
@@ -151,12 +154,16 @@ pub fn cursor_context(
 }
 
 /// Start byte of the innermost function or method around byte `cursor`
-/// (a Python definition with its decorators).
+/// (a Python definition with its decorators); outside any, of the
+/// innermost statement or member of a module or class body around it (a
+/// module-level table, a field, a static block). `None` for a cursor
+/// between them.
 fn enclosing_definition(syntax: &SyntaxTree, cursor: usize) -> Option<usize> {
     let tree = syntax.tree()?;
     let mut node = tree
         .root_node()
         .descendant_for_byte_range(cursor.saturating_sub(1), cursor)?;
+    let mut member = None;
     loop {
         match node.kind() {
             "function_definition" => {
@@ -166,13 +173,39 @@ fn enclosing_definition(syntax: &SyntaxTree, cursor: usize) -> Option<usize> {
                 })
             }
             "method_declaration" | "constructor_declaration" => return Some(node.start_byte()),
-            _ => node = node.parent()?,
+            _ => {}
         }
+        let parent = node.parent();
+        if member.is_none() && parent.is_some_and(|p| holds_members(&p)) {
+            let class = [
+                "class_definition",
+                "class_declaration",
+                "decorated_definition",
+            ];
+            member = Some((!class.contains(&node.kind())).then(|| node.start_byte()));
+        }
+        match parent {
+            Some(p) => node = p,
+            None => return member.flatten(),
+        }
+    }
+}
+
+/// A module, or the body of a class: a node whose children are top-level
+/// statements or members.
+fn holds_members(node: &tree_sitter::Node) -> bool {
+    match node.kind() {
+        "module" | "program" | "class_body" => true,
+        "block" => node
+            .parent()
+            .is_some_and(|p| p.kind() == "class_definition"),
+        _ => false,
     }
 }
 
 /// The start of the line holding byte `d` of `text`, moved up over the
 /// comment lines right above it (a doc comment belongs to its definition).
+/// `d` must be a char boundary of `text`.
 fn with_leading_comments(text: &str, d: usize) -> usize {
     let mut start = text[..d].rfind('\n').map_or(0, |i| i + 1);
     while start > 0 {
@@ -457,9 +490,17 @@ mod tests {
             "\n        return x\n",
         );
         assert_eq!(definition_line(&c), Some("    # why"));
-        // At module level, and on the definition's own line: none.
-        assert_eq!(py("import os\nx = ", "1\n").definition_start, None);
+        // On the definition's own line, or between definitions: none.
         assert_eq!(py("def f(", "):\n    pass\n").definition_start, None);
+        assert_eq!(py("import os\n\n", "\nx = 1\n").definition_start, None);
+        // Outside any function: the statement or class member around it.
+        let c = py("import os\n\nMAP = {\n    1: 2,\n    ", "\n}\n");
+        assert_eq!(definition_line(&c), Some("MAP = {"));
+        let c = py(
+            "class A:\n    x = 1\n    T = {\n        1: 2,\n        ",
+            "\n    }\n",
+        );
+        assert_eq!(definition_line(&c), Some("    T = {"));
         let text = Rope::from_str(
             "class A {\n  int y;\n  /**\n   * Doc.\n   */\n  @Override\n  public int f() {\n    int x = 1;\n    \n  }\n}\n",
         );
@@ -467,6 +508,11 @@ mod tests {
         let cursor = text.to_string().find("    \n  }").unwrap() + 4;
         let c = cursor_context(&text, tree.as_ref(), cursor, &Config::default());
         assert_eq!(definition_line(&c), Some("  /**"));
+        let text = Rope::from_str("class A {\n  static {\n    m.put(1, 2);\n    \n  }\n}\n");
+        let tree = SyntaxTree::new(Language::Java, &text);
+        let cursor = text.to_string().find("    \n  }").unwrap() + 4;
+        let c = cursor_context(&text, tree.as_ref(), cursor, &Config::default());
+        assert_eq!(definition_line(&c), Some("  static {"));
     }
 
     fn py(before: &str, after: &str) -> CursorContext {
