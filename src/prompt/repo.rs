@@ -6,8 +6,9 @@
 //! `<|repo_name|>name\n<|file_sep|>a/b.py\n…\n<|file_sep|>cur.py\n<FIM>`,
 //! unless they were tuned for chat since (see `ContextLayout::Auto`).
 //! Other models get each snippet as comments in the target language, under a
-//! path header, right above the function or method around the cursor (at
-//! the start of the prefix when there is none in the window).
+//! path header, right above the function or method around the cursor (or
+//! the statement or class member, outside any; at the start of the prefix
+//! when it starts before the window).
 //!
 //! The snippets come before the code being typed, so that while they stay
 //! the same the engine's KV cache keeps them across keystrokes.
