@@ -163,6 +163,9 @@ fn enclosing_definition(syntax: &SyntaxTree, cursor: usize) -> Option<usize> {
     let mut node = tree
         .root_node()
         .descendant_for_byte_range(cursor.saturating_sub(1), cursor)?;
+    // The innermost statement or member of a module or class body seen
+    // on the way up; `Some(None)` when it is a class (the cursor is
+    // between its members, not in one).
     let mut member = None;
     loop {
         match node.kind() {

@@ -123,34 +123,30 @@ pub fn build_with_context(
     let Some(ctx) = context.filter(|c| !c.snippets.is_empty() && c.budget > 0) else {
         return (prompt, 0);
     };
-    let repo = repo.and_then(|r| r.for_layout(ctx.layout));
-    // Comments go right before the definition the cursor is in, when it
-    // starts inside the prompt's window: nearest the cursor, where a small
-    // model heeds them most; also the file above it stays in the KV cache
-    // when the snippets change. Otherwise where the prefix text starts.
-    let start = prefix_start(template, tok, &prompt);
-    let near = match repo {
-        Some(_) => None,
-        None => definition_start.and_then(|d| definition_at(tok, &prompt, start, prefix, d)),
-    };
-    let indent = near.map_or("", |(_, d)| {
-        let line = &prefix[d..];
-        &line[..line.len() - line.trim_start_matches([' ', '\t']).len()]
-    });
-    let context_tokens = match repo {
-        Some(r) => repo_layout(tok, r, ctx),
-        None => comment_layout(tok, ctx, indent),
+    let (context_tokens, at) = match repo.and_then(|r| r.for_layout(ctx.layout)) {
+        // Repository format: before everything.
+        Some(r) => (repo_layout(tok, r, ctx), 0),
+        // Comments go right before the definition the cursor is in, when
+        // it starts inside the prompt's window: nearest the cursor, where a
+        // small model heeds them most; also the file above it stays in the
+        // KV cache when the snippets change. Otherwise where the prefix
+        // text starts.
+        None => {
+            let start = prefix_start(template, tok, &prompt);
+            let near = definition_start
+                .and_then(|d| Some((d, definition_at(tok, &prompt, start, prefix, d)?)));
+            let indent = near.map_or("", |(d, _)| {
+                let line = &prefix[d..];
+                &line[..line.len() - line.trim_start_matches([' ', '\t']).len()]
+            });
+            let at = start + near.map_or(0, |(_, k)| k);
+            (comment_layout(tok, ctx, indent), at)
+        }
     };
     if context_tokens.is_empty() {
         return (prompt, 0);
     }
     let n = context_tokens.len();
-    let at = match (repo, near) {
-        // Repository format: before everything.
-        (Some(_), _) => 0,
-        (None, Some((k, _))) => start + k,
-        (None, None) => start,
-    };
     prompt.tokens.splice(at..at, context_tokens);
     (prompt, n)
 }
@@ -169,22 +165,22 @@ fn prefix_start(template: &FimTemplate, tok: &dyn Tokenizer, prompt: &Prompt) ->
     0
 }
 
-/// Where the definition starting at byte `d` of `prefix` begins in the
-/// prompt's prefix tokens (as a count of tokens before it), and `d`: only
-/// where the kept prefix text starts at or before it and its tokens split
-/// cleanly there (a line start nearly always is a token boundary).
+/// How many of the prompt's prefix tokens come before the definition
+/// starting at byte `d` of `prefix`: only where the kept prefix text starts
+/// at or before it and its tokens split cleanly there (a line start nearly
+/// always is a token boundary).
 fn definition_at(
     tok: &dyn Tokenizer,
     prompt: &Prompt,
     start: usize,
     prefix: &str,
     d: usize,
-) -> Option<(usize, usize)> {
+) -> Option<usize> {
     let from = prompt.prefix_from?;
     let before = tok.tokenize(prefix.get(from..d)?);
     let k = before.len();
     (k < prompt.prefix_tokens && prompt.tokens.get(start..start + k)? == before.as_slice())
-        .then_some((k, d))
+        .then_some(k)
 }
 
 /// Chooses snippets best first while they fit (one that does not fit is
