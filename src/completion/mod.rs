@@ -175,15 +175,21 @@ fn enclosing_definition(syntax: &SyntaxTree, cursor: usize) -> Option<usize> {
                     _ => node.start_byte(),
                 })
             }
-            "method_declaration" | "constructor_declaration" => return Some(node.start_byte()),
+            "method_declaration"
+            | "constructor_declaration"
+            | "compact_constructor_declaration" => return Some(node.start_byte()),
             _ => {}
         }
         let parent = node.parent();
         if member.is_none() && parent.is_some_and(|p| holds_members(&p)) {
             let class = [
                 "class_definition",
-                "class_declaration",
                 "decorated_definition",
+                "class_declaration",
+                "interface_declaration",
+                "enum_declaration",
+                "record_declaration",
+                "annotation_type_declaration",
             ];
             member = Some((!class.contains(&node.kind())).then(|| node.start_byte()));
         }
@@ -194,11 +200,11 @@ fn enclosing_definition(syntax: &SyntaxTree, cursor: usize) -> Option<usize> {
     }
 }
 
-/// A module, or the body of a class: a node whose children are top-level
-/// statements or members.
+/// A module, or the body of a class (Java: of a class, record, interface
+/// or enum): a node whose children are top-level statements or members.
 fn holds_members(node: &tree_sitter::Node) -> bool {
     match node.kind() {
-        "module" | "program" | "class_body" => true,
+        "module" | "program" | "class_body" | "interface_body" | "enum_body_declarations" => true,
         "block" => node
             .parent()
             .is_some_and(|p| p.kind() == "class_definition"),
@@ -516,6 +522,36 @@ mod tests {
         let cursor = text.to_string().find("    \n  }").unwrap() + 4;
         let c = cursor_context(&text, tree.as_ref(), cursor, &Config::default());
         assert_eq!(definition_line(&c), Some("  static {"));
+        // A record's compact constructor; an enum's and an interface's members.
+        let java = |text: &str, at: &str| {
+            let text = Rope::from_str(text);
+            let tree = SyntaxTree::new(Language::Java, &text);
+            let cursor = text.to_string().find(at).map(|i| i + at.len());
+            let c = cursor_context(
+                &text,
+                tree.as_ref(),
+                cursor.unwrap_or(0),
+                &Config::default(),
+            );
+            definition_line(&c).map(str::to_string)
+        };
+        let record = "record R(int a) {\n  // Checks.\n  R {\n    check(a);\n    \n  }\n}\n";
+        assert_eq!(
+            java(record, "check(a);\n    ").as_deref(),
+            Some("  // Checks.")
+        );
+        let en = "enum E {\n  A, B;\n  static final Map<String, E> BY = Map.of(\n    \"a\", A,\n    \n  );\n}\n";
+        assert_eq!(
+            java(en, "A,\n    ").as_deref(),
+            Some("  static final Map<String, E> BY = Map.of(")
+        );
+        let it = "interface I {\n  int X = 1;\n  String[] NAMES = {\n    \"a\",\n    \n  };\n}\n";
+        assert_eq!(
+            java(it, "\"a\",\n    ").as_deref(),
+            Some("  String[] NAMES = {")
+        );
+        // Between an interface's members: none (the interface is no member).
+        assert_eq!(java(it, "int X = 1;\n"), None);
     }
 
     fn py(before: &str, after: &str) -> CursorContext {
