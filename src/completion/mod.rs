@@ -182,16 +182,7 @@ fn enclosing_definition(syntax: &SyntaxTree, cursor: usize) -> Option<usize> {
         }
         let parent = node.parent();
         if member.is_none() && parent.is_some_and(|p| holds_members(&p)) {
-            let class = [
-                "class_definition",
-                "decorated_definition",
-                "class_declaration",
-                "interface_declaration",
-                "enum_declaration",
-                "record_declaration",
-                "annotation_type_declaration",
-            ];
-            member = Some((!class.contains(&node.kind())).then(|| node.start_byte()));
+            member = Some((!CLASS_KINDS.contains(&node.kind())).then(|| node.start_byte()));
         }
         match parent {
             Some(p) => node = p,
@@ -199,6 +190,18 @@ fn enclosing_definition(syntax: &SyntaxTree, cursor: usize) -> Option<usize> {
         }
     }
 }
+
+/// Classes (and their like) among the members of a module or class body:
+/// a cursor in one of them but in none of its members is between members.
+const CLASS_KINDS: &[&str] = &[
+    "class_definition",
+    "decorated_definition",
+    "class_declaration",
+    "interface_declaration",
+    "enum_declaration",
+    "record_declaration",
+    "annotation_type_declaration",
+];
 
 /// A module, or the body of a class (Java: of a class, record, interface
 /// or enum): a node whose children are top-level statements or members.
@@ -510,19 +513,7 @@ mod tests {
             "\n    }\n",
         );
         assert_eq!(definition_line(&c), Some("    T = {"));
-        let text = Rope::from_str(
-            "class A {\n  int y;\n  /**\n   * Doc.\n   */\n  @Override\n  public int f() {\n    int x = 1;\n    \n  }\n}\n",
-        );
-        let tree = SyntaxTree::new(Language::Java, &text);
-        let cursor = text.to_string().find("    \n  }").unwrap() + 4;
-        let c = cursor_context(&text, tree.as_ref(), cursor, &Config::default());
-        assert_eq!(definition_line(&c), Some("  /**"));
-        let text = Rope::from_str("class A {\n  static {\n    m.put(1, 2);\n    \n  }\n}\n");
-        let tree = SyntaxTree::new(Language::Java, &text);
-        let cursor = text.to_string().find("    \n  }").unwrap() + 4;
-        let c = cursor_context(&text, tree.as_ref(), cursor, &Config::default());
-        assert_eq!(definition_line(&c), Some("  static {"));
-        // A record's compact constructor; an enum's and an interface's members.
+        // Java: the cursor right after `at` in `text`.
         let java = |text: &str, at: &str| {
             let text = Rope::from_str(text);
             let tree = SyntaxTree::new(Language::Java, &text);
@@ -535,6 +526,14 @@ mod tests {
             );
             definition_line(&c).map(str::to_string)
         };
+        let method = "class A {\n  int y;\n  /**\n   * Doc.\n   */\n  @Override\n  public int f() {\n    int x = 1;\n    \n  }\n}\n";
+        assert_eq!(java(method, "int x = 1;\n    ").as_deref(), Some("  /**"));
+        let block = "class A {\n  static {\n    m.put(1, 2);\n    \n  }\n}\n";
+        assert_eq!(
+            java(block, "m.put(1, 2);\n    ").as_deref(),
+            Some("  static {")
+        );
+        // A record's compact constructor; an enum's and an interface's members.
         let record = "record R(int a) {\n  // Checks.\n  R {\n    check(a);\n    \n  }\n}\n";
         assert_eq!(
             java(record, "check(a);\n    ").as_deref(),
