@@ -2,16 +2,13 @@
 //!
 //! See ARCHITECTURE.md for the code map.
 
-pub mod bench;
 pub mod completion;
 pub mod config;
-pub mod crosseval;
 pub mod engine;
-pub mod eval;
-pub mod headless;
 pub mod lsp;
 pub mod models;
 pub mod prompt;
 pub mod retrieval;
+pub mod session;
 pub mod text;
 pub mod workspace;

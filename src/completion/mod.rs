@@ -2,14 +2,15 @@
 //! answer: the pure part of the completion pipeline, shared by the server,
 //! the headless `complete` command and `eval`.
 
-pub mod cache;
 pub mod clean;
+pub mod pipeline;
 pub mod trigger;
 
 use ropey::Rope;
 
 use crate::config::{Config, Multiline};
-use crate::engine::EngineRequest;
+use crate::engine::{EngineRequest, StopRule};
+use crate::text::indent_width;
 use crate::text::syntax::{Language, SyntaxTree};
 use trigger::{Scope, Skip};
 
@@ -42,47 +43,6 @@ pub struct CursorContext {
     /// included; outside any, the statement or class member around the
     /// cursor), when it starts in the prefix before the cursor's line.
     pub definition_start: Option<usize>,
-}
-
-/// When generation ends, decided on the text generated so far.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct StopRule {
-    pub multiline: bool,
-    pub max_lines: usize,
-    /// In multi-line mode, a later line indented less than this ends the
-    /// suggestion: it belongs to an enclosing block the user already has.
-    pub min_indent: usize,
-}
-
-impl StopRule {
-    /// Byte length to keep if generation must stop now, `None` to go on.
-    pub fn cut(&self, text: &str) -> Option<usize> {
-        let mut line_start = 0;
-        let mut lines = 0;
-        for (i, _) in text.match_indices('\n') {
-            let line = &text[line_start..i];
-            if lines > 0 && !line.trim().is_empty() && indent_width(line) < self.min_indent {
-                return Some(line_start.saturating_sub(1));
-            }
-            lines += 1;
-            let content_so_far = !text[..i].trim().is_empty();
-            if !self.multiline && content_so_far {
-                return Some(i);
-            }
-            if lines >= self.max_lines {
-                return Some(i);
-            }
-            line_start = i + 1;
-        }
-        None
-    }
-}
-
-fn indent_width(line: &str) -> usize {
-    line.chars()
-        .take_while(|c| *c == ' ' || *c == '\t')
-        .map(|c| if c == '\t' { 4 } else { 1 })
-        .sum()
 }
 
 /// Splits the document at `cursor` (a char index) and decides the answer's
@@ -347,29 +307,6 @@ fn head_chars(s: &str, n: usize) -> &str {
     }
 }
 
-/// The suggestion last shown for a document, kept so that typing through
-/// it is answered without the model.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ShownSuggestion {
-    pub uri: String,
-    pub prefix: String,
-    pub suffix: String,
-    pub text: String,
-}
-
-impl ShownSuggestion {
-    /// The rest of the suggestion if, since it was shown, the user typed
-    /// exactly its start and nothing else changed.
-    pub fn rest_after_typing(&self, uri: &str, ctx: &CursorContext) -> Option<String> {
-        if uri != self.uri || ctx.suffix != self.suffix {
-            return None;
-        }
-        let typed = ctx.prefix.strip_prefix(&self.prefix)?;
-        let rest = self.text.strip_prefix(typed)?;
-        (!rest.trim().is_empty()).then(|| rest.to_string())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -452,32 +389,6 @@ mod tests {
             c.finish("total = sum(n)\n    return total\n"),
             "total = sum(n)"
         );
-    }
-
-    #[test]
-    fn typing_through_a_suggestion_keeps_its_rest() {
-        let shown = ShownSuggestion {
-            uri: "u".into(),
-            prefix: "    return ".into(),
-            suffix: "\n".into(),
-            text: "fibonacci(n - 1) + fibonacci(n - 2)".into(),
-        };
-        let typed = ctx("    return fib", "\n");
-        assert_eq!(
-            shown.rest_after_typing("u", &typed).as_deref(),
-            Some("onacci(n - 1) + fibonacci(n - 2)")
-        );
-        assert_eq!(shown.rest_after_typing("v", &typed), None);
-        assert_eq!(
-            shown.rest_after_typing("u", &ctx("    return fix", "\n")),
-            None
-        );
-        assert_eq!(
-            shown.rest_after_typing("u", &ctx("    return fib", "\nx")),
-            None
-        );
-        let all = ctx("    return fibonacci(n - 1) + fibonacci(n - 2)", "\n");
-        assert_eq!(shown.rest_after_typing("u", &all), None);
     }
 
     fn definition_line(ctx: &CursorContext) -> Option<&str> {

@@ -1,10 +1,16 @@
-//! `infill serve`: the language server over stdio.
+//! `infill serve`: the protocol layer over stdio. LSP types, position
+//! encodings and request routing live here; the state and the work live
+//! in `session`, which knows nothing of LSP.
+//!
+//! Invariant: no module outside `lsp` imports tower-lsp, and `lsp` calls
+//! only the session's public API (plus `convert`'s core types).
 
-pub mod crossfile;
+mod client_events;
+pub mod convert;
 mod server;
 pub mod transport;
 
-pub use server::Backend;
+pub use server::LspServer;
 
 use tower_lsp_server::{LspService, Server};
 
@@ -15,10 +21,10 @@ const PIPE_BYTES: usize = 1 << 20;
 
 /// Serves LSP on stdin/stdout until the client sends `exit` or closes stdin.
 pub async fn serve_stdio(base: Config) {
-    let (service, socket) = LspService::build(move |client| Backend::new(client, base.clone()))
-        .custom_method("infill/documentText", Backend::document_text)
-        .custom_method("infill/status", Backend::status)
-        .custom_method("infill/context", Backend::context)
+    let (service, socket) = LspService::build(move |client| LspServer::new(client, base.clone()))
+        .custom_method("infill/documentText", LspServer::document_text)
+        .custom_method("infill/status", LspServer::status)
+        .custom_method("infill/context", LspServer::context)
         .finish();
     let (to_server, server_in) = tokio::io::duplex(PIPE_BYTES);
     let (server_out, from_server) = tokio::io::duplex(PIPE_BYTES);

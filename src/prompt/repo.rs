@@ -15,6 +15,7 @@
 
 use super::fim::{FimFamily, FimTemplate, Piece};
 use super::{Prompt, Token, Tokenizer};
+use crate::config::{ContextConfig, ContextLayout};
 
 /// A piece of another file, shown to the model.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
@@ -25,22 +26,6 @@ pub struct Snippet {
     /// Where it starts in its file (0-based line), to lay out pieces of
     /// one file in their order.
     pub line: usize,
-}
-
-/// How snippets are shown to a model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ContextLayout {
-    /// The repository format for a base model that has its tokens; comments
-    /// for every other model, also for one tuned for chat after its
-    /// repository-level training: Qwen2.5-Coder-0.5B-Instruct, the default
-    /// model, answered worse with the repository format than with comments
-    /// (`infill eval-cross`, numbers in the README).
-    #[default]
-    Auto,
-    /// The repository format wherever the model has its tokens.
-    Repo,
-    /// Comments with a path header for every model.
-    Comments,
 }
 
 /// What retrieval found for one request.
@@ -55,6 +40,25 @@ pub struct CrossFileContext {
     /// Most tokens for all of it (headers and separators included).
     pub budget: usize,
     pub layout: ContextLayout,
+}
+
+impl CrossFileContext {
+    /// The context for a file named `path` in the workspace folder
+    /// `repo_name`, with the budget and layout of `settings`.
+    pub fn new(
+        repo_name: String,
+        path: String,
+        snippets: Vec<Snippet>,
+        settings: &ContextConfig,
+    ) -> CrossFileContext {
+        CrossFileContext {
+            repo_name,
+            path,
+            snippets,
+            budget: settings.budget_tokens as usize,
+            layout: settings.layout,
+        }
+    }
 }
 
 /// Ids of the repository-level tokens of a model that has them.

@@ -47,6 +47,13 @@ impl Document {
         self.syntax.as_ref()
     }
 
+    /// The syntax tree as it stands, with its language (an O(1) copy):
+    /// the workspace index's update reuses it instead of parsing again.
+    pub fn tree_snapshot(&self) -> Option<(Language, tree_sitter::Tree)> {
+        let syntax = self.syntax()?;
+        Some((syntax.language(), syntax.tree()?.clone()))
+    }
+
     pub fn language(&self) -> Option<Language> {
         self.syntax.as_ref().map(|s| s.language())
     }

@@ -18,11 +18,23 @@ impl Language {
             Some("java") => return Some(Language::Java),
             _ => {}
         }
-        let ext = path.rsplit('.').next()?;
+        Language::from_extension(path.rsplit('.').next()?)
+    }
+
+    /// The one place that maps file extensions to languages.
+    pub fn from_extension(ext: &str) -> Option<Language> {
         match ext {
             "py" | "pyi" => Some(Language::Python),
             "java" => Some(Language::Java),
             _ => None,
+        }
+    }
+
+    /// The extension of the language's source files (not stubs).
+    pub fn extension(self) -> &'static str {
+        match self {
+            Language::Python => "py",
+            Language::Java => "java",
         }
     }
 

@@ -7,12 +7,9 @@ pub mod outline;
 
 use std::path::{Path, PathBuf};
 
-/// Largest file indexed by default (bytes): bigger ones are generated or data.
-pub const DEFAULT_MAX_FILE_BYTES: u64 = 1 << 20;
-
 /// Why a file is not indexed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Skip {
+pub enum NotRead {
     Secret,
     TooLarge,
     Binary,
@@ -83,22 +80,22 @@ fn glob_match(pattern: &str, name: &str) -> bool {
 
 /// Reads a workspace file if it may be indexed: not a secret, at most
 /// `max_bytes`, text (no NUL byte, valid UTF-8).
-pub fn read_text(path: &Path, max_bytes: u64) -> Result<String, Skip> {
+pub fn read_text(path: &Path, max_bytes: u64) -> Result<String, NotRead> {
     if is_secret(path) {
-        return Err(Skip::Secret);
+        return Err(NotRead::Secret);
     }
-    let meta = std::fs::metadata(path).map_err(|_| Skip::Unreadable)?;
+    let meta = std::fs::metadata(path).map_err(|_| NotRead::Unreadable)?;
     if meta.len() > max_bytes {
-        return Err(Skip::TooLarge);
+        return Err(NotRead::TooLarge);
     }
-    let bytes = std::fs::read(path).map_err(|_| Skip::Unreadable)?;
+    let bytes = std::fs::read(path).map_err(|_| NotRead::Unreadable)?;
     if bytes.len() as u64 > max_bytes {
-        return Err(Skip::TooLarge);
+        return Err(NotRead::TooLarge);
     }
     if bytes.iter().take(8192).any(|&b| b == 0) {
-        return Err(Skip::Binary);
+        return Err(NotRead::Binary);
     }
-    String::from_utf8(bytes).map_err(|_| Skip::Binary)
+    String::from_utf8(bytes).map_err(|_| NotRead::Binary)
 }
 
 /// The files under `root` that the walk admits: `.gitignore`, `.ignore`

@@ -1,4 +1,4 @@
-//! `infill eval-cross`: a CrossCodeEval-style measure of cross-file context
+//! `infill-eval eval-cross`: a CrossCodeEval-style measure of cross-file context
 //! on real code of pinned registry packages (fetched by
 //! `scripts/fetch-cross-eval` into a cache outside the repository).
 //!
@@ -19,13 +19,14 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 use ropey::Rope;
 
-use crate::completion::cursor_context;
-use crate::config::{Config, Multiline};
-use crate::engine::{complete_finished, CancelFlag, Engine, Finished};
-use crate::prompt::repo::CrossFileContext;
-use crate::retrieval::{tokens::identifiers, Index, Query, Root};
-use crate::text::syntax::{Language, SyntaxTree};
-use crate::workspace::{self, outline::outline};
+use infill::completion::cursor_context;
+use infill::completion::pipeline::{self, Mode, Suggestion};
+use infill::config::{Config, Multiline};
+use infill::engine::{CancelFlag, Engine};
+use infill::prompt::repo::CrossFileContext;
+use infill::retrieval::{tokens::identifiers, Index, Query, Root};
+use infill::text::syntax::{Language, SyntaxTree};
+use infill::workspace::{self, outline::outline};
 
 /// Names too common to mean a cross-file dependency.
 const COMMON: &[&str] = &[
@@ -64,7 +65,6 @@ const MAX_DEFINING_FILES: usize = 3;
 #[derive(Debug, Clone)]
 pub struct Item {
     pub id: String,
-    pub package: String,
     pub path: PathBuf,
     pub line: usize,
     /// The file's text before the line (with its indentation) and after it.
@@ -78,7 +78,6 @@ pub struct Item {
 /// One package's items, with the index of all its files.
 pub struct Package {
     pub name: String,
-    pub root: PathBuf,
     pub index: Index,
     pub items: Vec<Item>,
 }
@@ -89,13 +88,6 @@ pub fn default_data_dir() -> PathBuf {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
         .unwrap_or_else(|| PathBuf::from(".cache"));
     cache.join("infill/cross-eval")
-}
-
-fn extension(language: Language) -> &'static str {
-    match language {
-        Language::Python => "py",
-        Language::Java => "java",
-    }
 }
 
 /// Files whose lines are not code the package runs: packaging and
@@ -292,11 +284,11 @@ fn load_package(root: &Path, language: Language, per_package: usize) -> Package 
     }]);
     let mut sources: Vec<(PathBuf, String)> = Vec::new();
     for path in workspace::walk(root) {
-        let Ok(text) = workspace::read_text(&path, workspace::DEFAULT_MAX_FILE_BYTES) else {
+        let Ok(text) = workspace::read_text(&path, infill::config::DEFAULT_MAX_FILE_BYTES) else {
             continue;
         };
         index.update(&path, &text);
-        if path.extension().and_then(|e| e.to_str()) == Some(extension(language)) {
+        if path.extension().and_then(|e| e.to_str()) == Some(language.extension()) {
             sources.push((path, text));
         }
     }
@@ -361,7 +353,6 @@ fn load_package(root: &Path, language: Language, per_package: usize) -> Package 
                 let indent = &content[..content.len() - content.trim_start().len()];
                 candidates.push(Item {
                     id: format!("{name}/{rel}:{}", n + 1),
-                    package: name.clone(),
                     path: path.clone(),
                     line: n,
                     prefix: format!("{}{indent}", &text[..start]),
@@ -385,12 +376,7 @@ fn load_package(root: &Path, language: Language, per_package: usize) -> Package 
             .map(|k| candidates[(k as f64 * step) as usize].clone())
             .collect()
     };
-    Package {
-        name,
-        root: root.to_path_buf(),
-        index,
-        items,
-    }
+    Package { name, index, items }
 }
 
 /// A compound, project-specific looking name (`normalize_path`,
@@ -450,7 +436,7 @@ pub struct Outcome<'a> {
     pub needed: Vec<String>,
     pub missing: Vec<String>,
     /// With cross-file context off and on; `None` without a model.
-    pub answers: Option<[Finished; 2]>,
+    pub answers: Option<[Suggestion; 2]>,
 }
 
 #[derive(Debug, Default)]
@@ -486,7 +472,7 @@ fn needed_names<'a>(expected: &'a str, prefix: &str, suffix: &str) -> Vec<&'a st
 /// Names in the snippets that fit `budget` tokens, best first, at about
 /// three characters a token (the engine counts exactly; the eval without a
 /// model has no tokenizer).
-fn shown_names(snippets: &[crate::prompt::repo::Snippet], budget: usize) -> HashSet<String> {
+fn shown_names(snippets: &[infill::prompt::repo::Snippet], budget: usize) -> HashSet<String> {
     let mut room = budget * 3;
     let mut out = HashSet::new();
     for s in snippets {
@@ -526,9 +512,6 @@ pub fn run(
             let doc = Rope::from_str(&removed);
             let syntax = SyntaxTree::new(language, &doc);
             let ctx = cursor_context(&doc, syntax.as_ref(), item.prefix.chars().count(), &cfg);
-            let mut off_req = ctx.engine_request(&cfg);
-            off_req.fresh = true;
-            let mut on_req = off_req.clone();
             let q = Query {
                 path: &item.path,
                 line: item.line,
@@ -551,13 +534,7 @@ pub fn run(
             report.names_shown += needed.len() - missing.len();
             report.items_needing_names += usize::from(!needed.is_empty());
             report.items_shown_all += usize::from(!needed.is_empty() && missing.is_empty());
-            on_req.context = Some(CrossFileContext {
-                repo_name,
-                path: rel,
-                snippets,
-                budget: cfg.context.budget_tokens as usize,
-                layout: cfg.context.layout,
-            });
+            let context = CrossFileContext::new(repo_name, rel, snippets, &cfg.context);
             let mut outcome = Outcome {
                 item,
                 needed: needed.iter().map(|n| n.to_string()).collect(),
@@ -571,11 +548,10 @@ pub fn run(
                 progress(&outcome);
                 continue;
             };
-            let second_try = cfg.completion.second_try;
             let cancel = CancelFlag::default();
-            let off = complete_finished(engine, &ctx, off_req, &cancel, second_try)
+            let off = pipeline::run(engine, &ctx, &cfg, None, Mode::Fresh, &cancel)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", item.id))?;
-            let on = complete_finished(engine, &ctx, on_req, &cancel, second_try)
+            let on = pipeline::run(engine, &ctx, &cfg, Some(context), Mode::Fresh, &cancel)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", item.id))?;
             pkg.index.update(&item.path, &item.original);
             score(&off.text, &item.expected, &mut report.off);

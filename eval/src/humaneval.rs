@@ -1,4 +1,4 @@
-//! `infill eval`: completion quality on public FIM sets (read from
+//! `infill-eval eval`: completion quality on public FIM sets (read from
 //! `../shared/eval`, never copied), through the server's own pipeline
 //! (cursor context → engine → cleaning), scored with and without the
 //! cleaning step in one run.
@@ -11,11 +11,12 @@ use anyhow::{bail, Context, Result};
 use ropey::Rope;
 use serde_json::Value;
 
-use crate::completion::clean::syntax_errors;
-use crate::completion::cursor_context;
-use crate::config::{Config, Multiline};
-use crate::engine::{complete_finished, CancelFlag, Engine};
-use crate::text::syntax::{Language, SyntaxTree};
+use infill::completion::clean::syntax_errors;
+use infill::completion::cursor_context;
+use infill::completion::pipeline::{self, Mode};
+use infill::config::{Config, Multiline};
+use infill::engine::{CancelFlag, Engine};
+use infill::text::syntax::{Language, SyntaxTree};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EvalSet {
@@ -76,7 +77,8 @@ pub struct Item {
 
 /// The default data folder: `../shared/eval` beside the repository.
 pub fn default_data_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/eval")
+    // This crate sits in `eval/` of the repository.
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/eval")
 }
 
 fn field<'a>(v: &'a Value, name: &str) -> Result<&'a str> {
@@ -259,13 +261,13 @@ pub fn run(
         let doc = Rope::from_str(&format!("{}{}", item.prefix, item.suffix));
         let syntax = SyntaxTree::new(item.language, &doc);
         let ctx = cursor_context(&doc, syntax.as_ref(), item.prefix.chars().count(), &cfg);
-        let req = ctx.engine_request(&cfg);
-        let done = complete_finished(
+        let done = pipeline::run(
             engine,
             &ctx,
-            req,
+            &cfg,
+            None,
+            Mode::Suggest,
             &CancelFlag::default(),
-            cfg.completion.second_try,
         )
         .map_err(|e| anyhow::anyhow!("{}: {e}", item.id))?;
         report.prompt_tokens += done.output.prompt_tokens;
@@ -350,10 +352,11 @@ mod tests {
     #[test]
     fn loads_the_public_sets() {
         let dir = default_data_dir();
-        if !dir.exists() {
-            // The data sits beside the repository, as in CI; nothing to check elsewhere.
-            return;
-        }
+        assert!(
+            dir.exists(),
+            "the public sets are read from {} (shared/ beside the repository, as in CI)",
+            dir.display()
+        );
         for (_, set) in EvalSet::ALL {
             let items = load(set, &dir, Some(3)).unwrap();
             assert_eq!(items.len(), 3);
@@ -376,9 +379,7 @@ mod tests {
     #[test]
     fn canonical_solutions_pass_their_own_tests() {
         let dir = default_data_dir();
-        if !dir.exists() {
-            return;
-        }
+        assert!(dir.exists(), "no public sets at {}", dir.display());
         let scratch =
             std::env::temp_dir().join(format!("infill-eval-test-{}.py", std::process::id()));
         for set in [EvalSet::FimPy, EvalSet::InfillSingle] {

@@ -1,4 +1,4 @@
-//! `infill bench-index DIR`: how the workspace index performs on a real
+//! `infill-eval bench-index DIR`: how the workspace index performs on a real
 //! tree: time to walk and index it, memory, time per incremental update of
 //! an edited file, time per retrieval query. A measurement, not a test.
 
@@ -7,12 +7,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 
-use crate::lsp::crossfile::tree_of;
-use crate::retrieval::{Index, Query, Root};
-use crate::text::document::{Document, TextChange};
-use crate::text::position::{LinePosition, PositionEncoding};
-use crate::text::syntax::Language;
-use crate::workspace;
+use infill::retrieval::{Index, Query, Root};
+use infill::text::document::{Document, TextChange};
+use infill::text::position::{LinePosition, PositionEncoding};
+use infill::text::syntax::Language;
+use infill::workspace;
 
 /// Times the index update after an edit and each query are repeated; the
 /// best of them is reported beside the first.
@@ -64,7 +63,7 @@ pub fn run(root: &Path, samples: usize) -> Result<String> {
     let mut code: Vec<(PathBuf, String)> = Vec::new();
     let mut bytes = 0u64;
     for path in &files {
-        if let Ok(text) = workspace::read_text(path, workspace::DEFAULT_MAX_FILE_BYTES) {
+        if let Ok(text) = workspace::read_text(path, infill::config::DEFAULT_MAX_FILE_BYTES) {
             bytes += text.len() as u64;
             index.update(path, &text);
             if Language::detect(None, &path.to_string_lossy()).is_some() {
@@ -100,7 +99,7 @@ pub fn run(root: &Path, samples: usize) -> Result<String> {
         let (path, text) = pick(k);
         let mut doc = Document::new(&path.to_string_lossy(), None, 0, text);
         let t = Instant::now();
-        index.update_buffer(path, &doc.text().to_string(), tree_of(&doc));
+        index.update_buffer(path, &doc.text().to_string(), doc.tree_snapshot());
         opens.push(t.elapsed());
         // A line typed before the middle line, indented like the code there
         // (as an editor indents it).
@@ -122,13 +121,13 @@ pub fn run(root: &Path, samples: usize) -> Result<String> {
             range: Some((at, at)),
             text: format!("{indent}value = compute_total(items)\n"),
         };
-        let opened = tree_of(&doc);
+        let opened = doc.tree_snapshot();
         let t = Instant::now();
         doc.apply_changes(1, &[line], PositionEncoding::Utf16);
         edits.push(t.elapsed());
         let t = Instant::now();
         let edited = doc.text().to_string();
-        index.update_buffer(path, &edited, tree_of(&doc));
+        index.update_buffer(path, &edited, doc.tree_snapshot());
         let first = t.elapsed();
         updates.push(first);
         // The same update again, from the same state: on a busy machine
@@ -138,7 +137,7 @@ pub fn run(root: &Path, samples: usize) -> Result<String> {
             index.update_buffer(path, text, opened.clone());
             let t = Instant::now();
             let edited = doc.text().to_string();
-            index.update_buffer(path, &edited, tree_of(&doc));
+            index.update_buffer(path, &edited, doc.tree_snapshot());
             best = best.min(t.elapsed());
         }
         updates_best.push(best);
@@ -158,7 +157,7 @@ pub fn run(root: &Path, samples: usize) -> Result<String> {
         doc.apply_changes(2, &[word], PositionEncoding::Utf16);
         let t = Instant::now();
         let edited = doc.text().to_string();
-        index.update_buffer(path, &edited, tree_of(&doc));
+        index.update_buffer(path, &edited, doc.tree_snapshot());
         typed.push(t.elapsed());
         if !index.matches_fresh_outline(path, &edited) {
             mismatches += 1;

@@ -1,13 +1,14 @@
 //! Recent answers keyed by the text around the cursor: typing a character
 //! and deleting it again, undo, or moving back to where a suggestion was
 //! shown asks the same question twice, and the model would answer the same
-//! (decoding is greedy). Pure; the server owns one per session.
+//! (decoding is greedy). Pure; the session owns one.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 
-use super::CursorContext;
+use super::DocumentId;
+use crate::completion::CursorContext;
 
 /// Answers kept; a few screens' worth of keystrokes.
 const CAPACITY: usize = 64;
@@ -19,11 +20,11 @@ const CAPACITY: usize = 64;
 pub struct Key(u64);
 
 impl Key {
-    pub fn new(uri: &str, ctx: &CursorContext) -> Key {
+    pub fn new(document: &DocumentId, ctx: &CursorContext) -> Key {
         // A 64-bit hash stands in for ~64 KB of text per entry; a collision
         // (odds ~2^-64 per lookup) would show one stale suggestion.
         let mut h = DefaultHasher::new();
-        uri.hash(&mut h);
+        document.hash(&mut h);
         ctx.prefix.hash(&mut h);
         ctx.suffix.hash(&mut h);
         ctx.stop.hash(&mut h);
@@ -61,12 +62,9 @@ impl ResultCache {
         self.entries.clear();
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
     }
 }
 
@@ -77,21 +75,34 @@ mod tests {
 
     fn ctx(before: &str, after: &str) -> CursorContext {
         let text = ropey::Rope::from_str(&format!("{before}{after}"));
-        super::super::cursor_context(&text, None, before.chars().count(), &Config::default())
+        crate::completion::cursor_context(&text, None, before.chars().count(), &Config::default())
+    }
+
+    fn id(name: &str) -> DocumentId {
+        DocumentId::new(name, None)
     }
 
     #[test]
     fn same_text_same_answer_other_text_none() {
         let mut c = ResultCache::default();
-        let k = Key::new("file:///a.py", &ctx("x = ", "\n"));
+        let k = Key::new(&id("file:///a.py"), &ctx("x = ", "\n"));
         c.put(k, "1".into());
         assert_eq!(
-            c.get(Key::new("file:///a.py", &ctx("x = ", "\n"))),
+            c.get(Key::new(&id("file:///a.py"), &ctx("x = ", "\n"))),
             Some("1".into())
         );
-        assert_eq!(c.get(Key::new("file:///b.py", &ctx("x = ", "\n"))), None);
-        assert_eq!(c.get(Key::new("file:///a.py", &ctx("x =", " \n"))), None);
-        assert_eq!(c.get(Key::new("file:///a.py", &ctx("y = ", "\n"))), None);
+        assert_eq!(
+            c.get(Key::new(&id("file:///b.py"), &ctx("x = ", "\n"))),
+            None
+        );
+        assert_eq!(
+            c.get(Key::new(&id("file:///a.py"), &ctx("x =", " \n"))),
+            None
+        );
+        assert_eq!(
+            c.get(Key::new(&id("file:///a.py"), &ctx("y = ", "\n"))),
+            None
+        );
     }
 
     #[test]

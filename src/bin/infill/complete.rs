@@ -1,16 +1,17 @@
 //! `infill complete FILE:LINE:COL`: one completion without an editor,
-//! through the same pipeline as the server.
+//! through the same pipeline as the server (`completion::pipeline`).
 
 use std::io::Read;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use ropey::Rope;
 
-use crate::completion::cursor_context;
-use crate::config::Config;
-use crate::engine::{self, complete_finished, CancelFlag, EngineState};
-use crate::text::document::Document;
+use infill::completion::cursor_context;
+use infill::completion::pipeline::{self, Mode};
+use infill::config::Config;
+use infill::engine::{self, CancelFlag};
+use infill::text::document::Document;
 
 /// `FILE:LINE:COL`, 1-based; COL counts characters (Unicode scalar values).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,19 +88,10 @@ pub fn complete(loc: &Location, from_stdin: bool, config: &Config) -> Result<Str
     let ctx = cursor_context(doc.text(), doc.syntax(), cursor, config);
 
     let engine = engine::start(config);
-    match engine.wait_ready(Duration::from_secs(600)) {
-        EngineState::Ready { .. } => {}
-        EngineState::Failed(why) => bail!("{why}"),
-        EngineState::Loading => bail!("the model did not load within 10 minutes"),
-    }
-    let done = complete_finished(
-        engine.as_ref(),
-        &ctx,
-        ctx.engine_request(config),
-        &CancelFlag::default(),
-        config.completion.second_try,
-    )
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    engine::wait_until_ready(engine.as_ref(), Duration::from_secs(600)).map_err(|e| anyhow!(e))?;
+    let cancel = CancelFlag::default();
+    let done = pipeline::run(engine.as_ref(), &ctx, config, None, Mode::Suggest, &cancel)
+        .map_err(|e| anyhow!("{e}"))?;
     Ok(done.text)
 }
 

@@ -1,8 +1,9 @@
 //! The live workspace index behind cross-file context: the first walk (off
-//! the message loop, with `$/progress`), open buffers replacing their disk
-//! versions (debounced), saves, closes and watched-file events.
+//! the message loop, its progress reported as events), open buffers
+//! replacing their disk versions (debounced), saves, closes and changes of
+//! files on disk.
 //!
-//! Handlers call in here without awaiting anything heavy: the walk and
+//! The session calls in here without awaiting anything heavy: the walk and
 //! every re-index run on blocking threads. Completions query the index as
 //! it is; before the walk is done that is whatever it has reached (at
 //! worst nothing: in-file completion).
@@ -14,32 +15,37 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use ropey::Rope;
-use tower_lsp_server::gen_lsp_types::{FileChangeType, FileEvent, ProgressToken};
-use tower_lsp_server::Client;
 use tree_sitter::Tree;
 
+use super::events::{Events, ProgressStep};
+use super::DocumentId;
 use crate::config::Config;
 use crate::prompt::repo::CrossFileContext;
 use crate::retrieval::{Index, Query, Root, Snippet, Stable};
-use crate::text::document::Document;
 use crate::text::syntax::Language;
 use crate::workspace;
 
-/// A document's syntax tree as it stands (an O(1) copy): the index's
-/// update reuses it instead of parsing the buffer again.
+/// A document's syntax tree as it stands (an O(1) copy,
+/// `Document::tree_snapshot`): the index's update reuses it instead of
+/// parsing the buffer again.
 pub type BufferTree = Option<(Language, Tree)>;
 
-/// The tree to hand the index with a document's text.
-pub fn tree_of(doc: &Document) -> BufferTree {
-    let syntax = doc.syntax()?;
-    Some((syntax.language(), syntax.tree()?.clone()))
+/// The progress token of the first walk.
+pub const PROGRESS_TOKEN: &str = "infill/index";
+
+/// A file that changed on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileChange {
+    /// Created or changed: read it again.
+    Changed(PathBuf),
+    Deleted(PathBuf),
 }
 
 /// Quiet time after the last keystroke before a buffer is re-indexed.
 const DEBOUNCE: Duration = Duration::from_millis(300);
 
 #[derive(Default)]
-pub struct CrossFile {
+pub struct LiveIndex {
     index: Mutex<Index>,
     stable: Mutex<Stable>,
     /// Open documents and whether they may be indexed (inside a root,
@@ -59,29 +65,7 @@ fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The file path of a `file:` URI (percent-decoded), `None` for other schemes.
-pub fn uri_to_path(uri: &str) -> Option<PathBuf> {
-    let rest = uri.strip_prefix("file://")?;
-    let rest = rest.strip_prefix("localhost").unwrap_or(rest);
-    let bytes = rest.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-            if let Some(b) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8(out).ok().map(PathBuf::from)
-}
-
-impl CrossFile {
+impl LiveIndex {
     pub fn index(&self) -> MutexGuard<'_, Index> {
         locked(&self.index)
     }
@@ -94,15 +78,8 @@ impl CrossFile {
         self.max_file_bytes.load(Ordering::Relaxed)
     }
 
-    /// Starts the first walk of `roots` once; reports progress with
-    /// `$/progress` when the client supports it.
-    pub fn start(
-        self: &Arc<Self>,
-        client: Client,
-        roots: Vec<Root>,
-        config: &Config,
-        progress: bool,
-    ) {
+    /// Starts the first walk of `roots` once, reporting its progress.
+    pub fn start(self: &Arc<Self>, events: Events, roots: Vec<Root>, config: &Config) {
         self.max_file_bytes
             .store(config.context.max_file_bytes, Ordering::Relaxed);
         if roots.is_empty() || self.started.swap(true, Ordering::SeqCst) {
@@ -112,34 +89,30 @@ impl CrossFile {
         let me = self.clone();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u32, usize)>();
         tokio::spawn(async move {
-            let token = ProgressToken::String("infill/index".into());
-            let ongoing = if progress
-                && client
-                    .create_work_done_progress(token.clone())
-                    .await
-                    .is_ok()
-            {
-                Some(
-                    client
-                        .progress(token, "infill: indexing workspace")
-                        .with_percentage(0)
-                        .begin()
-                        .await,
-                )
-            } else {
-                None
-            };
+            events.progress(
+                PROGRESS_TOKEN,
+                ProgressStep::Begin {
+                    title: "infill: indexing workspace".into(),
+                    percentage: Some(0),
+                },
+            );
             let worker = tokio::task::spawn_blocking(move || me.walk_all(&roots, &tx));
-            while let Some((pct, files)) = rx.recv().await {
-                if let Some(p) = &ongoing {
-                    p.report_with_message(format!("{files} files"), pct).await;
-                }
+            while let Some((percentage, files)) = rx.recv().await {
+                events.progress(
+                    PROGRESS_TOKEN,
+                    ProgressStep::Report {
+                        message: format!("{files} files"),
+                        percentage,
+                    },
+                );
             }
             let files = worker.await.unwrap_or(0);
-            if let Some(p) = ongoing {
-                p.finish_with_message(format!("{files} files indexed"))
-                    .await;
-            }
+            events.progress(
+                PROGRESS_TOKEN,
+                ProgressStep::End {
+                    message: Some(format!("{files} files indexed")),
+                },
+            );
             tracing::info!("workspace indexed: {files} files");
         });
     }
@@ -183,8 +156,10 @@ impl CrossFile {
 
     /// A document was opened: its buffer stands for the file from now on,
     /// if the file may be indexed at all.
-    pub fn opened(self: &Arc<Self>, uri: &str, text: Rope, tree: BufferTree) {
-        let Some(path) = uri_to_path(uri) else { return };
+    pub fn opened(self: &Arc<Self>, id: &DocumentId, text: Rope, tree: BufferTree) {
+        let Some(path) = id.path().map(Path::to_path_buf) else {
+            return;
+        };
         let me = self.clone();
         tokio::task::spawn_blocking(move || {
             let root = me.index().locate(&path).map(|(r, _)| r);
@@ -199,8 +174,10 @@ impl CrossFile {
     }
 
     /// A buffer changed: re-index it once typing pauses.
-    pub fn changed(self: &Arc<Self>, uri: &str, text: Rope, tree: BufferTree) {
-        let Some(path) = uri_to_path(uri) else { return };
+    pub fn changed(self: &Arc<Self>, id: &DocumentId, text: Rope, tree: BufferTree) {
+        let Some(path) = id.path().map(Path::to_path_buf) else {
+            return;
+        };
         let n = self.change_counter.fetch_add(1, Ordering::Relaxed) + 1;
         locked(&self.changes).insert(path.clone(), n);
         let me = self.clone();
@@ -217,8 +194,10 @@ impl CrossFile {
     /// parsed afresh here: an incrementally parsed tree can differ from a
     /// fresh parse where tree-sitter recovered from syntax errors along
     /// another path, and a save puts the index back in step with the file.
-    pub fn saved(self: &Arc<Self>, uri: &str, text: Rope) {
-        let Some(path) = uri_to_path(uri) else { return };
+    pub fn saved(self: &Arc<Self>, id: &DocumentId, text: Rope) {
+        let Some(path) = id.path().map(Path::to_path_buf) else {
+            return;
+        };
         let me = self.clone();
         tokio::task::spawn_blocking(move || {
             me.index().forget_parse(&path);
@@ -239,8 +218,10 @@ impl CrossFile {
     }
 
     /// A document was closed: the disk version stands for it again.
-    pub fn closed(self: &Arc<Self>, uri: &str) {
-        let Some(path) = uri_to_path(uri) else { return };
+    pub fn closed(self: &Arc<Self>, id: &DocumentId) {
+        let Some(path) = id.path().map(Path::to_path_buf) else {
+            return;
+        };
         let me = self.clone();
         tokio::task::spawn_blocking(move || {
             let was = locked(&me.open).remove(&path);
@@ -251,21 +232,18 @@ impl CrossFile {
         });
     }
 
-    /// Files changed on disk (`workspace/didChangeWatchedFiles`).
-    pub fn files_changed(self: &Arc<Self>, events: Vec<FileEvent>) {
+    /// Files changed on disk (the client watches them).
+    pub fn files_changed(self: &Arc<Self>, changes: Vec<FileChange>) {
         let me = self.clone();
         tokio::task::spawn_blocking(move || {
-            for e in events {
-                let Some(path) = uri_to_path(&e.uri.0) else {
-                    continue;
-                };
-                if locked(&me.open).contains_key(&path) {
+            for change in changes {
+                let (FileChange::Changed(path) | FileChange::Deleted(path)) = &change;
+                if locked(&me.open).contains_key(path) {
                     continue; // the buffer wins until it is closed
                 }
-                if e.kind == FileChangeType::Deleted {
-                    me.index().remove(&path);
-                } else {
-                    me.reload(&path);
+                match change {
+                    FileChange::Deleted(path) => me.index().remove(&path),
+                    FileChange::Changed(path) => me.reload(&path),
                 }
             }
         });
@@ -290,12 +268,12 @@ impl CrossFile {
         }
     }
 
-    /// Cross-file context for a completion at `line` of `uri`, or `None`
+    /// Cross-file context for a completion at `line` of `id`, or `None`
     /// when it is off or the file is outside the workspace. Blocking (takes
     /// the index lock): call it off the message loop.
     pub fn context_for(
         &self,
-        uri: &str,
+        id: &DocumentId,
         line: usize,
         prefix: &str,
         suffix: &str,
@@ -304,58 +282,42 @@ impl CrossFile {
         if !config.context.cross_file || config.context.budget_tokens == 0 {
             return None;
         }
-        let path = uri_to_path(uri)?;
+        let path = id.path()?;
         let q = Query {
-            path: &path,
+            path,
             line,
             prefix,
             suffix,
         };
-        let (repo_name, rel) = self.index().repo_and_path(&path)?;
+        let (repo_name, rel) = self.index().repo_and_path(path)?;
         let (snippets, _) = locked(&self.stable).get(&q, || self.index().retrieve(&q));
-        Some(CrossFileContext {
+        Some(CrossFileContext::new(
             repo_name,
-            path: rel,
-            snippets: Vec::clone(&snippets),
-            budget: config.context.budget_tokens as usize,
-            layout: config.context.layout,
-        })
+            rel,
+            Vec::clone(&snippets),
+            &config.context,
+        ))
     }
 
     /// What retrieval returns at a position, fresh (for `infill/context`);
     /// nothing when cross-file context is off.
     pub fn retrieve(
         &self,
-        uri: &str,
+        id: &DocumentId,
         line: usize,
         prefix: &str,
         suffix: &str,
         config: &Config,
     ) -> Vec<Snippet> {
-        let Some(path) = uri_to_path(uri).filter(|_| config.context.cross_file) else {
+        let Some(path) = id.path().filter(|_| config.context.cross_file) else {
             return Vec::new();
         };
         let q = Query {
-            path: &path,
+            path,
             line,
             prefix,
             suffix,
         };
         self.index().retrieve(&q)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn file_uris_to_paths() {
-        assert_eq!(
-            uri_to_path("file:///a/b%20c/d.py"),
-            Some(PathBuf::from("/a/b c/d.py"))
-        );
-        assert_eq!(uri_to_path("file:///x%2"), Some(PathBuf::from("/x%2")));
-        assert_eq!(uri_to_path("untitled:1"), None);
     }
 }

@@ -1,0 +1,234 @@
+//! `infill-eval`: how good and how fast infill's completions are, on public
+//! and registry code, through the library's public API and the same
+//! pipeline the server runs. Not shipped with the `infill` binary.
+
+mod bench_index;
+mod cross;
+mod humaneval;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use infill::config::flags::SettingFlags;
+
+#[derive(Parser)]
+#[command(
+    name = "infill-eval",
+    version,
+    about = "Evaluations and benchmarks of infill's completions"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Score completions on a public FIM set (exact match, edit similarity,
+    /// pass@1, suffix repeats, syntax errors), with and without cleaning.
+    Eval {
+        /// fim-py, fim-java, infill-single or infill-multi.
+        #[arg(long, default_value = "fim-py")]
+        set: humaneval::EvalSet,
+        /// Score only the first N items.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Folder holding the sets (default: ../shared/eval beside the repository).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Print each item's cleaned completion.
+        #[arg(long)]
+        verbose: bool,
+        #[command(flatten)]
+        settings: SettingFlags,
+    },
+    /// Score cross-file context on lines that use names defined in other
+    /// files of registry packages (see scripts/fetch-cross-eval): exact
+    /// match, edit similarity and identifier match, crossFile off and on.
+    EvalCross {
+        /// python, java or all.
+        #[arg(long, default_value = "all")]
+        language: String,
+        /// Items per package.
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+        /// Package cache (default: ~/.cache/infill/cross-eval).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Print each item's completions.
+        #[arg(long)]
+        verbose: bool,
+        /// Only items whose id (`package/path:line`, as `--verbose` prints
+        /// it) contains one of these (repeatable; to look into single items).
+        #[arg(long)]
+        only: Vec<String>,
+        /// Load no model: only measure which needed names retrieval shows.
+        #[arg(long)]
+        retrieval_only: bool,
+        #[command(flatten)]
+        settings: SettingFlags,
+    },
+    /// Measure the workspace index on a source tree (not a test): time to
+    /// index, memory, time per incremental update and per query.
+    BenchIndex {
+        workspace: PathBuf,
+        /// Updates and queries timed.
+        #[arg(long, default_value_t = 500)]
+        samples: usize,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("INFILL_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("infill=info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Eval {
+            set,
+            limit,
+            data,
+            verbose,
+            settings,
+        } => match run_eval(set, limit, data, verbose, &settings) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("infill: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::EvalCross {
+            language,
+            limit,
+            data,
+            verbose,
+            only,
+            retrieval_only,
+            settings,
+        } => match run_eval_cross(
+            &language,
+            limit,
+            data,
+            verbose,
+            &only,
+            retrieval_only,
+            &settings,
+        ) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("infill: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::BenchIndex { workspace, samples } => match bench_index::run(&workspace, samples) {
+            Ok(report) => {
+                print!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("infill: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn run_eval(
+    set: humaneval::EvalSet,
+    limit: Option<usize>,
+    data: Option<PathBuf>,
+    verbose: bool,
+    settings: &SettingFlags,
+) -> anyhow::Result<()> {
+    let config = settings.config().map_err(anyhow::Error::msg)?;
+    let data = data.unwrap_or_else(humaneval::default_data_dir);
+    let items = humaneval::load(set, &data, limit)?;
+    let engine = ready_engine(&config)?;
+    let report = humaneval::run(&items, engine.as_ref(), &config, |i, item, text| {
+        if verbose {
+            eprintln!("[{}/{}] {}: {:?}", i + 1, items.len(), item.id, text);
+        }
+    })?;
+    println!("{report}");
+    Ok(())
+}
+
+/// Starts the engine and waits for its model (for the eval commands).
+fn ready_engine(
+    config: &infill::config::Config,
+) -> anyhow::Result<std::sync::Arc<dyn infill::engine::Engine>> {
+    let engine = infill::engine::start(config);
+    let description =
+        infill::engine::wait_until_ready(engine.as_ref(), std::time::Duration::from_secs(600))
+            .map_err(anyhow::Error::msg)?;
+    eprintln!("model: {description}");
+    Ok(engine)
+}
+
+fn run_eval_cross(
+    language: &str,
+    limit: usize,
+    data: Option<PathBuf>,
+    verbose: bool,
+    only: &[String],
+    retrieval_only: bool,
+    settings: &SettingFlags,
+) -> anyhow::Result<()> {
+    use infill::text::syntax::Language;
+    let languages = match language {
+        "python" => vec![Language::Python],
+        "java" => vec![Language::Java],
+        "all" => vec![Language::Python, Language::Java],
+        other => anyhow::bail!("unknown language `{other}`; python, java or all"),
+    };
+    let config = settings.config().map_err(anyhow::Error::msg)?;
+    let data = data.unwrap_or_else(cross::default_data_dir);
+    let mut sets = Vec::new();
+    for l in languages {
+        let mut packages = cross::load(&data, l, limit)?;
+        if !only.is_empty() {
+            for p in &mut packages {
+                p.items
+                    .retain(|item| only.iter().any(|o| item.id.contains(o.as_str())));
+            }
+        }
+        sets.push((l, packages));
+    }
+    let engine = if retrieval_only {
+        None
+    } else {
+        Some(ready_engine(&config)?)
+    };
+    let mut reports = Vec::new();
+    for (language, mut packages) in sets {
+        let report = cross::run(language, &mut packages, engine.as_deref(), &config, |o| {
+            if !verbose {
+                return;
+            }
+            eprintln!("{}\n  want {:?}", o.item.id, o.item.expected);
+            if !o.needed.is_empty() {
+                eprintln!("  needs {:?}, not in context {:?}", o.needed, o.missing);
+            }
+            // The raw answer too where cleaning changed it, and the
+            // first one where a second try replaced it.
+            for (label, a) in ["off", "on "].iter().zip(o.answers.iter().flatten()) {
+                eprintln!("  {label}  {:?}", a.text);
+                if let Some(first) = &a.dropped_first {
+                    eprintln!("       first {first:?}");
+                }
+                if a.output.text.trim() != a.text.trim() {
+                    eprintln!("       raw {:?}", a.output.text);
+                }
+            }
+        })?;
+        println!("{report}\n");
+        reports.push(report);
+    }
+    Ok(())
+}

@@ -1,0 +1,204 @@
+//! The completion pipeline, written once: the cursor's context becomes an
+//! engine request (with the cross-file context the caller found), the
+//! model answers, the answer is cleaned, and where the cleaning dropped a
+//! blank line's whole answer the model is asked once more with that start
+//! forbidden. Every front end calls `run`: the server's requests and warm
+//! starts, `infill complete`, and both evaluations, so they answer alike.
+
+use super::CursorContext;
+use crate::config::Config;
+use crate::engine::{CancelFlag, Engine, EngineError, EngineOutput};
+use crate::prompt::repo::CrossFileContext;
+
+/// What the caller wants from the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// A suggestion, reusing what the KV cache holds of the prompt.
+    Suggest,
+    /// A suggestion that depends on its prompt alone: the whole prompt is
+    /// evaluated afresh (for evaluations; see `EngineRequest::fresh`).
+    Fresh,
+    /// Only bring the prompt into the KV cache (a warm start after a pause
+    /// in typing): nothing is generated, nothing cleaned.
+    WarmUp,
+}
+
+/// An answer as the user sees it: the model's output cleaned by
+/// `CursorContext::finish`.
+#[derive(Debug, Clone)]
+pub struct Suggestion {
+    /// The model's output: the second try's text where there was one,
+    /// with the costs of both tries.
+    pub output: EngineOutput,
+    pub text: String,
+    /// The first answer's raw text, where the cleaning dropped it whole
+    /// and a second try replaced it (`CursorContext::second_try`).
+    pub dropped_first: Option<String>,
+}
+
+impl Suggestion {
+    /// A second request was made.
+    pub fn second_try(&self) -> bool {
+        self.dropped_first.is_some()
+    }
+
+    /// The first request's raw text.
+    pub fn first_raw(&self) -> &str {
+        self.dropped_first.as_deref().unwrap_or(&self.output.text)
+    }
+}
+
+/// Runs the pipeline at `ctx` with `config`'s settings (budgets, layout,
+/// `completion.secondTry`); `context` is what retrieval found for it, if
+/// cross-file context is on. Blocking: call it off any event loop.
+pub fn run(
+    engine: &dyn Engine,
+    ctx: &CursorContext,
+    config: &Config,
+    context: Option<CrossFileContext>,
+    mode: Mode,
+    cancel: &CancelFlag,
+) -> Result<Suggestion, EngineError> {
+    let mut req = ctx.engine_request(config);
+    req.context = context;
+    req.fresh = mode == Mode::Fresh;
+    if mode == Mode::WarmUp {
+        req.evaluate_only = true;
+        let output = engine.complete(req, cancel.clone())?;
+        return Ok(Suggestion {
+            output,
+            text: String::new(),
+            dropped_first: None,
+        });
+    }
+    let mut retry = req.clone();
+    let first = engine.complete(req, cancel.clone())?;
+    let text = ctx.finish(&first.text);
+    let avoid = if config.completion.second_try && !first.cut_by_time {
+        ctx.second_try(&first.text, &text)
+    } else {
+        None
+    };
+    let Some(avoid) = avoid else {
+        return Ok(Suggestion {
+            output: first,
+            text,
+            dropped_first: None,
+        });
+    };
+    retry.avoid = Some(avoid);
+    // The second try gets what is left of the time budget (none left: a
+    // multi-line answer ends at its first line end).
+    retry.time_budget = retry
+        .time_budget
+        .map(|b| b.checked_sub(first.elapsed).unwrap_or_default());
+    // The same prompt was just evaluated: the KV cache holds it exactly.
+    retry.fresh = false;
+    let second = engine.complete(retry, cancel.clone())?;
+    // What the request cost is both tries; its answer is the second's.
+    let output = EngineOutput {
+        evaluated_tokens: first.evaluated_tokens + second.evaluated_tokens,
+        moved_tokens: first.moved_tokens + second.moved_tokens,
+        generated_tokens: first.generated_tokens + second.generated_tokens,
+        elapsed: first.elapsed + second.elapsed,
+        build_time: first.build_time + second.build_time,
+        eval_time: first.eval_time + second.eval_time,
+        generate_time: first.generate_time + second.generate_time,
+        ..second
+    };
+    Ok(Suggestion {
+        text: ctx.finish(&output.text),
+        output,
+        dropped_first: Some(first.text),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use ropey::Rope;
+
+    use super::*;
+    use crate::completion::cursor_context;
+    use crate::engine::scripted::Scripted;
+    use crate::engine::EngineRequest;
+    use crate::text::syntax::{Language, SyntaxTree};
+
+    /// A unit test of the pipeline's decisions, not of a model (the real
+    /// model's side, `avoid`, is tested end to end in `tests/lsp_e2e.rs`).
+    fn complete(doc: &str, cursor: usize, answers: &[&str]) -> (Suggestion, Vec<EngineRequest>) {
+        let rope = Rope::from_str(doc);
+        let syntax = SyntaxTree::new(Language::Python, &rope);
+        let config = Config::default();
+        let ctx = cursor_context(&rope, syntax.as_ref(), cursor, &config);
+        let engine = Scripted::new(answers);
+        let done = run(
+            &engine,
+            &ctx,
+            &config,
+            None,
+            Mode::Fresh,
+            &CancelFlag::default(),
+        )
+        .unwrap();
+        (done, engine.requests())
+    }
+
+    const DOC: &str = "def f(m):\n    n = 1\n    \n    for k in m:\n        n += k\n";
+
+    #[test]
+    fn a_repeat_of_the_next_line_is_asked_again_avoiding_it() {
+        let (done, seen) = complete(DOC, 24, &["for k in m:\n", "n = sum(m)"]);
+        assert!(done.second_try());
+        assert_eq!(done.text, "n = sum(m)");
+        assert_eq!(done.first_raw(), "for k in m:\n");
+        assert_eq!(seen.len(), 2);
+        assert_eq!(seen[0].avoid, None);
+        assert_eq!(seen[1].avoid.as_deref(), Some("for k in m:"));
+        // The prompt is the same: the KV cache holds it, so no fresh start.
+        assert!(!seen[1].fresh);
+        assert_eq!(seen[1].prefix, seen[0].prefix);
+        // The second try has what the first left of the time budget.
+        assert_eq!(seen[1].time_budget, Some(Duration::from_millis(1700)));
+        // Costs add up.
+        assert_eq!(done.output.generated_tokens, 8);
+        assert_eq!(done.output.elapsed, Duration::from_millis(600));
+    }
+
+    #[test]
+    fn a_kept_answer_or_a_line_with_text_is_not_asked_again() {
+        let (done, seen) = complete(DOC, 24, &["n = 2"]);
+        assert_eq!(
+            (done.text.as_str(), done.second_try(), seen.len()),
+            ("n = 2", false, 1)
+        );
+        // The cursor after `n = ` on its line: a dropped answer stays dropped.
+        let (done, seen) = complete(DOC, 18, &["1\n"]);
+        assert_eq!(
+            (done.text.as_str(), done.second_try(), seen.len()),
+            ("", false, 1)
+        );
+    }
+
+    #[test]
+    fn a_warm_up_only_evaluates() {
+        let rope = Rope::from_str(DOC);
+        let config = Config::default();
+        let ctx = cursor_context(&rope, None, 24, &config);
+        let engine = Scripted::new(&["never used"]);
+        let done = run(
+            &engine,
+            &ctx,
+            &config,
+            None,
+            Mode::WarmUp,
+            &CancelFlag::default(),
+        )
+        .unwrap();
+        assert_eq!(done.text, "");
+        let seen = engine.requests();
+        assert_eq!(seen.len(), 1);
+        assert!(seen[0].evaluate_only && !seen[0].fresh);
+    }
+}

@@ -1,0 +1,112 @@
+//! An engine that answers from a script, for unit tests of the layers
+//! above the model (the pipeline's decisions, the session's reuse, cache,
+//! cancellation and ordering). It never stands in for the model in an
+//! end-to-end test: those run the real one.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+use super::{CancelFlag, Engine, EngineError, EngineOutput, EngineRequest, EngineState};
+
+pub(crate) struct Scripted {
+    /// Answers in order, one per request that generates; none left: "".
+    answers: Mutex<VecDeque<String>>,
+    /// Every request made, in order (warm starts too).
+    pub seen: Mutex<Vec<EngineRequest>>,
+    /// While true, requests block until released or cancelled.
+    held: Mutex<bool>,
+    released: Condvar,
+    /// Requests that ended cancelled.
+    cancelled: AtomicUsize,
+}
+
+fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Scripted {
+    pub fn new(answers: &[&str]) -> Scripted {
+        Scripted {
+            answers: Mutex::new(answers.iter().map(|a| a.to_string()).collect()),
+            seen: Mutex::new(Vec::new()),
+            held: Mutex::new(false),
+            released: Condvar::new(),
+            cancelled: AtomicUsize::new(0),
+        }
+    }
+
+    /// Requests from now on wait for `release` (or their cancellation).
+    pub fn hold(&self) {
+        *locked(&self.held) = true;
+    }
+
+    pub fn release(&self) {
+        *locked(&self.held) = false;
+        self.released.notify_all();
+    }
+
+    pub fn requests(&self) -> Vec<EngineRequest> {
+        locked(&self.seen).clone()
+    }
+
+    /// Requests that asked for an answer (warm starts left out).
+    pub fn answering_requests(&self) -> usize {
+        locked(&self.seen)
+            .iter()
+            .filter(|r| !r.evaluate_only)
+            .count()
+    }
+
+    pub fn cancelled(&self) -> usize {
+        self.cancelled.load(Ordering::SeqCst)
+    }
+}
+
+impl Engine for Scripted {
+    fn state(&self) -> EngineState {
+        EngineState::Ready {
+            description: "scripted".into(),
+        }
+    }
+    fn wait_ready(&self, _timeout: Duration) -> EngineState {
+        self.state()
+    }
+    fn complete(
+        &self,
+        req: EngineRequest,
+        cancel: CancelFlag,
+    ) -> Result<EngineOutput, EngineError> {
+        let evaluate_only = req.evaluate_only;
+        locked(&self.seen).push(req);
+        let mut held = locked(&self.held);
+        while *held {
+            if cancel.is_cancelled() {
+                self.cancelled.fetch_add(1, Ordering::SeqCst);
+                return Err(EngineError::Cancelled);
+            }
+            held = self
+                .released
+                .wait_timeout(held, Duration::from_millis(2))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        drop(held);
+        if cancel.is_cancelled() {
+            self.cancelled.fetch_add(1, Ordering::SeqCst);
+            return Err(EngineError::Cancelled);
+        }
+        let text = if evaluate_only {
+            String::new()
+        } else {
+            locked(&self.answers).pop_front().unwrap_or_default()
+        };
+        Ok(EngineOutput {
+            text,
+            elapsed: Duration::from_millis(300),
+            generated_tokens: if evaluate_only { 0 } else { 4 },
+            ..EngineOutput::default()
+        })
+    }
+}

@@ -1,0 +1,685 @@
+//! The session: all mutable state of one client, and what happens to it.
+//! Open documents, the suggestion shown (typed-through reuse), recent
+//! answers, requests in flight, warm starts, statistics, the live workspace
+//! index and the engine. The protocol layer (`lsp`) converts messages to
+//! calls here and results back; nothing here knows LSP's types.
+//!
+//! Invariants:
+//! - Nothing here blocks its caller on the model or the disk: model work
+//!   and indexing run on blocking threads (`tokio::task::spawn_blocking`).
+//! - Document-changing calls (`open`, `change`, `close`) are synchronous
+//!   and take the state lock at once, so edits apply in the order the
+//!   protocol layer makes the calls.
+//! - Every request is answered, also when cancelled: a newer request of
+//!   the same kind for a document, an edit of it, or dropping the future
+//!   of `complete` (the client's `$/cancelRequest`) stops its decode.
+//! - A warm start never delays a request: any request cancels it.
+//! - Imports nothing from `lsp` or tower-lsp.
+
+mod document_id;
+pub mod events;
+pub mod live_index;
+mod results;
+mod typed_through;
+mod warm_start;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub use document_id::DocumentId;
+use events::{Events, Level, ProgressStep};
+pub use live_index::{FileChange, LiveIndex};
+use results::ResultCache;
+use typed_through::ShownSuggestion;
+
+use crate::completion::pipeline::{self, Mode};
+use crate::completion::{cursor_context, CursorContext};
+use crate::config::{Config, MergeReport};
+use crate::engine::{CancelFlag, CancelOnDrop, Engine, EngineError, EngineOutput, EngineState};
+use crate::retrieval::{Root, Snippet};
+use crate::text::document::{Document, TextChange};
+use crate::text::position::{from_char_index, LinePosition, PositionEncoding};
+
+/// Starts the engine a configuration describes (`engine::start` in the
+/// server; a scripted engine in tests).
+pub type EngineStarter = Arc<dyn Fn(&Config) -> Arc<dyn Engine> + Send + Sync>;
+
+/// The progress token of the model load.
+const MODEL_LOAD_TOKEN: &str = "infill/model-load";
+
+/// Which kind of completion request: clients may send both on every
+/// keystroke, so each kind has its own request in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RequestKind {
+    /// Ghost text (`textDocument/inlineCompletion`).
+    Inline,
+    /// A completion list item (`textDocument/completion`).
+    List,
+}
+
+/// A cleaned completion and where it goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub text: String,
+    pub cursor: LinePosition,
+    /// Start of the identifier the cursor is in, for completion lists.
+    pub word_start: LinePosition,
+    pub word: String,
+}
+
+/// Why a request was not answered with a completion (an empty answer is
+/// `Ok(None)`, not an error).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    #[error("document {0} is not open")]
+    NotOpen(String),
+    #[error("the request was cancelled")]
+    Cancelled,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// What the client told us of itself when it connected.
+#[derive(Debug, Clone)]
+pub struct ClientSetup {
+    pub encoding: PositionEncoding,
+    /// Workspace folders.
+    pub roots: Vec<Root>,
+    /// Settings sent with the connection (`initializationOptions`).
+    pub settings: Option<serde_json::Value>,
+}
+
+/// A document as the server holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocumentSnapshot {
+    pub text: String,
+    pub version: i32,
+    /// The syntax tree kept for the document, as an S-expression.
+    pub tree: Option<String>,
+}
+
+/// What cross-file retrieval finds at a position now.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContextReport {
+    pub indexing_done: bool,
+    pub indexed_files: usize,
+    pub snippets: Vec<Snippet>,
+}
+
+/// The model's state and how requests were answered.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Status {
+    /// `loading`, `ready`, `failed` or `none` (before the session started).
+    pub model: &'static str,
+    pub detail: String,
+    #[serde(flatten)]
+    pub stats: Stats,
+}
+
+/// How completions were answered so far.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stats {
+    /// Completions computed by the model.
+    pub model_answers: u64,
+    /// Completions answered from the suggestion already shown.
+    pub reused_answers: u64,
+    /// Completions answered from the cache of recent answers.
+    pub cached_answers: u64,
+    /// Prompts brought into the KV cache after a pause in typing (counted
+    /// when done).
+    pub warm_starts: u64,
+    /// Token counts and time of the last model answer.
+    pub last_request: Option<EngineOutput>,
+}
+
+pub struct Session {
+    /// Shared with the warm-start tasks that outlive a call.
+    state: Arc<Mutex<State>>,
+    /// The workspace index for cross-file context (its own locks).
+    index: Arc<LiveIndex>,
+    events: Events,
+    start_engine: EngineStarter,
+}
+
+struct State {
+    encoding: PositionEncoding,
+    config: Config,
+    /// Whether `start` ran: the engine and the index exist.
+    started: bool,
+    roots: Vec<Root>,
+    documents: HashMap<DocumentId, Document>,
+    engine: Option<Arc<dyn Engine>>,
+    /// The request in flight per document and kind; a newer one of the
+    /// same kind cancels it.
+    inflight: HashMap<(DocumentId, RequestKind), CancelFlag>,
+    /// The last suggestion answered, for typed-through reuse.
+    shown: Option<ShownSuggestion>,
+    /// Recent answers by the text around the cursor.
+    results: ResultCache,
+    /// The warm start in progress, cancelled by any completion request.
+    warming: Option<CancelFlag>,
+    stats: Stats,
+}
+
+fn lock_state(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    // A call that panicked while holding the lock leaves the state as it
+    // was between two whole operations; keep serving it.
+    state.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Session {
+    /// A session with `base` settings (from the command line), telling the
+    /// user what it does through `events`.
+    pub fn new(base: Config, events: Events, start_engine: EngineStarter) -> Session {
+        Session {
+            state: Arc::new(Mutex::new(State {
+                encoding: PositionEncoding::Utf16,
+                config: base,
+                started: false,
+                roots: Vec::new(),
+                documents: HashMap::new(),
+                engine: None,
+                inflight: HashMap::new(),
+                shown: None,
+                results: ResultCache::default(),
+                warming: None,
+                stats: Stats::default(),
+            })),
+            index: Arc::new(LiveIndex::default()),
+            events,
+            start_engine,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        lock_state(&self.state)
+    }
+
+    /// The client connected: how it counts positions, its folders and its
+    /// settings.
+    pub fn connect(&self, setup: ClientSetup) {
+        let mut st = self.lock();
+        st.encoding = setup.encoding;
+        st.roots = setup.roots;
+        if let Some(settings) = &setup.settings {
+            let report = st.config.merge_json(settings);
+            self.report_settings(report);
+        }
+    }
+
+    /// Starts the model load and the first walk of the workspace.
+    pub fn start(&self) {
+        let engine = {
+            let mut st = self.lock();
+            st.started = true;
+            let engine = (self.start_engine)(&st.config);
+            st.engine = Some(engine.clone());
+            if st.config.context.cross_file {
+                self.index
+                    .start(self.events.clone(), st.roots.clone(), &st.config);
+            }
+            engine
+        };
+        self.watch_engine(engine);
+    }
+
+    /// The workspace folders (from `connect`).
+    pub fn roots(&self) -> Vec<Root> {
+        self.lock().roots.clone()
+    }
+
+    /// New settings from the client; the model is loaded again when its
+    /// settings changed.
+    pub fn configure(&self, settings: &serde_json::Value) {
+        let restarted = {
+            let mut st = self.lock();
+            let before = st.config.clone();
+            let report = st.config.merge_json(settings);
+            self.report_settings(report);
+            if st.config != before {
+                // Answers depend on the settings (budgets, layout, model).
+                st.results.clear();
+                st.shown = None;
+            }
+            if st.started && st.config.context.cross_file && !before.context.cross_file {
+                self.index
+                    .start(self.events.clone(), st.roots.clone(), &st.config);
+            }
+            if st.started && before.model_changed(&st.config) {
+                tracing::info!("model settings changed: reloading the model");
+                let engine = (self.start_engine)(&st.config);
+                st.engine = Some(engine.clone());
+                Some(engine)
+            } else {
+                None
+            }
+        };
+        if let Some(engine) = restarted {
+            self.watch_engine(engine);
+        }
+    }
+
+    fn report_settings(&self, report: MergeReport) {
+        for key in report.unknown {
+            tracing::warn!("ignoring unknown setting `{key}`");
+        }
+        for err in report.errors {
+            self.events
+                .message(Level::Error, format!("infill: invalid setting {err}"));
+        }
+    }
+
+    /// Reports the model load: progress while it runs, an error message
+    /// once if it fails.
+    fn watch_engine(&self, engine: Arc<dyn Engine>) {
+        let events = self.events.clone();
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            events.progress(
+                MODEL_LOAD_TOKEN,
+                ProgressStep::Begin {
+                    title: "infill: loading model".into(),
+                    percentage: None,
+                },
+            );
+            let waited = tokio::task::spawn_blocking(move || {
+                engine.wait_ready(Duration::from_secs(24 * 3600))
+            })
+            .await;
+            let state = waited
+                .unwrap_or_else(|e| EngineState::Failed(format!("model loader crashed: {e}")));
+            events.progress(MODEL_LOAD_TOKEN, ProgressStep::End { message: None });
+            match state {
+                EngineState::Failed(why) => events.message(Level::Error, format!("infill: {why}")),
+                EngineState::Ready { description } => {
+                    events.log(Level::Info, format!("infill: model ready: {description}"))
+                }
+                EngineState::Loading => {}
+            }
+        });
+    }
+
+    pub fn open(&self, id: DocumentId, language_id: &str, version: i32, text: &str) {
+        let named = id
+            .path()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|| id.name().to_string());
+        let doc = Document::new(&named, Some(language_id), version, text);
+        self.index
+            .opened(&id, doc.text().clone(), doc.tree_snapshot());
+        self.lock().documents.insert(id, doc);
+    }
+
+    pub fn change(&self, id: &DocumentId, version: i32, changes: &[TextChange]) {
+        let mut st = self.lock();
+        let encoding = st.encoding;
+        match st.documents.get_mut(id) {
+            Some(doc) => {
+                doc.apply_changes(version, changes, encoding);
+                // Rope and tree clones are O(1): the copy to text happens after the debounce.
+                self.index
+                    .changed(id, doc.text().clone(), doc.tree_snapshot());
+                warm_start::schedule(
+                    self.state.clone(),
+                    self.index.clone(),
+                    id.clone(),
+                    doc.version,
+                );
+            }
+            None => tracing::warn!("a change for a document that is not open: {id}"),
+        }
+        // The text under any request in flight is gone: stop it.
+        cancel_document_requests(&mut st.inflight, id);
+    }
+
+    pub fn save(&self, id: &DocumentId) {
+        let st = self.lock();
+        if let Some(doc) = st.documents.get(id) {
+            self.index.saved(id, doc.text().clone());
+        }
+    }
+
+    pub fn close(&self, id: &DocumentId) {
+        let mut st = self.lock();
+        st.documents.remove(id);
+        self.index.closed(id);
+        cancel_document_requests(&mut st.inflight, id);
+    }
+
+    pub fn files_changed(&self, changes: Vec<FileChange>) {
+        self.index.files_changed(changes);
+    }
+
+    /// Stops every request in flight.
+    pub fn shutdown(&self) {
+        let mut st = self.lock();
+        for flag in st.inflight.values() {
+            flag.cancel();
+        }
+        st.inflight.clear();
+    }
+
+    /// The server's copy of a document.
+    pub fn document(&self, id: &DocumentId) -> Result<DocumentSnapshot, RequestError> {
+        let st = self.lock();
+        let doc = st
+            .documents
+            .get(id)
+            .ok_or_else(|| RequestError::NotOpen(id.to_string()))?;
+        Ok(DocumentSnapshot {
+            text: doc.text().to_string(),
+            version: doc.version,
+            tree: doc
+                .syntax()
+                .and_then(|st| st.tree())
+                .map(|t| t.root_node().to_sexp()),
+        })
+    }
+
+    /// The snippets cross-file retrieval finds at a position now (fresh,
+    /// not the set kept for the line).
+    pub async fn context(
+        &self,
+        id: &DocumentId,
+        position: LinePosition,
+    ) -> Result<ContextReport, RequestError> {
+        let (prefix, suffix, config) = {
+            let st = self.lock();
+            let doc = st
+                .documents
+                .get(id)
+                .ok_or_else(|| RequestError::NotOpen(id.to_string()))?;
+            let cursor = doc.char_index(position, st.encoding);
+            let ctx = cursor_context(doc.text(), doc.syntax(), cursor, &st.config);
+            (ctx.prefix, ctx.suffix, st.config.clone())
+        };
+        let index = self.index.clone();
+        let line = position.line as usize;
+        let for_id = id.clone();
+        let snippets = tokio::task::spawn_blocking(move || {
+            index.retrieve(&for_id, line, &prefix, &suffix, &config)
+        })
+        .await
+        .map_err(|e| RequestError::Internal(format!("retrieval crashed: {e}")))?;
+        Ok(ContextReport {
+            indexing_done: self.index.indexing_done(),
+            indexed_files: self.index.index().file_count(),
+            snippets,
+        })
+    }
+
+    pub fn status(&self) -> Status {
+        let (engine, stats) = {
+            let st = self.lock();
+            (st.engine.clone(), st.stats.clone())
+        };
+        let (model, detail) = match engine.map(|e| e.state()) {
+            None => ("none", String::new()),
+            Some(EngineState::Loading) => ("loading", String::new()),
+            Some(EngineState::Ready { description }) => ("ready", description),
+            Some(EngineState::Failed(why)) => ("failed", why),
+        };
+        Status {
+            model,
+            detail,
+            stats,
+        }
+    }
+
+    /// The completion at `position` of `id`: typed through the suggestion
+    /// shown, from recent answers, or from the model. `automatic`: the
+    /// editor asked by itself, not at the user's request; such requests
+    /// are not answered where a suggestion would not help.
+    pub async fn complete(
+        &self,
+        id: &DocumentId,
+        position: LinePosition,
+        automatic: bool,
+        kind: RequestKind,
+    ) -> Result<Option<Answer>, RequestError> {
+        let flight = (id.clone(), kind);
+        let job = match self.answer_without_model(id, position, automatic, &flight)? {
+            Lookup::Answered(answer) => return Ok(answer),
+            Lookup::AskModel(job) => *job,
+        };
+        let ModelJob {
+            ctx,
+            config,
+            engine,
+            place,
+            flag,
+        } = job;
+        let Some(engine) = engine else {
+            return Ok(None);
+        };
+        // Dropped when this future is dropped ($/cancelRequest) or done.
+        let guard = CancelOnDrop(flag.clone());
+        let wait = Duration::from_millis(config.completion.load_wait_ms);
+        let index = self.index.clone();
+        let line = position.line as usize;
+        let for_id = id.clone();
+        let asked = ctx.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            if engine.wait_ready(wait) == EngineState::Loading {
+                return Err(EngineError::Loading);
+            }
+            let context = index.context_for(&for_id, line, &asked.prefix, &asked.suffix, &config);
+            pipeline::run(
+                engine.as_ref(),
+                &asked,
+                &config,
+                context,
+                Mode::Suggest,
+                &flag,
+            )
+        })
+        .await;
+        drop(guard);
+        {
+            let mut st = self.lock();
+            if st.inflight.get(&flight).is_some_and(|f| f.is_cancelled()) {
+                st.inflight.remove(&flight);
+            }
+        }
+        let done = match result {
+            Ok(Ok(done)) => done,
+            Ok(Err(EngineError::Cancelled)) => return Err(RequestError::Cancelled),
+            Ok(Err(EngineError::Loading)) => {
+                tracing::info!("completion skipped: the model is still loading");
+                return Ok(None);
+            }
+            Ok(Err(EngineError::Unavailable(_))) => return Ok(None),
+            Ok(Err(e @ EngineError::Failed(_))) => {
+                tracing::error!("{e}");
+                return Ok(None);
+            }
+            Err(e) => {
+                tracing::error!("completion task crashed: {e}");
+                return Err(RequestError::Internal(format!(
+                    "completion task crashed: {e}"
+                )));
+            }
+        };
+        let second_try = done.second_try();
+        let (output, text) = (done.output, done.text);
+        tracing::debug!(
+            second_try,
+            prompt = output.prompt_tokens,
+            evaluated = output.evaluated_tokens,
+            generated = output.generated_tokens,
+            ms = output.elapsed.as_millis() as u64,
+            build_ms = output.build_time.as_millis() as u64,
+            eval_ms = output.eval_time.as_millis() as u64,
+            generate_ms = output.generate_time.as_millis() as u64,
+            "completion"
+        );
+        {
+            let mut st = self.lock();
+            st.stats.model_answers += 1;
+            st.stats.last_request = Some(output.clone());
+            // An answer cut short by the time budget is not the model's
+            // full answer: do not serve it again.
+            if !output.cut_by_time {
+                st.results.put(results::Key::new(id, &ctx), text.clone());
+            }
+            st.shown = shown(id, &ctx, &text);
+        }
+        Ok((!text.is_empty()).then(|| place.answer(text)))
+    }
+
+    /// The part of `complete` under the state lock: where the cursor is,
+    /// whether to answer here at all, typed-through reuse and recent
+    /// answers; else the request is registered in flight for the model.
+    fn answer_without_model(
+        &self,
+        id: &DocumentId,
+        position: LinePosition,
+        automatic: bool,
+        flight: &(DocumentId, RequestKind),
+    ) -> Result<Lookup, RequestError> {
+        let mut st = self.lock();
+        // A real request goes before any warm start.
+        if let Some(warming) = st.warming.take() {
+            warming.cancel();
+        }
+        let encoding = st.encoding;
+        let doc = st
+            .documents
+            .get(id)
+            .ok_or_else(|| RequestError::NotOpen(id.to_string()))?;
+        let cursor = doc.char_index(position, encoding);
+        let place = Place::at(doc, cursor, encoding);
+        let ctx: CursorContext = cursor_context(doc.text(), doc.syntax(), cursor, &st.config);
+        if automatic {
+            if let Some(skip) = ctx.automatic_skip(&st.config) {
+                tracing::debug!("no automatic completion here: {skip:?}");
+                return Ok(Lookup::Answered(None));
+            }
+        }
+        let reusable = st
+            .shown
+            .as_ref()
+            .and_then(|shown| shown.rest_after_typing(id, &ctx));
+        if let Some(rest) = reusable {
+            // The user typed the start of what is shown: the rest stands.
+            st.stats.reused_answers += 1;
+            if let Some(previous) = st.inflight.remove(flight) {
+                previous.cancel();
+            }
+            return Ok(Lookup::Answered(Some(place.answer(rest))));
+        }
+        if let Some(text) = st.results.get(results::Key::new(id, &ctx)) {
+            st.stats.cached_answers += 1;
+            if let Some(previous) = st.inflight.remove(flight) {
+                previous.cancel();
+            }
+            st.shown = shown(id, &ctx, &text);
+            return Ok(Lookup::Answered(
+                (!text.is_empty()).then(|| place.answer(text)),
+            ));
+        }
+        let flag = CancelFlag::default();
+        if let Some(previous) = st.inflight.insert(flight.clone(), flag.clone()) {
+            previous.cancel();
+        }
+        Ok(Lookup::AskModel(Box::new(ModelJob {
+            config: st.config.clone(),
+            engine: st.engine.clone(),
+            ctx,
+            place,
+            flag,
+        })))
+    }
+}
+
+/// What `answer_without_model` found.
+enum Lookup {
+    Answered(Option<Answer>),
+    AskModel(Box<ModelJob>),
+}
+
+/// A request for the model, registered in flight under `flag`.
+struct ModelJob {
+    ctx: CursorContext,
+    config: Config,
+    engine: Option<Arc<dyn Engine>>,
+    place: Place,
+    flag: CancelFlag,
+}
+
+/// Where an answer goes: the cursor, and the identifier it is in.
+struct Place {
+    cursor: LinePosition,
+    word_start: LinePosition,
+    word: String,
+}
+
+impl Place {
+    fn at(doc: &Document, cursor: usize, encoding: PositionEncoding) -> Place {
+        let text = doc.text();
+        let word_len = text
+            .chars_at(cursor)
+            .reversed()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .count();
+        Place {
+            word: text.slice(cursor - word_len..cursor).to_string(),
+            word_start: from_char_index(text, cursor - word_len, encoding),
+            cursor: from_char_index(text, cursor, encoding),
+        }
+    }
+
+    fn answer(self, text: String) -> Answer {
+        Answer {
+            text,
+            cursor: self.cursor,
+            word_start: self.word_start,
+            word: self.word,
+        }
+    }
+}
+
+/// The suggestion now shown at `ctx`, if `text` shows anything.
+fn shown(id: &DocumentId, ctx: &CursorContext, text: &str) -> Option<ShownSuggestion> {
+    (!text.is_empty()).then(|| ShownSuggestion {
+        document: id.clone(),
+        prefix: ctx.prefix.clone(),
+        suffix: ctx.suffix.clone(),
+        text: text.to_string(),
+    })
+}
+
+fn cancel_document_requests(
+    inflight: &mut HashMap<(DocumentId, RequestKind), CancelFlag>,
+    id: &DocumentId,
+) {
+    inflight.retain(|(d, _), flag| {
+        if d == id {
+            flag.cancel();
+        }
+        d != id
+    });
+}
+
+/// A root for each workspace folder, named after it unless the client
+/// named it.
+pub fn workspace_root(path: PathBuf, name: Option<String>) -> Root {
+    let path = path.canonicalize().unwrap_or(path);
+    let name = name
+        .filter(|n| !n.is_empty())
+        .or_else(|| path.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "workspace".into());
+    Root { path, name }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,318 @@
+//! The session's decisions with a scripted engine: typed-through reuse,
+//! recent answers, cancellation and ordering, warm starts. No model and no
+//! editor; the real model's side is in `tests/`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use super::events::{Event, Level};
+use super::*;
+use crate::engine::scripted::Scripted;
+use crate::text::position::LinePosition;
+
+const DOC: &str = "def f(n):\n    return \n";
+
+struct Harness {
+    session: Arc<Session>,
+    engine: Arc<Scripted>,
+    events: UnboundedReceiver<Event>,
+    id: DocumentId,
+}
+
+/// A started session whose engine answers `answers` in order, with `DOC`
+/// open as a Python file (no workspace: in-file completion).
+fn harness(answers: &[&str]) -> Harness {
+    let engine = Arc::new(Scripted::new(answers));
+    let for_session = engine.clone();
+    let (events, receiver) = Events::channel();
+    let session = Session::new(
+        Config::default(),
+        events,
+        Arc::new(move |_: &Config| for_session.clone() as Arc<dyn Engine>),
+    );
+    session.connect(ClientSetup {
+        encoding: PositionEncoding::Utf16,
+        roots: Vec::new(),
+        settings: None,
+    });
+    session.start();
+    let id = DocumentId::new("file:///work/a.py", Some("/work/a.py".into()));
+    session.open(id.clone(), "python", 1, DOC);
+    Harness {
+        session: Arc::new(session),
+        engine,
+        events: receiver,
+        id,
+    }
+}
+
+fn at(line: u32, character: u32) -> LinePosition {
+    LinePosition { line, character }
+}
+
+/// Inserts `text` at `pos` as an editor's incremental change.
+fn type_at(h: &Harness, version: i32, pos: LinePosition, text: &str) {
+    h.session.change(
+        &h.id,
+        version,
+        &[TextChange {
+            range: Some((pos, pos)),
+            text: text.into(),
+        }],
+    );
+}
+
+async fn ask(h: &Harness, pos: LinePosition) -> Result<Option<Answer>, RequestError> {
+    h.session
+        .complete(&h.id, pos, true, RequestKind::Inline)
+        .await
+}
+
+fn text(answer: Result<Option<Answer>, RequestError>) -> Option<String> {
+    answer.expect("answered").map(|a| a.text)
+}
+
+/// Waits (at most 5 s) until `done` holds.
+async fn until(what: &str, done: impl Fn() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typing_through_a_suggestion_is_answered_without_the_model() {
+    let h = harness(&["fib(n - 1)"]);
+    let first = ask(&h, at(1, 11)).await.expect("answered").expect("text");
+    assert_eq!(first.text, "fib(n - 1)");
+    assert_eq!((first.cursor, first.word_start), (at(1, 11), at(1, 11)));
+    type_at(&h, 2, at(1, 11), "fi");
+    let rest = ask(&h, at(1, 13)).await.expect("answered").expect("text");
+    assert_eq!(rest.text, "b(n - 1)");
+    // The word typed so far, for completion lists.
+    assert_eq!((rest.word.as_str(), rest.word_start), ("fi", at(1, 11)));
+    assert_eq!(h.engine.answering_requests(), 1);
+    let stats = h.session.status().stats;
+    assert_eq!((stats.model_answers, stats.reused_answers), (1, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_question_again_is_answered_from_recent_answers() {
+    let h = harness(&["fib(n - 1)", "0"]);
+    assert_eq!(
+        text(ask(&h, at(1, 11)).await).as_deref(),
+        Some("fib(n - 1)")
+    );
+    // Type a character that the suggestion does not start with, and
+    // delete it again: the text around the cursor is as before.
+    type_at(&h, 2, at(1, 11), "x");
+    let other = ask(&h, at(1, 12)).await.expect("answered");
+    h.session.change(
+        &h.id,
+        3,
+        &[TextChange {
+            range: Some((at(1, 11), at(1, 12))),
+            text: String::new(),
+        }],
+    );
+    assert_eq!(
+        text(ask(&h, at(1, 11)).await).as_deref(),
+        Some("fib(n - 1)")
+    );
+    let stats = h.session.status().stats;
+    assert_eq!(stats.cached_answers, 1, "{other:?}");
+    assert_eq!(h.engine.answering_requests(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_request_cancels_the_one_in_flight() {
+    let h = harness(&["first", "second"]);
+    h.engine.hold();
+    let session = h.session.clone();
+    let id = h.id.clone();
+    let older = tokio::spawn(async move {
+        session
+            .complete(&id, at(1, 11), false, RequestKind::Inline)
+            .await
+    });
+    until("the model has the first request", || {
+        h.engine.answering_requests() == 1
+    })
+    .await;
+    let session = h.session.clone();
+    let id = h.id.clone();
+    let newer = tokio::spawn(async move {
+        session
+            .complete(&id, at(1, 11), false, RequestKind::Inline)
+            .await
+    });
+    // The older request is answered, as cancelled, while the model still
+    // holds the newer one.
+    let older = older.await.expect("joined");
+    assert_eq!(older, Err(RequestError::Cancelled));
+    h.engine.release();
+    let newer = newer.await.expect("joined");
+    assert_eq!(text(newer).as_deref(), Some("first"));
+    assert_eq!(h.engine.cancelled(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_request_does_not_cancel_an_inline_one() {
+    let h = harness(&["inline", "list"]);
+    h.engine.hold();
+    let session = h.session.clone();
+    let id = h.id.clone();
+    let inline = tokio::spawn(async move {
+        session
+            .complete(&id, at(1, 11), false, RequestKind::Inline)
+            .await
+    });
+    until("the model has the inline request", || {
+        h.engine.answering_requests() == 1
+    })
+    .await;
+    let session = h.session.clone();
+    let id = h.id.clone();
+    let list = tokio::spawn(async move {
+        session
+            .complete(&id, at(1, 11), true, RequestKind::List)
+            .await
+    });
+    until("the model has both", || h.engine.answering_requests() == 2).await;
+    h.engine.release();
+    assert!(text(inline.await.expect("joined")).is_some());
+    assert!(text(list.await.expect("joined")).is_some());
+    assert_eq!(h.engine.cancelled(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_cancels_the_requests_on_its_document() {
+    let h = harness(&["never shown"]);
+    h.engine.hold();
+    let session = h.session.clone();
+    let id = h.id.clone();
+    let asked = tokio::spawn(async move {
+        session
+            .complete(&id, at(1, 11), false, RequestKind::Inline)
+            .await
+    });
+    until("the model has the request", || {
+        h.engine.answering_requests() == 1
+    })
+    .await;
+    type_at(&h, 2, at(1, 11), "x");
+    assert_eq!(asked.await.expect("joined"), Err(RequestError::Cancelled));
+    // The edit is in the document, in order.
+    let doc = h.session.document(&h.id).expect("open");
+    assert_eq!(
+        (doc.text.as_str(), doc.version),
+        ("def f(n):\n    return x\n", 2)
+    );
+    h.engine.release();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_request_stops_its_decode() {
+    let h = harness(&["never shown"]);
+    h.engine.hold();
+    // The client cancelled: tower-lsp drops the handler's future.
+    let gave_up = tokio::time::timeout(Duration::from_millis(100), ask(&h, at(1, 11))).await;
+    assert!(gave_up.is_err());
+    until("the decode stopped", || h.engine.cancelled() == 1).await;
+    h.engine.release();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_after_typing_warms_the_cache_and_a_request_cancels_it() {
+    let h = harness(&["fib(n - 1)"]);
+    type_at(&h, 2, at(1, 11), "f");
+    until("the warm start ran", || {
+        h.session.status().stats.warm_starts == 1
+    })
+    .await;
+    let warm = h.engine.requests();
+    assert_eq!(warm.len(), 1);
+    assert!(warm[0].evaluate_only);
+    assert!(
+        warm[0].prefix.ends_with("    return f"),
+        "{:?}",
+        warm[0].prefix
+    );
+
+    // A request while a warm start holds the model cancels it.
+    h.engine.hold();
+    type_at(&h, 3, at(1, 12), "i");
+    until("the second warm start began", || {
+        h.engine.requests().len() == 2
+    })
+    .await;
+    let session = h.session.clone();
+    let id = h.id.clone();
+    let asked = tokio::spawn(async move {
+        session
+            .complete(&id, at(1, 13), false, RequestKind::Inline)
+            .await
+    });
+    until("the warm start was cancelled", || h.engine.cancelled() == 1).await;
+    h.engine.release();
+    assert_eq!(
+        text(asked.await.expect("joined")).as_deref(),
+        Some("fib(n - 1)")
+    );
+    assert_eq!(h.session.status().stats.warm_starts, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn automatic_requests_in_a_comment_do_not_reach_the_model() {
+    let h = harness(&[]);
+    type_at(&h, 2, at(2, 0), "# note ");
+    assert_eq!(text(ask(&h, at(2, 7)).await), None);
+    assert_eq!(h.engine.answering_requests(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_for_documents_not_open_are_errors() {
+    let h = harness(&[]);
+    let other = DocumentId::new("file:///work/b.py", Some("/work/b.py".into()));
+    let asked = h
+        .session
+        .complete(&other, at(0, 0), false, RequestKind::Inline)
+        .await;
+    assert_eq!(
+        asked,
+        Err(RequestError::NotOpen("file:///work/b.py".into()))
+    );
+    h.session.close(&h.id);
+    assert!(h.session.document(&h.id).is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_settings_forget_recent_answers_and_bad_ones_are_reported() {
+    let mut h = harness(&["fib(n - 1)", "fib(n - 2)"]);
+    assert_eq!(
+        text(ask(&h, at(1, 11)).await).as_deref(),
+        Some("fib(n - 1)")
+    );
+    h.session
+        .configure(&serde_json::json!({"completion": {"maxTokens": 32, "promptTokens": "many"}}));
+    assert_eq!(
+        text(ask(&h, at(1, 11)).await).as_deref(),
+        Some("fib(n - 2)")
+    );
+    assert_eq!(h.engine.answering_requests(), 2);
+    let mut messages = Vec::new();
+    while let Ok(event) = h.events.try_recv() {
+        if let Event::Message { level, text } = event {
+            messages.push((level, text));
+        }
+    }
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert_eq!(messages[0].0, Level::Error);
+    assert!(messages[0].1.contains("promptTokens"), "{messages:?}");
+}

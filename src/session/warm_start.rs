@@ -1,0 +1,74 @@
+//! Warm start: once the user has paused after an edit, the prompt at the
+//! edit is brought into the KV cache, so that the next keystroke there
+//! evaluates only its own tokens.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::{lock_state, DocumentId, LiveIndex, RequestKind, State};
+use crate::completion::cursor_context;
+use crate::completion::pipeline::{self, Mode};
+use crate::engine::{CancelFlag, EngineState};
+
+/// The pause after an edit before the warm start.
+const WARM_AFTER_PAUSE: Duration = Duration::from_millis(300);
+
+/// After a pause in editing `id` (still at `version`), evaluates the prompt
+/// at the last edit without generating. Skipped when a request for the
+/// document is in flight (it warms the cache itself), where an automatic
+/// request would not be answered, or when the model is not ready. Any
+/// completion request cancels it.
+pub(super) fn schedule(
+    state: Arc<Mutex<State>>,
+    index: Arc<LiveIndex>,
+    id: DocumentId,
+    version: i32,
+) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    runtime.spawn(async move {
+        tokio::time::sleep(WARM_AFTER_PAUSE).await;
+        let job = {
+            let mut st = lock_state(&state);
+            let busy = [RequestKind::Inline, RequestKind::List]
+                .iter()
+                .filter_map(|k| st.inflight.get(&(id.clone(), *k)))
+                .any(|f| !f.is_cancelled());
+            let ready = st
+                .engine
+                .as_ref()
+                .is_some_and(|e| matches!(e.state(), EngineState::Ready { .. }));
+            let Some(doc) = st.documents.get(&id).filter(|d| d.version == version) else {
+                return;
+            };
+            let Some(cursor) = doc.last_edit() else {
+                return;
+            };
+            if busy || !ready {
+                return;
+            }
+            let ctx = cursor_context(doc.text(), doc.syntax(), cursor, &st.config);
+            if ctx.automatic_skip(&st.config).is_some() {
+                return;
+            }
+            let line = doc.text().char_to_line(cursor);
+            let flag = CancelFlag::default();
+            if let Some(previous) = st.warming.replace(flag.clone()) {
+                previous.cancel();
+            }
+            (st.engine.clone(), ctx, flag, st.config.clone(), line)
+        };
+        let (Some(engine), ctx, flag, config, line) = job else {
+            return;
+        };
+        let done = tokio::task::spawn_blocking(move || {
+            let context = index.context_for(&id, line, &ctx.prefix, &ctx.suffix, &config);
+            pipeline::run(engine.as_ref(), &ctx, &config, context, Mode::WarmUp, &flag)
+        })
+        .await;
+        if let Ok(Ok(_)) = done {
+            lock_state(&state).stats.warm_starts += 1;
+        }
+    });
+}
