@@ -23,9 +23,9 @@ use crate::completion::cursor_context;
 use crate::config::{Config, Multiline};
 use crate::engine::{complete_finished, CancelFlag, Engine, Finished};
 use crate::prompt::repo::CrossFileContext;
-use crate::retrieval::{tokens::identifiers, Index, Query, Root};
+use crate::retrieval::{outline::outline, tokens::identifiers, Index, Query, Root};
 use crate::text::syntax::{Language, SyntaxTree};
-use crate::workspace::{self, outline::outline};
+use crate::workspace;
 
 /// Names too common to mean a cross-file dependency.
 const COMMON: &[&str] = &[
@@ -486,7 +486,7 @@ fn needed_names<'a>(expected: &'a str, prefix: &str, suffix: &str) -> Vec<&'a st
 /// Names in the snippets that fit `budget` tokens, best first, at about
 /// three characters a token (the engine counts exactly; the eval without a
 /// model has no tokenizer).
-fn shown_names(snippets: &[crate::prompt::repo::Snippet], budget: usize) -> HashSet<String> {
+fn shown_names(snippets: &[crate::retrieval::Snippet], budget: usize) -> HashSet<String> {
     let mut room = budget * 3;
     let mut out = HashSet::new();
     for s in snippets {

@@ -20,7 +20,7 @@ use tree_sitter::Tree;
 
 use crate::config::Config;
 use crate::prompt::repo::CrossFileContext;
-use crate::retrieval::{Index, Query, Root, Snippet, Stable};
+use crate::retrieval::{Index, Query, Root, Snippet, SnippetMemo};
 use crate::text::document::Document;
 use crate::text::syntax::Language;
 use crate::workspace;
@@ -41,7 +41,7 @@ const DEBOUNCE: Duration = Duration::from_millis(300);
 #[derive(Default)]
 pub struct CrossFile {
     index: Mutex<Index>,
-    stable: Mutex<Stable>,
+    stable: Mutex<SnippetMemo>,
     /// Open documents and whether they may be indexed (inside a root,
     /// admitted by the walk rules); their buffers win over the disk.
     open: Mutex<HashMap<PathBuf, bool>>,

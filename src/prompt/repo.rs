@@ -15,17 +15,7 @@
 
 use super::fim::{FimFamily, FimTemplate, Piece};
 use super::{Prompt, Token, Tokenizer};
-
-/// A piece of another file, shown to the model.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
-pub struct Snippet {
-    /// Path relative to its workspace folder, `/`-separated.
-    pub path: String,
-    pub text: String,
-    /// Where it starts in its file (0-based line), to lay out pieces of
-    /// one file in their order.
-    pub line: usize,
-}
+use crate::retrieval::Snippet;
 
 /// How snippets are shown to a model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
