@@ -24,9 +24,9 @@ use infill::completion::pipeline::{self, Mode, Suggestion};
 use infill::config::{Config, Multiline};
 use infill::engine::{CancelFlag, Engine};
 use infill::prompt::repo::CrossFileContext;
-use infill::retrieval::{tokens::identifiers, Index, Query, Root};
+use infill::retrieval::{outline::outline, tokens::identifiers, Index, Query, Root};
 use infill::text::syntax::{Language, SyntaxTree};
-use infill::workspace::{self, outline::outline};
+use infill::workspace;
 
 /// Names too common to mean a cross-file dependency.
 const COMMON: &[&str] = &[
@@ -472,7 +472,7 @@ fn needed_names<'a>(expected: &'a str, prefix: &str, suffix: &str) -> Vec<&'a st
 /// Names in the snippets that fit `budget` tokens, best first, at about
 /// three characters a token (the engine counts exactly; the eval without a
 /// model has no tokenizer).
-fn shown_names(snippets: &[infill::prompt::repo::Snippet], budget: usize) -> HashSet<String> {
+fn shown_names(snippets: &[infill::retrieval::Snippet], budget: usize) -> HashSet<String> {
     let mut room = budget * 3;
     let mut out = HashSet::new();
     for s in snippets {

@@ -16,17 +16,7 @@
 use super::fim::{FimFamily, FimTemplate, Piece};
 use super::{Prompt, Token, Tokenizer};
 use crate::config::{ContextConfig, ContextLayout};
-
-/// A piece of another file, shown to the model.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
-pub struct Snippet {
-    /// Path relative to its workspace folder, `/`-separated.
-    pub path: String,
-    pub text: String,
-    /// Where it starts in its file (0-based line), to lay out pieces of
-    /// one file in their order.
-    pub line: usize,
-}
+use crate::retrieval::Snippet;
 
 /// What retrieval found for one request.
 #[derive(Debug, Clone, PartialEq, Eq)]

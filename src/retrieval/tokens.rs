@@ -2,6 +2,8 @@
 //! boundaries and lowercased, so `parseHttpHeader` and `parse_http_header`
 //! share terms; the whole identifier is kept as a term too, so an exact
 //! name match still counts most. Punctuation and numbers are dropped.
+//! Term sets (sorted hashes) and their overlap tell near-duplicate texts
+//! and changed queries apart.
 
 /// Calls `f` with each term of `text`, in order (repeats included).
 pub fn for_each_term(text: &str, mut f: impl FnMut(&str)) {
@@ -74,6 +76,35 @@ pub fn identifiers(text: &str) -> impl Iterator<Item = &str> {
                 .next()
                 .is_some_and(|c| c.is_alphabetic() || c == '_')
         })
+}
+
+/// The distinct terms of a text, as sorted 64-bit hashes (no string is
+/// kept: these sets are built for every candidate of every query).
+pub(super) fn term_set(text: &str) -> Vec<u64> {
+    let mut set = Vec::new();
+    for_each_term(text, |t| set.push(hash(t)));
+    set.sort_unstable();
+    set.dedup();
+    set
+}
+
+pub(super) fn jaccard(a: &[u64], b: &[u64]) -> f64 {
+    if a.is_empty() && b.is_empty() {
+        return 1.0;
+    }
+    let (mut i, mut j, mut inter) = (0, 0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                inter += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    inter as f64 / (a.len() + b.len() - inter) as f64
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use super::events::{Events, ProgressStep};
 use super::DocumentId;
 use crate::config::Config;
 use crate::prompt::repo::CrossFileContext;
-use crate::retrieval::{Index, Query, Root, Snippet, Stable};
+use crate::retrieval::{Index, Query, Root, Snippet, SnippetMemo};
 use crate::text::syntax::Language;
 use crate::workspace;
 
@@ -47,7 +47,7 @@ const DEBOUNCE: Duration = Duration::from_millis(300);
 #[derive(Default)]
 pub struct LiveIndex {
     index: Mutex<Index>,
-    stable: Mutex<Stable>,
+    snippet_memo: Mutex<SnippetMemo>,
     /// Open documents and whether they may be indexed (inside a root,
     /// admitted by the walk rules); their buffers win over the disk.
     open: Mutex<HashMap<PathBuf, bool>>,
@@ -290,7 +290,7 @@ impl LiveIndex {
             suffix,
         };
         let (repo_name, rel) = self.index().repo_and_path(path)?;
-        let (snippets, _) = locked(&self.stable).get(&q, || self.index().retrieve(&q));
+        let (snippets, _) = locked(&self.snippet_memo).get(&q, || self.index().retrieve(&q));
         Some(CrossFileContext::new(
             repo_name,
             rel,

@@ -1,9 +1,7 @@
 //! The files of the workspace that may be shown to the model: which ones
-//! (walk rules, secrets, size, binary), and what they hold (`outline`).
+//! (walk rules, secrets, size, binary).
 //!
 //! This module reads the disk; the index it feeds (`retrieval`) does not.
-
-pub mod outline;
 
 use std::path::{Path, PathBuf};
 

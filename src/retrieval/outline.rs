@@ -1045,7 +1045,7 @@ class Shape(Base):
     }
 }
 
-/// Random edits for the equivalence tests (here and in `retrieval`).
+/// Random edits for the equivalence tests (here and in `index`).
 #[cfg(test)]
 pub(crate) mod fuzz {
     use crate::text::document::TextChange;
