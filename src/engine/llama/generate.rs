@@ -1,0 +1,188 @@
+//! Step three of a request: the answer decoded token by token from the
+//! evaluated prompt (greedy), healing the prefix's last token, keeping off
+//! the avoided text, and stopping on the stop rule, the time budget or
+//! cancellation.
+
+use std::time::Instant;
+
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::token::LlamaToken;
+
+use super::session::Session;
+use crate::engine::{CancelFlag, EngineError, EngineRequest};
+use crate::prompt::Token;
+
+/// The answer and how it came about.
+pub(super) struct Generated {
+    pub(super) text: String,
+    /// Tokens generated (those of the healed text included).
+    pub(super) generated: usize,
+    /// Whether the time budget ended the answer.
+    pub(super) cut_by_time: bool,
+}
+
+impl Session<'_> {
+    /// Generates the answer after the prompt whose last token `batch` holds
+    /// the logits of; `healed` is the text the answer must start with (and
+    /// is then removed).
+    pub(super) fn generate(
+        &mut self,
+        req: &EngineRequest,
+        cancel: &CancelFlag,
+        started: Instant,
+        healed: &[u8],
+        batch: &mut LlamaBatch,
+    ) -> Result<Generated, EngineError> {
+        let vocab = self.model.vocab();
+        // Bytes of the healed token not yet matched by generated tokens.
+        let mut pending: &[u8] = healed;
+        let mut bytes: Vec<u8> = Vec::new();
+        let mut text_len = 0;
+        let mut generated = 0;
+        let mut cut_by_time = false;
+        let avoid = req
+            .avoid
+            .as_deref()
+            .map(|a| a.trim().as_bytes())
+            .filter(|a| !a.is_empty());
+        let mut has_content = false;
+        while generated < req.max_tokens {
+            if cancel.is_cancelled() {
+                return Err(EngineError::Cancelled);
+            }
+            let logits = self.ctx.get_logits_ith(batch.n_tokens() - 1);
+            let avoiding = avoid.filter(|_| !has_content);
+            let Some(next) = self.next_token(logits, pending, avoiding) else {
+                break;
+            };
+            let token = LlamaToken(next);
+            if vocab.is_eog(token)
+                || vocab.is_control(token)
+                || self.template.stop_tokens.contains(&next)
+            {
+                break;
+            }
+            generated += 1;
+            let piece = self
+                .pieces
+                .get(next as usize)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            pending = &pending[piece.len().min(pending.len())..];
+            bytes.extend_from_slice(piece);
+            // The answer is what follows the healed text.
+            let answer = bytes.get(healed.len()..).unwrap_or(&[]);
+            let valid = valid_utf8(answer);
+            text_len = valid.len();
+            has_content = !valid.trim().is_empty();
+            if let Some(cut) = req.stop.cut(valid) {
+                text_len = cut;
+                break;
+            }
+            let over_time = req.time_budget.is_some_and(|b| started.elapsed() > b);
+            if over_time
+                && valid.trim_end_matches([' ', '\t']).ends_with('\n')
+                && !valid.trim().is_empty()
+            {
+                text_len = valid.trim_end().len();
+                cut_by_time = true;
+                break;
+            }
+            self.decode(batch, &[next])?;
+        }
+        let answer = bytes.get(healed.len()..).unwrap_or(&[]);
+        let answer = &answer[..text_len.min(answer.len())];
+        Ok(Generated {
+            text: String::from_utf8_lossy(answer).into_owned(),
+            generated,
+            cut_by_time,
+        })
+    }
+
+    /// The next token by `logits`: the most likely, or, while healed bytes
+    /// are `pending` or the answer is `avoiding` a text, the most likely
+    /// that allows it.
+    fn next_token(&self, logits: &[f32], pending: &[u8], avoiding: Option<&[u8]>) -> Option<Token> {
+        if pending.is_empty() && avoiding.is_none() {
+            argmax(logits)
+        } else {
+            let pieces = &self.pieces;
+            let stops = &self.template.stop_tokens;
+            argmax_where(logits, |t| {
+                pieces.get(t as usize).is_some_and(|p| {
+                    // Only tokens that agree with the healed text may come next.
+                    let heals = pending.is_empty()
+                        || (!p.is_empty() && (p.starts_with(pending) || pending.starts_with(p)));
+                    // The answer may not end yet: no special token (they
+                    // have no bytes) and no template stop token (a model
+                    // may give those text).
+                    heals
+                        && avoiding.is_none_or(|a| {
+                            !p.is_empty()
+                                && !stops.contains(&t)
+                                && !takes_avoided_start(p.get(pending.len()..).unwrap_or(&[]), a)
+                        })
+                })
+            })
+        }
+    }
+}
+
+/// The longest start of `bytes` that is valid UTF-8.
+fn valid_utf8(bytes: &[u8]) -> &str {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s,
+        Err(e) => std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or(""),
+    }
+}
+
+fn argmax(logits: &[f32]) -> Option<Token> {
+    argmax_where(logits, |_| true)
+}
+
+/// The most likely token among those `allowed`.
+fn argmax_where(logits: &[f32], allowed: impl Fn(Token) -> bool) -> Option<Token> {
+    logits
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| Token::try_from(i).ok().map(|t| (t, l)))
+        .filter(|(t, _)| allowed(*t))
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map(|(t, _)| t)
+}
+
+/// Whether answer bytes `part`, coming after nothing but blanks, start
+/// down the avoided text: their first non-blank bytes begin `avoid`, or
+/// contain all of it.
+fn takes_avoided_start(part: &[u8], avoid: &[u8]) -> bool {
+    let start = part.iter().position(|b| !b.is_ascii_whitespace());
+    let Some(start) = start else {
+        return false;
+    };
+    let content = &part[start..];
+    avoid.starts_with(content) || content.starts_with(avoid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_avoided_start_is_recognised_after_blanks() {
+        let avoid = b"for (IKey c : map.keySet()) {";
+        assert!(takes_avoided_start(b"for", avoid));
+        assert!(takes_avoided_start(b"  f", avoid));
+        assert!(takes_avoided_start(b"\n    for (", avoid));
+        assert!(!takes_avoided_start(b"  ", avoid));
+        assert!(!takes_avoided_start(b"", avoid));
+        assert!(!takes_avoided_start(b"Map", avoid));
+        assert!(!takes_avoided_start(b"fore", avoid));
+        assert!(takes_avoided_start(b"x = 1\n", b"x = 1"));
+    }
+
+    #[test]
+    fn argmax_picks_the_largest() {
+        assert_eq!(argmax(&[0.1, 3.0, -1.0]), Some(1));
+        assert_eq!(argmax(&[]), None);
+    }
+}

@@ -1,0 +1,170 @@
+//! The long-lived llama.cpp context and what it holds, and one request run
+//! on it: build the prompt, bring the cache in line with it, generate.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::time::Instant;
+
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::model::{LlamaModel, RopeType};
+
+use super::{backend, LlamaSettings};
+use crate::engine::reuse::Staleness;
+use crate::engine::{CancelFlag, EngineError, EngineOutput, EngineRequest};
+use crate::prompt::fim::{known_marker_texts, FimTemplate};
+use crate::prompt::memo::TokenMemo;
+use crate::prompt::repo::RepoTokens;
+use crate::prompt::Token;
+
+pub(super) struct Session<'m> {
+    pub(super) model: &'m LlamaModel,
+    pub(super) ctx: LlamaContext<'m>,
+    pub(super) template: FimTemplate,
+    /// The model's repository-level tokens, if it has them.
+    pub(super) repo: Option<RepoTokens>,
+    pub(super) bos: Option<Token>,
+    /// Bytes of every token (empty for special ones), for token healing.
+    pub(super) pieces: Vec<Vec<u8>>,
+    /// Tokens whose keys and values the context holds, in order from position 0.
+    pub(super) cached: Vec<Token>,
+    /// Tokenizations of the last requests' long texts.
+    pub(super) memo: RefCell<TokenMemo>,
+    /// How approximate the moved part of the KV cache is.
+    pub(super) staleness: Staleness,
+    /// Whether the model's cache can be shifted (plain RoPE positions;
+    /// llama.cpp aborts on a shift it cannot do).
+    pub(super) can_move: bool,
+}
+
+impl<'m> Session<'m> {
+    pub(super) fn new(
+        model: &'m LlamaModel,
+        settings: &LlamaSettings,
+    ) -> Result<Session<'m>, String> {
+        let backend = backend()?;
+        let threads = i32::try_from(settings.threads.max(1)).unwrap_or(1);
+        let params = LlamaContextParams::default()
+            .with_n_ctx(NonZeroU32::new(settings.context_size))
+            .with_n_batch(512)
+            .with_n_ubatch(512)
+            .with_n_threads(threads)
+            .with_n_threads_batch(threads)
+            // A second sequence, sharing the cells of the first (one
+            // unified cache), to evaluate text inserted before a moved run
+            // (see `insert`).
+            .with_n_seq_max(2)
+            .with_kv_unified(true);
+        let ctx = model.new_context(backend, params).map_err(|e| {
+            format!(
+                "cannot create a llama.cpp context of {} tokens: {e}",
+                settings.context_size
+            )
+        })?;
+
+        let vocab = model.vocab();
+        let wanted: Vec<&str> = known_marker_texts().collect();
+        let mut specials: HashMap<String, Token> = HashMap::new();
+        for t in vocab.tokens() {
+            if let Some(text) = vocab.text(t).and_then(|c| c.to_str().ok()) {
+                if wanted.contains(&text) {
+                    specials.insert(text.to_string(), t.0);
+                }
+            }
+        }
+        let template = FimTemplate::detect(
+            &|s| specials.get(s).copied(),
+            settings.fim_template.as_deref(),
+        );
+        let names: Vec<String> = ["general.name", "general.finetune"]
+            .iter()
+            .filter_map(|key| model.meta_val_str(key).ok())
+            .collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let repo = RepoTokens::detect(&template, &|s| specials.get(s).copied(), &names);
+        let bos = vocab.should_add_bos().then(|| vocab.bos().0);
+        let pieces = vocab
+            .tokens()
+            .map(|t| {
+                if vocab.is_control(t) || vocab.is_eog(t) {
+                    Vec::new()
+                } else {
+                    vocab.token_to_piece(t, false, None)
+                }
+            })
+            .collect();
+        Ok(Session {
+            model,
+            ctx,
+            template,
+            repo,
+            bos,
+            pieces,
+            cached: Vec::new(),
+            memo: RefCell::new(TokenMemo::default()),
+            staleness: Staleness::default(),
+            can_move: matches!(model.rope_type(), Some(RopeType::Norm | RopeType::NeoX)),
+        })
+    }
+
+    /// Forgets the KV cache: its content is unknown after a failure.
+    pub(super) fn reset(&mut self) {
+        self.ctx.clear_kv_cache();
+        self.cached.clear();
+        self.staleness.reset();
+    }
+
+    pub(super) fn complete(
+        &mut self,
+        req: &EngineRequest,
+        cancel: &CancelFlag,
+    ) -> Result<EngineOutput, EngineError> {
+        let started = Instant::now();
+        let result = self.run(req, cancel, started);
+        if let Err(EngineError::Failed(_)) = &result {
+            self.reset();
+        }
+        result
+    }
+
+    fn run(
+        &mut self,
+        req: &EngineRequest,
+        cancel: &CancelFlag,
+        started: Instant,
+    ) -> Result<EngineOutput, EngineError> {
+        let prompt = self.build_prompt(req, started);
+        if prompt.tokens.is_empty() {
+            return Ok(EngineOutput::default());
+        }
+        let mut synced = self.sync_cache(req, &prompt.tokens, cancel)?;
+        let build_time = prompt.build_time;
+        let eval_time = started.elapsed().saturating_sub(build_time);
+        if req.evaluate_only {
+            return Ok(EngineOutput {
+                prompt_tokens: prompt.tokens.len(),
+                evaluated_tokens: synced.evaluated,
+                moved_tokens: synced.moved,
+                elapsed: started.elapsed(),
+                build_time,
+                eval_time,
+                ..EngineOutput::default()
+            });
+        }
+        let answer = self.generate(req, cancel, started, &prompt.healed, &mut synced.batch)?;
+        Ok(EngineOutput {
+            text: answer.text,
+            prompt_tokens: prompt.tokens.len(),
+            evaluated_tokens: synced.evaluated,
+            moved_tokens: synced.moved,
+            generated_tokens: answer.generated,
+            marker_tokens: self.marker_tokens(&prompt.tokens),
+            elapsed: started.elapsed(),
+            build_time,
+            eval_time,
+            generate_time: started.elapsed().saturating_sub(build_time + eval_time),
+            cut_by_time: answer.cut_by_time,
+        })
+    }
+}
