@@ -206,7 +206,7 @@ impl LiveIndex {
     }
 
     /// What the server does with a buffer after a pause in typing (also
-    /// what `infill bench-index` times).
+    /// what `infill-eval bench-index` times).
     pub fn index_buffer(&self, path: &Path, text: &Rope, tree: BufferTree) {
         if locked(&self.open).get(path) == Some(&true)
             && text.len_bytes() as u64 <= self.max_bytes()
