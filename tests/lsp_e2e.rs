@@ -117,6 +117,41 @@ fn a_typo_and_its_backspace_are_answered_from_the_result_cache() {
     );
 }
 
+/// While a suggestion is shown, the one after it is computed as if it were
+/// accepted (`completion.computeAhead`); accepting it is then answered
+/// without the model.
+#[test]
+fn accepting_a_suggestion_is_answered_from_what_was_computed_ahead() {
+    let _g = model_lock();
+    let mut s = ready_server();
+    let uri = "file:///work/area.py";
+    s.open(
+        uri,
+        "python",
+        "import math\n\n\ndef circle_area(radius):\n    return \n",
+    );
+    let (first, _) = s.inline(uri, 4, 11).expect("a completion");
+    assert!(!first.contains('\n'), "a single line: {first:?}");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while s.request_ok("infill/status", json!({}))["computedAhead"] != 1 {
+        assert!(Instant::now() < deadline, "nothing computed ahead");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The editor inserts the accepted suggestion and asks at its end.
+    change(&mut s, uri, 2, [4, 11, 4, 11], &first);
+    let end = 11 + first.encode_utf16().count() as u32;
+    let _ = s.inline(uri, 4, end);
+    let status = s.request_ok("infill/status", json!({}));
+    assert_eq!(
+        (
+            status["modelAnswers"].clone(),
+            status["cachedAnswers"].clone()
+        ),
+        (json!(1), json!(1)),
+        "{status}"
+    );
+}
+
 #[test]
 fn a_pause_after_typing_warms_the_prompt_for_the_next_keystroke() {
     let _g = model_lock();

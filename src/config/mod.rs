@@ -50,6 +50,10 @@ pub struct CompletionConfig {
     /// line or breaks the syntax), ask once more with that start forbidden
     /// (see `CursorContext::second_try`).
     pub second_try: bool,
+    /// While a suggestion is shown, compute the one that follows it
+    /// (as if it were accepted), so that accepting shows the next at once
+    /// (`session::ahead`).
+    pub compute_ahead: bool,
 }
 
 /// Whether suggestions may span several lines.
@@ -118,6 +122,7 @@ impl Default for Config {
                 cursor_line_after_middle: true,
                 move_cached_tokens: false,
                 second_try: true,
+                compute_ahead: true,
             },
             context: ContextConfig {
                 cross_file: true,
@@ -215,6 +220,7 @@ impl Config {
             }
             "completion.moveCachedTokens" => self.completion.move_cached_tokens = bool_of(v)?,
             "completion.secondTry" => self.completion.second_try = bool_of(v)?,
+            "completion.computeAhead" => self.completion.compute_ahead = bool_of(v)?,
             "completion.inCommentsAndStrings" => {
                 self.completion.in_comments_and_strings = bool_of(v)?
             }

@@ -117,6 +117,10 @@ impl CancelFlag {
     pub fn is_cancelled(&self) -> bool {
         self.0.load(Ordering::Relaxed)
     }
+    /// Whether `other` is this very flag (not a copy of its state).
+    pub fn is(&self, other: &CancelFlag) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 /// Cancels its flag when dropped: held by a request handler, so that a

@@ -15,8 +15,10 @@ pub(crate) struct Scripted {
     answers: Mutex<VecDeque<String>>,
     /// Every request made, in order (warm starts too).
     pub seen: Mutex<Vec<EngineRequest>>,
-    /// While true, requests block until released or cancelled.
+    /// While true, requests from the `held_from`-th on (0-based) block
+    /// until released or cancelled.
     held: Mutex<bool>,
+    held_from: AtomicUsize,
     released: Condvar,
     /// Requests that ended cancelled.
     cancelled: AtomicUsize,
@@ -32,6 +34,7 @@ impl Scripted {
             answers: Mutex::new(answers.iter().map(|a| a.to_string()).collect()),
             seen: Mutex::new(Vec::new()),
             held: Mutex::new(false),
+            held_from: AtomicUsize::new(0),
             released: Condvar::new(),
             cancelled: AtomicUsize::new(0),
         }
@@ -39,6 +42,13 @@ impl Scripted {
 
     /// Requests from now on wait for `release` (or their cancellation).
     pub fn hold(&self) {
+        self.hold_from(0);
+    }
+
+    /// Requests after the first `n` (counted from the start) wait for
+    /// `release` (or their cancellation).
+    pub fn hold_from(&self, n: usize) {
+        self.held_from.store(n, Ordering::SeqCst);
         *locked(&self.held) = true;
     }
 
@@ -79,9 +89,14 @@ impl Engine for Scripted {
         cancel: CancelFlag,
     ) -> Result<EngineOutput, EngineError> {
         let evaluate_only = req.evaluate_only;
-        locked(&self.seen).push(req);
+        let index = {
+            let mut seen = locked(&self.seen);
+            seen.push(req);
+            seen.len() - 1
+        };
+        let from = self.held_from.load(Ordering::SeqCst);
         let mut held = locked(&self.held);
-        while *held {
+        while *held && index >= from {
             if cancel.is_cancelled() {
                 self.cancelled.fetch_add(1, Ordering::SeqCst);
                 return Err(EngineError::Cancelled);

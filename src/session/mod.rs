@@ -16,6 +16,7 @@
 //! - A warm start never delays a request: any request cancels it.
 //! - Imports nothing from `lsp` or tower-lsp.
 
+mod ahead;
 mod document_id;
 pub mod events;
 pub mod live_index;
@@ -135,6 +136,9 @@ pub struct Stats {
     /// Prompts brought into the KV cache after a pause in typing (counted
     /// when done).
     pub warm_starts: u64,
+    /// Suggestions computed ahead, as if the one shown were accepted
+    /// (counted when done; answered later as cached answers).
+    pub computed_ahead: u64,
     /// Token counts and time of the last model answer.
     pub last_request: Option<EngineOutput>,
 }
@@ -165,6 +169,8 @@ struct State {
     results: ResultCache,
     /// The warm start in progress, cancelled by any completion request.
     warming: Option<CancelFlag>,
+    /// The suggestion after the one shown, being computed (`ahead`).
+    ahead: Option<ahead::Ahead>,
     stats: Stats,
 }
 
@@ -190,6 +196,7 @@ impl Session {
                 shown: None,
                 results: ResultCache::default(),
                 warming: None,
+                ahead: None,
                 stats: Stats::default(),
             })),
             index: Arc::new(LiveIndex::default()),
@@ -247,6 +254,9 @@ impl Session {
                 // Answers depend on the settings (budgets, layout, model).
                 st.results.clear();
                 st.shown = None;
+                if let Some(ahead) = st.ahead.take() {
+                    ahead.cancel.cancel();
+                }
             }
             if st.started && st.config.context.cross_file && !before.context.cross_file {
                 self.index
@@ -366,6 +376,9 @@ impl Session {
             flag.cancel();
         }
         st.inflight.clear();
+        if let Some(ahead) = st.ahead.take() {
+            ahead.cancel.cancel();
+        }
     }
 
     /// The server's copy of a document.
@@ -447,9 +460,18 @@ impl Session {
         kind: RequestKind,
     ) -> Result<Option<Answer>, RequestError> {
         let flight = (id.clone(), kind);
-        let job = match self.answer_without_model(id, position, automatic, &flight)? {
-            Lookup::Answered(answer) => return Ok(answer),
-            Lookup::AskModel(job) => *job,
+        let mut may_wait = true;
+        let job = loop {
+            match self.answer_without_model(id, position, automatic, &flight, may_wait)? {
+                Lookup::Answered(answer) => return Ok(answer),
+                Lookup::AskModel(job) => break *job,
+                Lookup::WaitAhead(mut ended) => {
+                    // What is being computed ahead is this very question:
+                    // its answer is in the recent answers once it ends.
+                    let _ = ended.wait_for(|ended| *ended).await;
+                    may_wait = false;
+                }
+            }
         };
         let ModelJob {
             ctx,
@@ -457,6 +479,8 @@ impl Session {
             engine,
             place,
             flag,
+            version,
+            cursor,
         } = job;
         let Some(engine) = engine else {
             return Ok(None);
@@ -533,7 +557,24 @@ impl Session {
             }
             st.shown = shown(id, &ctx, &text);
         }
-        Ok((!text.is_empty()).then(|| place.answer(text)))
+        if text.is_empty() {
+            return Ok(None);
+        }
+        self.compute_ahead(id, version, cursor, &text);
+        Ok(Some(place.answer(text)))
+    }
+
+    /// Starts computing the suggestion that follows `text`, shown at char
+    /// `cursor` of `id` at `version` (`ahead`).
+    fn compute_ahead(&self, id: &DocumentId, version: i32, cursor: usize, text: &str) {
+        ahead::schedule(
+            self.state.clone(),
+            self.index.clone(),
+            id.clone(),
+            version,
+            cursor,
+            text.to_string(),
+        );
     }
 
     /// The part of `complete` under the state lock: where the cursor is,
@@ -545,6 +586,7 @@ impl Session {
         position: LinePosition,
         automatic: bool,
         flight: &(DocumentId, RequestKind),
+        may_wait: bool,
     ) -> Result<Lookup, RequestError> {
         let mut st = self.lock();
         // A real request goes before any warm start.
@@ -557,6 +599,7 @@ impl Session {
             .get(id)
             .ok_or_else(|| RequestError::NotOpen(id.to_string()))?;
         let cursor = doc.char_index(position, encoding);
+        let version = doc.version;
         let place = Place::at(doc, cursor, encoding);
         let ctx: CursorContext = cursor_context(doc.text(), doc.syntax(), cursor, &st.config);
         if automatic {
@@ -577,15 +620,29 @@ impl Session {
             }
             return Ok(Lookup::Answered(Some(place.answer(rest))));
         }
-        if let Some(text) = st.results.get(results::Key::new(id, &ctx)) {
+        let key = results::Key::new(id, &ctx);
+        if let Some(text) = st.results.get(key) {
             st.stats.cached_answers += 1;
             if let Some(previous) = st.inflight.remove(flight) {
                 previous.cancel();
             }
             st.shown = shown(id, &ctx, &text);
-            return Ok(Lookup::Answered(
-                (!text.is_empty()).then(|| place.answer(text)),
-            ));
+            if text.is_empty() {
+                return Ok(Lookup::Answered(None));
+            }
+            drop(st);
+            self.compute_ahead(id, version, cursor, &text);
+            return Ok(Lookup::Answered(Some(place.answer(text))));
+        }
+        // The model is needed: what is computed ahead goes first only if
+        // it is this very question.
+        if let Some(ahead) = st.ahead.take() {
+            if may_wait && ahead.key == key && !ahead.cancel.is_cancelled() {
+                let ended = ahead.ended.clone();
+                st.ahead = Some(ahead);
+                return Ok(Lookup::WaitAhead(ended));
+            }
+            ahead.cancel.cancel();
         }
         let flag = CancelFlag::default();
         if let Some(previous) = st.inflight.insert(flight.clone(), flag.clone()) {
@@ -597,6 +654,8 @@ impl Session {
             ctx,
             place,
             flag,
+            version,
+            cursor,
         })))
     }
 }
@@ -605,6 +664,8 @@ impl Session {
 enum Lookup {
     Answered(Option<Answer>),
     AskModel(Box<ModelJob>),
+    /// The question is being computed ahead: wait until that ends.
+    WaitAhead(tokio::sync::watch::Receiver<bool>),
 }
 
 /// A request for the model, registered in flight under `flag`.
@@ -614,6 +675,9 @@ struct ModelJob {
     engine: Option<Arc<dyn Engine>>,
     place: Place,
     flag: CancelFlag,
+    /// The document's version and the cursor (a char index) asked at.
+    version: i32,
+    cursor: usize,
 }
 
 /// Where an answer goes: the cursor, and the identifier it is in.

@@ -50,6 +50,11 @@ impl ResultCache {
         Some(text)
     }
 
+    /// Whether an answer for `key` is kept (without making it the newest).
+    pub fn contains(&self, key: Key) -> bool {
+        self.entries.iter().any(|(k, _)| *k == key)
+    }
+
     pub fn put(&mut self, key: Key, text: String) {
         self.entries.retain(|(k, _)| *k != key);
         if self.entries.len() == CAPACITY {

@@ -22,13 +22,25 @@ struct Harness {
 }
 
 /// A started session whose engine answers `answers` in order, with `DOC`
-/// open as a Python file (no workspace: in-file completion).
+/// open as a Python file (no workspace: in-file completion). Nothing is
+/// computed ahead (`harness_computing_ahead`), so that each answer goes to
+/// the request the test makes.
 fn harness(answers: &[&str]) -> Harness {
+    let mut config = Config::default();
+    config.completion.compute_ahead = false;
+    harness_with(config, answers)
+}
+
+fn harness_computing_ahead(answers: &[&str]) -> Harness {
+    harness_with(Config::default(), answers)
+}
+
+fn harness_with(config: Config, answers: &[&str]) -> Harness {
     let engine = Arc::new(Scripted::new(answers));
     let for_session = engine.clone();
     let (events, receiver) = Events::channel();
     let session = Session::new(
-        Config::default(),
+        config,
         events,
         Arc::new(move |_: &Config| for_session.clone() as Arc<dyn Engine>),
     );
@@ -315,4 +327,116 @@ async fn new_settings_forget_recent_answers_and_bad_ones_are_reported() {
     assert_eq!(messages.len(), 1, "{messages:?}");
     assert_eq!(messages[0].0, Level::Error);
     assert!(messages[0].1.contains("promptTokens"), "{messages:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_suggestion_after_an_accept_is_computed_while_one_is_shown() {
+    let h = harness_computing_ahead(&["fib(n - 1)", " + fib(n - 2)"]);
+    assert_eq!(
+        text(ask(&h, at(1, 11)).await).as_deref(),
+        Some("fib(n - 1)")
+    );
+    until("computed ahead", || {
+        h.session.status().stats.computed_ahead == 1
+    })
+    .await;
+    let ahead = &h.engine.requests()[1];
+    assert!(
+        ahead.prefix.ends_with("    return fib(n - 1)"),
+        "{:?}",
+        ahead.prefix
+    );
+    // The editor inserts the accepted suggestion and asks at its end.
+    type_at(&h, 2, at(1, 11), "fib(n - 1)");
+    assert_eq!(
+        text(ask(&h, at(1, 21)).await).as_deref(),
+        Some(" + fib(n - 2)")
+    );
+    assert_eq!(
+        h.engine.answering_requests(),
+        2,
+        "answered without the model"
+    );
+    assert_eq!(h.session.status().stats.cached_answers, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_was_computed_ahead_is_not_shown_where_the_text_differs() {
+    let h = harness_computing_ahead(&["fib(n - 1)", " + 1", " - 2"]);
+    assert_eq!(
+        text(ask(&h, at(1, 11)).await).as_deref(),
+        Some("fib(n - 1)")
+    );
+    until("computed ahead", || {
+        h.session.status().stats.computed_ahead == 1
+    })
+    .await;
+    // Not the suggestion: the user wrote something else of the same length.
+    type_at(&h, 2, at(1, 11), "fib(n - 2)");
+    // The model's next answer in the script, not what was computed ahead.
+    assert_eq!(text(ask(&h, at(1, 21)).await).as_deref(), Some(" - 2"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_elsewhere_stops_the_computation_ahead() {
+    let h = harness_computing_ahead(&["fib(n - 1)", "never kept", "n"]);
+    // The first request is answered; what follows it waits.
+    h.engine.hold_from(1);
+    assert_eq!(
+        text(ask(&h, at(1, 11)).await).as_deref(),
+        Some("fib(n - 1)")
+    );
+    until("the computation ahead began", || {
+        h.engine.requests().len() == 2
+    })
+    .await;
+    type_at(&h, 2, at(1, 11), "x");
+    let session = h.session.clone();
+    let id = h.id.clone();
+    let asked = tokio::spawn(async move {
+        session
+            .complete(&id, at(1, 12), false, RequestKind::Inline)
+            .await
+    });
+    until("it was stopped", || h.engine.cancelled() == 1).await;
+    h.engine.release();
+    assert!(asked.await.expect("joined").is_ok());
+    assert_eq!(h.session.status().stats.computed_ahead, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accept_before_the_computation_ends_waits_for_it() {
+    let h = harness_computing_ahead(&["fib(n - 1)", " + 1"]);
+    h.engine.hold_from(1);
+    assert_eq!(
+        text(ask(&h, at(1, 11)).await).as_deref(),
+        Some("fib(n - 1)")
+    );
+    until("the computation ahead began", || {
+        h.engine.requests().len() == 2
+    })
+    .await;
+    type_at(&h, 2, at(1, 11), "fib(n - 1)");
+    let session = h.session.clone();
+    let id = h.id.clone();
+    let asked = tokio::spawn(async move {
+        session
+            .complete(&id, at(1, 21), false, RequestKind::Inline)
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(h.engine.cancelled(), 0, "not started again");
+    h.engine.release();
+    assert_eq!(text(asked.await.expect("joined")).as_deref(), Some(" + 1"));
+    assert_eq!(h.session.status().stats.cached_answers, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_line_suggestions_are_not_computed_ahead() {
+    let h = harness_computing_ahead(&["if n < 2:\n        return n"]);
+    type_at(&h, 2, at(0, 9), "\n    ");
+    let answer = text(ask(&h, at(1, 4)).await);
+    assert!(answer.is_some_and(|a| a.contains('\n')));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(h.engine.answering_requests(), 1);
 }

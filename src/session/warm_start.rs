@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::{lock_state, DocumentId, LiveIndex, RequestKind, State};
+use super::{lock_state, results, DocumentId, LiveIndex, RequestKind, State};
 use crate::completion::cursor_context;
 use crate::completion::pipeline::{self, Mode};
 use crate::engine::{CancelFlag, EngineState};
@@ -53,6 +53,16 @@ pub(super) fn schedule(
                 return;
             }
             let line = doc.text().char_to_line(cursor);
+            // The user accepted the suggestion being computed ahead, which
+            // warms the cache right here; anything else makes it useless.
+            let key = results::Key::new(&id, &ctx);
+            if let Some(ahead) = st.ahead.take() {
+                if ahead.key == key {
+                    st.ahead = Some(ahead);
+                    return;
+                }
+                ahead.cancel.cancel();
+            }
             let flag = CancelFlag::default();
             if let Some(previous) = st.warming.replace(flag.clone()) {
                 previous.cancel();

@@ -31,6 +31,7 @@ const SERVER_SETTINGS = [
   "completion.cursorLineAfterMiddle",
   "completion.moveCachedTokens",
   "completion.secondTry",
+  "completion.computeAhead",
   "completion.inCommentsAndStrings",
   "context.crossFile",
   "context.budgetTokens",

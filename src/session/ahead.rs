@@ -1,0 +1,133 @@
+//! Computing ahead: while a suggestion is shown, the suggestion that
+//! follows it is computed as if it were accepted (the document with the
+//! suggestion inserted, the cursor at its end), and kept with the recent
+//! answers. When the user accepts, the editor's next request asks exactly
+//! that question, and is answered at once. llama.vim and llama.vscode do
+//! the same; without it, accepting is followed by a full wait.
+//!
+//! Only single-line suggestions are computed ahead: accepting one changes
+//! only the cursor's line, which the prompt keeps at its end (after the
+//! middle marker), so the computation reuses the whole KV cache and, if the
+//! user types something else instead, the next request still does. A
+//! multi-line suggestion changes lines before the suffix: computing ahead
+//! would evaluate the suffix again and, if cancelled, leave the next
+//! keystroke to evaluate it once more.
+//!
+//! Exact by construction: the answer is found by the text around the
+//! cursor (`results::Key`), so a document that changed otherwise since
+//! never gets it. It yields to any real request: one that asks elsewhere
+//! cancels it; one that asks exactly what is being computed waits for it
+//! instead of starting again.
+
+use std::sync::{Arc, Mutex};
+
+use ropey::Rope;
+use tokio::sync::watch;
+
+use super::{lock_state, results, DocumentId, LiveIndex, State};
+use crate::completion::cursor_context;
+use crate::completion::pipeline::{self, Mode};
+use crate::engine::{CancelFlag, EngineState};
+use crate::text::syntax::SyntaxTree;
+
+/// The computation in progress: where its answer will be found, how to
+/// stop it, and a signal that turns true when it ended (whichever way).
+pub(super) struct Ahead {
+    pub key: results::Key,
+    pub cancel: CancelFlag,
+    pub ended: watch::Receiver<bool>,
+}
+
+/// Starts computing the suggestion after `shown` is accepted at char
+/// `cursor` of `id` (still at `version`). Skipped when the model is not
+/// ready or where an automatic request would not be answered.
+pub(super) fn schedule(
+    state: Arc<Mutex<State>>,
+    index: Arc<LiveIndex>,
+    id: DocumentId,
+    version: i32,
+    cursor: usize,
+    shown: String,
+) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let job = {
+        let mut st = lock_state(&state);
+        let ready = st
+            .engine
+            .as_ref()
+            .is_some_and(|e| matches!(e.state(), EngineState::Ready { .. }));
+        let Some(doc) = st.documents.get(&id).filter(|d| d.version == version) else {
+            return;
+        };
+        if !ready || !st.config.completion.compute_ahead || shown.contains('\n') {
+            return;
+        }
+        if st.ahead.as_ref().is_some_and(|a| !a.cancel.is_cancelled()) {
+            // One at a time: the one running was scheduled for a newer
+            // suggestion, or is this one.
+            return;
+        }
+        // The document as it will be once the suggestion is accepted.
+        let mut accepted: Rope = doc.text().clone();
+        accepted.insert(cursor, &shown);
+        let after = cursor + shown.chars().count();
+        let syntax = doc
+            .language()
+            .and_then(|language| SyntaxTree::new(language, &accepted));
+        let ctx = cursor_context(&accepted, syntax.as_ref(), after, &st.config);
+        if ctx.automatic_skip(&st.config).is_some() {
+            return;
+        }
+        let key = results::Key::new(&id, &ctx);
+        if st.results.contains(key) {
+            return;
+        }
+        let cancel = CancelFlag::default();
+        let (ended_tx, ended) = watch::channel(false);
+        st.ahead = Some(Ahead {
+            key,
+            cancel: cancel.clone(),
+            ended,
+        });
+        let line = accepted.char_to_line(after);
+        // No one waits for it yet: the whole answer, not one cut by the
+        // time budget (which would not be kept).
+        let mut config = st.config.clone();
+        config.completion.time_budget_ms = 0;
+        (st.engine.clone(), ctx, key, cancel, ended_tx, config, line)
+    };
+    let (Some(engine), ctx, key, cancel, ended_tx, config, line) = job else {
+        return;
+    };
+    runtime.spawn(async move {
+        let for_ctx = ctx.clone();
+        let flag = cancel.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            let context = index.context_for(&id, line, &for_ctx.prefix, &for_ctx.suffix, &config);
+            pipeline::run(
+                engine.as_ref(),
+                &for_ctx,
+                &config,
+                context,
+                Mode::Suggest,
+                &flag,
+            )
+        })
+        .await;
+        {
+            let mut st = lock_state(&state);
+            if let Ok(Ok(done)) = done {
+                if !cancel.is_cancelled() {
+                    st.results.put(key, done.text);
+                    st.stats.computed_ahead += 1;
+                }
+            }
+            if st.ahead.as_ref().is_some_and(|a| a.cancel.is(&cancel)) {
+                st.ahead = None;
+            }
+        }
+        let _ = ended_tx.send(true);
+    });
+}
