@@ -634,3 +634,66 @@ fn the_model_takes_another_start_when_told_to_avoid_one() {
         "{chosen:?} was to be avoided, got {answer:?}"
     );
 }
+
+/// Prompts of other documents are kept in the KV cache
+/// (`model.keptPrompts`): returning to a document evaluates only its last
+/// token and gives the answer it gave before; switching among more
+/// documents than are kept evicts the one kept longest, which is then
+/// evaluated afresh with the answer a cold cache gives.
+#[test]
+fn returning_to_a_document_reuses_its_kept_prompt_and_the_oldest_is_evicted() {
+    use infill::engine::{CancelFlag, EngineRequest, EngineState};
+    let _g = model_lock();
+    let mut config = infill::config::Config::default();
+    config.model.path = Some(common::model_path());
+    config.model.threads = Some(2);
+    config.model.kept_prompts = 1;
+    let engine = infill::engine::start(&config);
+    assert!(matches!(
+        engine.wait_ready(Duration::from_secs(300)),
+        EngineState::Ready { .. }
+    ));
+    // Each more than `parked::MIN_KEPT` tokens.
+    let preamble = "import math\n\n\ndef square(x):\n    \"\"\"x times itself.\"\"\"\n    return x * x\n\n\ndef cube(x):\n    \"\"\"x times itself, times itself.\"\"\"\n    return x * x * x\n\n\n";
+    let documents = [
+        ("a.py", format!("{preamble}def mean(values):\n    \"\"\"The arithmetic mean of a list of numbers.\"\"\"\n    total = 0\n    for v in values:\n        total += v\n    return ")),
+        ("b.py", format!("{preamble}class Stack:\n    \"\"\"A last-in, first-out stack of items.\"\"\"\n\n    def __init__(self):\n        self.items = []\n\n    def push(self, item):\n        self.items.append(item)\n\n    def pop(self):\n        return ")),
+        ("c.py", format!("{preamble}def read_lines(path):\n    \"\"\"The lines of the text file at path, without line ends.\"\"\"\n    with open(path) as f:\n        return ")),
+    ];
+    let request = |i: usize| -> EngineRequest {
+        let (name, text) = &documents[i];
+        let rope = ropey::Rope::from_str(text);
+        let syntax =
+            infill::text::syntax::SyntaxTree::new(infill::text::syntax::Language::Python, &rope);
+        let ctx =
+            infill::completion::cursor_context(&rope, syntax.as_ref(), rope.len_chars(), &config);
+        let mut req = ctx.engine_request(&config);
+        req.document = Some(name.to_string());
+        req
+    };
+    let ask = |i: usize| {
+        let out = engine
+            .complete(request(i), CancelFlag::default())
+            .expect("an answer");
+        (out.text.clone(), out.evaluated_tokens, out.prompt_tokens)
+    };
+    let (a, evaluated, prompt) = ask(0);
+    assert!(
+        prompt > 64 && evaluated == prompt,
+        "{evaluated} of {prompt}"
+    );
+    let (b, evaluated, _) = ask(1);
+    assert!(evaluated > 32, "b is new: {evaluated}");
+    // Back to a: its prompt was kept.
+    let (again, evaluated, _) = ask(0);
+    assert!(evaluated <= 1, "a was kept: {evaluated} evaluated");
+    assert_eq!(again, a);
+    // c: a is kept, b (kept longest) goes.
+    let _ = ask(2);
+    let (again, evaluated, _) = ask(0);
+    assert!(evaluated <= 1, "a was kept: {evaluated} evaluated");
+    assert_eq!(again, a);
+    let (again, evaluated, _) = ask(1);
+    assert!(evaluated > 32, "b was evicted: {evaluated} evaluated");
+    assert_eq!(again, b, "evaluated afresh, as the first time");
+}

@@ -20,7 +20,7 @@ use anyhow::{bail, Result};
 use ropey::Rope;
 
 use infill::completion::cursor_context;
-use infill::completion::pipeline::{self, Mode, Suggestion};
+use infill::completion::pipeline::{self, Extras, Mode, Suggestion};
 use infill::config::{Config, Multiline};
 use infill::engine::{CancelFlag, Engine};
 use infill::prompt::repo::CrossFileContext;
@@ -549,10 +549,20 @@ pub fn run(
                 continue;
             };
             let cancel = CancelFlag::default();
-            let off = pipeline::run(engine, &ctx, &cfg, None, Mode::Fresh, &cancel)
+            let off = pipeline::run(engine, &ctx, &cfg, Extras::default(), Mode::Fresh, &cancel)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", item.id))?;
-            let on = pipeline::run(engine, &ctx, &cfg, Some(context), Mode::Fresh, &cancel)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", item.id))?;
+            let on = pipeline::run(
+                engine,
+                &ctx,
+                &cfg,
+                Extras {
+                    context: Some(context),
+                    document: None,
+                },
+                Mode::Fresh,
+                &cancel,
+            )
+            .map_err(|e| anyhow::anyhow!("{}: {e}", item.id))?;
             pkg.index.update(&item.path, &item.original);
             score(&off.text, &item.expected, &mut report.off);
             score(&on.text, &item.expected, &mut report.on);

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use infill::completion::clean::syntax_errors;
 use infill::completion::cursor_context;
-use infill::completion::pipeline::{self, Mode};
+use infill::completion::pipeline::{self, Extras, Mode};
 use infill::config::{Config, Multiline};
 use infill::engine::{CancelFlag, Engine};
 use infill::text::syntax::{Language, SyntaxTree};
@@ -265,7 +265,7 @@ pub fn run(
             engine,
             &ctx,
             &cfg,
-            None,
+            Extras::default(),
             Mode::Suggest,
             &CancelFlag::default(),
         )

@@ -211,6 +211,7 @@ impl CursorContext {
             fresh: false,
             avoid: None,
             definition_start: self.definition_start,
+            document: None,
         }
     }
 

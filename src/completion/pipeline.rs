@@ -48,19 +48,29 @@ impl Suggestion {
     }
 }
 
+/// What the pipeline is asked, besides the cursor's context and settings.
+#[derive(Debug, Clone, Default)]
+pub struct Extras {
+    /// What retrieval found for the cursor, if cross-file context is on.
+    pub context: Option<CrossFileContext>,
+    /// The document asked in, so that the engine can keep its prompt when
+    /// another document is asked next (`EngineRequest::document`).
+    pub document: Option<String>,
+}
+
 /// Runs the pipeline at `ctx` with `config`'s settings (budgets, layout,
-/// `completion.secondTry`); `context` is what retrieval found for it, if
-/// cross-file context is on. Blocking: call it off any event loop.
+/// `completion.secondTry`). Blocking: call it off any event loop.
 pub fn run(
     engine: &dyn Engine,
     ctx: &CursorContext,
     config: &Config,
-    context: Option<CrossFileContext>,
+    extras: Extras,
     mode: Mode,
     cancel: &CancelFlag,
 ) -> Result<Suggestion, EngineError> {
     let mut req = ctx.engine_request(config);
-    req.context = context;
+    req.context = extras.context;
+    req.document = extras.document;
     req.fresh = mode == Mode::Fresh;
     if mode == Mode::WarmUp {
         req.evaluate_only = true;
@@ -137,7 +147,7 @@ mod tests {
             &engine,
             &ctx,
             &config,
-            None,
+            Extras::default(),
             Mode::Fresh,
             &CancelFlag::default(),
         )
@@ -191,7 +201,7 @@ mod tests {
             &engine,
             &ctx,
             &config,
-            None,
+            Extras::default(),
             Mode::WarmUp,
             &CancelFlag::default(),
         )

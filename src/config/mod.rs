@@ -19,6 +19,10 @@ pub struct ModelConfig {
     /// Decode threads; `None` means the machine's physical cores.
     pub threads: Option<u32>,
     pub context_size: u32,
+    /// Prompts kept in the KV cache besides the one in use, so that
+    /// returning to a recently used file costs about a keystroke; each
+    /// holds up to `context_size` tokens of KV memory.
+    pub kept_prompts: u32,
     pub gpu_layers: u32,
     /// FIM template name; `None` means detect from the model's vocabulary.
     pub fim_template: Option<String>,
@@ -108,6 +112,7 @@ impl Default for Config {
                 path: None,
                 threads: None,
                 context_size: 4096,
+                kept_prompts: 2,
                 gpu_layers: 0,
                 fim_template: None,
             },
@@ -192,6 +197,7 @@ impl Config {
             "model.path" => self.model.path = opt_string(v)?.map(PathBuf::from),
             "model.threads" => self.model.threads = opt_u32(v, 1, 1024)?,
             "model.contextSize" => self.model.context_size = u32_in(v, 256, 1 << 20)?,
+            "model.keptPrompts" => self.model.kept_prompts = u32_in(v, 0, 16)?,
             "model.gpuLayers" => self.model.gpu_layers = u32_in(v, 0, 100_000)?,
             "model.fimTemplate" => self.model.fim_template = opt_string(v)?,
             "completion.maxTokens" => self.completion.max_tokens = u32_in(v, 1, 4096)?,

@@ -51,6 +51,9 @@ pub struct EngineRequest {
     /// starts (`completion::CursorContext::definition_start`): cross-file comments go
     /// there.
     pub definition_start: Option<usize>,
+    /// The document the prompt is of, so that the engine can keep the
+    /// prompts of several (`model.keptPrompts`); `None` keeps nothing.
+    pub document: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -176,6 +179,7 @@ pub fn start(config: &crate::config::Config) -> Arc<dyn Engine> {
             .map(|t| t as usize)
             .unwrap_or_else(llama::physical_cores),
         context_size: config.model.context_size,
+        kept_prompts: config.model.kept_prompts as usize,
         gpu_layers: config.model.gpu_layers,
         fim_template: config.model.fim_template.clone(),
     };

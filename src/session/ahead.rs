@@ -26,7 +26,7 @@ use tokio::sync::watch;
 
 use super::{lock_state, results, DocumentId, LiveIndex, State};
 use crate::completion::cursor_context;
-use crate::completion::pipeline::{self, Mode};
+use crate::completion::pipeline::{self, Extras, Mode};
 use crate::engine::{CancelFlag, EngineState};
 use crate::text::syntax::SyntaxTree;
 
@@ -105,12 +105,15 @@ pub(super) fn schedule(
         let for_ctx = ctx.clone();
         let flag = cancel.clone();
         let done = tokio::task::spawn_blocking(move || {
-            let context = index.context_for(&id, line, &for_ctx.prefix, &for_ctx.suffix, &config);
+            let extras = Extras {
+                context: index.context_for(&id, line, &for_ctx.prefix, &for_ctx.suffix, &config),
+                document: Some(id.name().to_string()),
+            };
             pipeline::run(
                 engine.as_ref(),
                 &for_ctx,
                 &config,
-                context,
+                extras,
                 Mode::Suggest,
                 &flag,
             )

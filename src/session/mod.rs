@@ -37,7 +37,7 @@ pub use live_index::{FileChange, LiveIndex};
 use results::ResultCache;
 use typed_through::ShownSuggestion;
 
-use crate::completion::pipeline::{self, Mode};
+use crate::completion::pipeline::{self, Extras, Mode};
 use crate::completion::{cursor_context, CursorContext};
 use crate::config::{Config, MergeReport};
 use crate::engine::{CancelFlag, CancelOnDrop, Engine, EngineError, EngineOutput, EngineState};
@@ -496,12 +496,15 @@ impl Session {
             if engine.wait_ready(wait) == EngineState::Loading {
                 return Err(EngineError::Loading);
             }
-            let context = index.context_for(&for_id, line, &asked.prefix, &asked.suffix, &config);
+            let extras = Extras {
+                context: index.context_for(&for_id, line, &asked.prefix, &asked.suffix, &config),
+                document: Some(for_id.name().to_string()),
+            };
             pipeline::run(
                 engine.as_ref(),
                 &asked,
                 &config,
-                context,
+                extras,
                 Mode::Suggest,
                 &flag,
             )

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::{lock_state, results, DocumentId, LiveIndex, RequestKind, State};
 use crate::completion::cursor_context;
-use crate::completion::pipeline::{self, Mode};
+use crate::completion::pipeline::{self, Extras, Mode};
 use crate::engine::{CancelFlag, EngineState};
 
 /// The pause after an edit before the warm start.
@@ -74,7 +74,11 @@ pub(super) fn schedule(
         };
         let done = tokio::task::spawn_blocking(move || {
             let context = index.context_for(&id, line, &ctx.prefix, &ctx.suffix, &config);
-            pipeline::run(engine.as_ref(), &ctx, &config, context, Mode::WarmUp, &flag)
+            let extras = Extras {
+                context,
+                document: Some(id.name().to_string()),
+            };
+            pipeline::run(engine.as_ref(), &ctx, &config, extras, Mode::WarmUp, &flag)
         })
         .await;
         if let Ok(Ok(_)) = done {

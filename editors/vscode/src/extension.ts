@@ -20,6 +20,7 @@ const SERVER_SETTINGS = [
   "model.path",
   "model.threads",
   "model.contextSize",
+  "model.keptPrompts",
   "model.gpuLayers",
   "model.fimTemplate",
   "completion.maxTokens",

@@ -8,7 +8,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use ropey::Rope;
 
 use infill::completion::cursor_context;
-use infill::completion::pipeline::{self, Mode};
+use infill::completion::pipeline::{self, Extras, Mode};
 use infill::config::Config;
 use infill::engine::{self, CancelFlag};
 use infill::text::document::Document;
@@ -90,8 +90,15 @@ pub fn complete(loc: &Location, from_stdin: bool, config: &Config) -> Result<Str
     let engine = engine::start(config);
     engine::wait_until_ready(engine.as_ref(), Duration::from_secs(600)).map_err(|e| anyhow!(e))?;
     let cancel = CancelFlag::default();
-    let done = pipeline::run(engine.as_ref(), &ctx, config, None, Mode::Suggest, &cancel)
-        .map_err(|e| anyhow!("{e}"))?;
+    let done = pipeline::run(
+        engine.as_ref(),
+        &ctx,
+        config,
+        Extras::default(),
+        Mode::Suggest,
+        &cancel,
+    )
+    .map_err(|e| anyhow!("{e}"))?;
     Ok(done.text)
 }
 

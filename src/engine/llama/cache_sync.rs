@@ -39,6 +39,8 @@ impl Session<'_> {
         if req.fresh {
             self.reset();
         }
+        // Another document's prompt is kept, this one's comes back (`parked`).
+        self.switch_document(req.document.as_deref())?;
         // Keep the cached prefix, and a run of the old prompt that moved
         // (see `reuse`); always evaluate at least the last prompt token,
         // whose logits start generation.
@@ -194,6 +196,6 @@ fn position(p: usize) -> Result<u32, EngineError> {
     u32::try_from(p).map_err(|_| EngineError::Failed("position overflow".into()))
 }
 
-fn kv_failed(e: impl std::fmt::Display) -> EngineError {
+pub(super) fn kv_failed(e: impl std::fmt::Display) -> EngineError {
     EngineError::Failed(format!("KV cache: {e}"))
 }

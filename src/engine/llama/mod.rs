@@ -15,6 +15,7 @@
 
 mod cache_sync;
 mod generate;
+mod parked;
 mod prompt_build;
 mod session;
 
@@ -36,6 +37,8 @@ pub struct LlamaSettings {
     pub path: PathBuf,
     pub threads: usize,
     pub context_size: u32,
+    /// Prompts kept in the KV cache besides the one in use.
+    pub kept_prompts: usize,
     pub gpu_layers: u32,
     pub fim_template: Option<String>,
 }
@@ -191,9 +194,13 @@ fn worker(settings: LlamaSettings, state: SharedState, jobs: mpsc::Receiver<Job>
         .map(|f| f.to_string_lossy().into_owned())
         .unwrap_or_default();
     let description = format!(
-        "{file} ({} template, {} threads)",
+        "{file} ({} template, {} threads, KV cache {} tokens in {} MiB: {} prompt(s) of {} kept besides the one in use)",
         session.template.family.name(),
-        settings.threads
+        settings.threads,
+        session.ctx.n_ctx(),
+        session.kv_cache_bytes() >> 20,
+        session.kept.capacity,
+        settings.context_size,
     );
     tracing::info!("model ready: {description}");
     set_state(&state, EngineState::Ready { description });

@@ -46,9 +46,8 @@ pub(super) struct ModelPrompt {
 
 impl Session<'_> {
     pub(super) fn build_prompt(&self, req: &EngineRequest, started: Instant) -> ModelPrompt {
-        let n_ctx = self.ctx.n_ctx() as usize;
         let bos_len = usize::from(self.bos.is_some());
-        let room = n_ctx.saturating_sub(req.max_tokens + 1 + bos_len);
+        let room = self.window.saturating_sub(req.max_tokens + 1 + bos_len);
         let budget = req.prompt_budget.min(room);
         // Cross-file snippets get their own budget, from what the FIM part leaves.
         let context = req.context.clone().map(|mut c| {

@@ -10,6 +10,7 @@ use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::model::{LlamaModel, RopeType};
 
+use super::parked::{Kept, FIRST_KEPT_SEQ};
 use super::{backend, LlamaSettings};
 use crate::engine::reuse::Staleness;
 use crate::engine::{CancelFlag, EngineError, EngineOutput, EngineRequest};
@@ -36,6 +37,11 @@ pub(super) struct Session<'m> {
     /// Whether the model's cache can be shifted (plain RoPE positions;
     /// llama.cpp aborts on a shift it cannot do).
     pub(super) can_move: bool,
+    /// Most tokens of one prompt and its answer (`model.contextSize`); the
+    /// context holds this much for the prompt in use and each kept one.
+    pub(super) window: usize,
+    /// Prompts kept besides the one in use (`parked`).
+    pub(super) kept: Kept,
 }
 
 impl<'m> Session<'m> {
@@ -45,23 +51,29 @@ impl<'m> Session<'m> {
     ) -> Result<Session<'m>, String> {
         let backend = backend()?;
         let threads = i32::try_from(settings.threads.max(1)).unwrap_or(1);
+        let kept = settings.kept_prompts;
+        // One unified cache: a window for the prompt in use and one for
+        // each kept prompt.
+        let n_ctx = u32::try_from(kept + 1)
+            .ok()
+            .and_then(|n| settings.context_size.checked_mul(n))
+            .ok_or_else(|| {
+                "model.contextSize × (model.keptPrompts + 1) is too large".to_string()
+            })?;
         let params = LlamaContextParams::default()
-            .with_n_ctx(NonZeroU32::new(settings.context_size))
+            .with_n_ctx(NonZeroU32::new(n_ctx))
             .with_n_batch(512)
             .with_n_ubatch(512)
             .with_n_threads(threads)
             .with_n_threads_batch(threads)
             // A second sequence, sharing the cells of the first (one
             // unified cache), to evaluate text inserted before a moved run
-            // (see `insert`).
-            .with_n_seq_max(2)
+            // (see `insert`); then one per kept prompt and a spare (`parked`).
+            .with_n_seq_max(FIRST_KEPT_SEQ as u32 + kept as u32 + 1)
             .with_kv_unified(true);
-        let ctx = model.new_context(backend, params).map_err(|e| {
-            format!(
-                "cannot create a llama.cpp context of {} tokens: {e}",
-                settings.context_size
-            )
-        })?;
+        let ctx = model
+            .new_context(backend, params)
+            .map_err(|e| format!("cannot create a llama.cpp context of {n_ctx} tokens: {e}"))?;
 
         let vocab = model.vocab();
         let wanted: Vec<&str> = known_marker_texts().collect();
@@ -105,6 +117,8 @@ impl<'m> Session<'m> {
             memo: RefCell::new(TokenMemo::default()),
             staleness: Staleness::default(),
             can_move: matches!(model.rope_type(), Some(RopeType::Norm | RopeType::NeoX)),
+            window: settings.context_size as usize,
+            kept: Kept::new(kept),
         })
     }
 
@@ -113,6 +127,16 @@ impl<'m> Session<'m> {
         self.ctx.clear_kv_cache();
         self.cached.clear();
         self.staleness.reset();
+        self.kept.clear();
+    }
+
+    /// Bytes of KV memory the context holds at most: keys and values of
+    /// every layer (16-bit) for each of its tokens.
+    pub(super) fn kv_cache_bytes(&self) -> u64 {
+        let heads = u64::from(self.model.n_head().max(1));
+        let per_head = u64::try_from(self.model.n_embd()).unwrap_or(0) / heads;
+        let kv_width = per_head * u64::from(self.model.n_head_kv());
+        u64::from(self.model.n_layer()) * 2 * kv_width * 2 * u64::from(self.ctx.n_ctx())
     }
 
     pub(super) fn complete(
