@@ -24,10 +24,10 @@ use std::sync::{Arc, Mutex};
 use ropey::Rope;
 use tokio::sync::watch;
 
-use super::{lock_state, results, DocumentId, LiveIndex, State};
+use super::{ask_model, lock_state, results, Asked, DocumentId, LiveIndex, State};
 use crate::completion::cursor_context;
-use crate::completion::pipeline::{self, Extras, Mode};
-use crate::engine::{CancelFlag, EngineState};
+use crate::completion::pipeline::Mode;
+use crate::engine::CancelFlag;
 use crate::text::syntax::SyntaxTree;
 
 /// The computation in progress: where its answer will be found, how to
@@ -54,14 +54,10 @@ pub(super) fn schedule(
     };
     let job = {
         let mut st = lock_state(&state);
-        let ready = st
-            .engine
-            .as_ref()
-            .is_some_and(|e| matches!(e.state(), EngineState::Ready { .. }));
-        let Some(doc) = st.documents.get(&id).filter(|d| d.version == version) else {
+        let Some(doc) = st.ready_document(&id, version) else {
             return;
         };
-        if !ready || !st.config.completion.compute_ahead || shown.contains('\n') {
+        if !st.config.completion.compute_ahead || shown.contains('\n') {
             return;
         }
         if st.ahead.as_ref().is_some_and(|a| !a.cancel.is_cancelled()) {
@@ -96,27 +92,21 @@ pub(super) fn schedule(
         // time budget (which would not be kept).
         let mut config = st.config.clone();
         config.completion.time_budget_ms = 0;
-        (st.engine.clone(), ctx, key, cancel, ended_tx, config, line)
+        let asked = Asked {
+            id,
+            line,
+            ctx,
+            config,
+        };
+        (st.engine.clone(), asked, key, cancel, ended_tx)
     };
-    let (Some(engine), ctx, key, cancel, ended_tx, config, line) = job else {
+    let (Some(engine), asked, key, cancel, ended_tx) = job else {
         return;
     };
     runtime.spawn(async move {
-        let for_ctx = ctx.clone();
         let flag = cancel.clone();
         let done = tokio::task::spawn_blocking(move || {
-            let extras = Extras {
-                context: index.context_for(&id, line, &for_ctx.prefix, &for_ctx.suffix, &config),
-                document: Some(id.name().to_string()),
-            };
-            pipeline::run(
-                engine.as_ref(),
-                &for_ctx,
-                &config,
-                extras,
-                Mode::Suggest,
-                &flag,
-            )
+            ask_model(engine.as_ref(), &index, &asked, Mode::Suggest, &flag)
         })
         .await;
         {

@@ -174,6 +174,47 @@ struct State {
     stats: Stats,
 }
 
+impl State {
+    /// Document `id`, if it is still at `version` and the model is ready:
+    /// what work started by the session itself (warm starts, computing
+    /// ahead) needs before it begins.
+    fn ready_document(&self, id: &DocumentId, version: i32) -> Option<&Document> {
+        let ready = self
+            .engine
+            .as_ref()
+            .is_some_and(|e| matches!(e.state(), EngineState::Ready { .. }));
+        self.documents
+            .get(id)
+            .filter(|d| ready && d.version == version)
+    }
+}
+
+/// Where the model is asked: the cursor's context on line `line` of `id`,
+/// with the settings of the moment.
+struct Asked {
+    id: DocumentId,
+    line: usize,
+    ctx: CursorContext,
+    config: Config,
+}
+
+/// Asks the model at `at` as the session does: with the live index's
+/// cross-file context and the document's name (so that the engine keeps
+/// its prompt when another document is asked next). Blocking.
+fn ask_model(
+    engine: &dyn Engine,
+    index: &LiveIndex,
+    at: &Asked,
+    mode: Mode,
+    cancel: &CancelFlag,
+) -> Result<pipeline::Suggestion, EngineError> {
+    let extras = Extras {
+        context: index.context_for(&at.id, at.line, &at.ctx.prefix, &at.ctx.suffix, &at.config),
+        document: Some(at.id.name().to_string()),
+    };
+    pipeline::run(engine, &at.ctx, &at.config, extras, mode, cancel)
+}
+
 fn lock_state(state: &Mutex<State>) -> MutexGuard<'_, State> {
     // A call that panicked while holding the lock leaves the state as it
     // was between two whole operations; keep serving it.
@@ -489,25 +530,17 @@ impl Session {
         let guard = CancelOnDrop(flag.clone());
         let wait = Duration::from_millis(config.completion.load_wait_ms);
         let index = self.index.clone();
-        let line = position.line as usize;
-        let for_id = id.clone();
-        let asked = ctx.clone();
+        let asked = Asked {
+            id: id.clone(),
+            line: position.line as usize,
+            ctx: ctx.clone(),
+            config,
+        };
         let result = tokio::task::spawn_blocking(move || {
             if engine.wait_ready(wait) == EngineState::Loading {
                 return Err(EngineError::Loading);
             }
-            let extras = Extras {
-                context: index.context_for(&for_id, line, &asked.prefix, &asked.suffix, &config),
-                document: Some(for_id.name().to_string()),
-            };
-            pipeline::run(
-                engine.as_ref(),
-                &asked,
-                &config,
-                extras,
-                Mode::Suggest,
-                &flag,
-            )
+            ask_model(engine.as_ref(), &index, &asked, Mode::Suggest, &flag)
         })
         .await;
         drop(guard);

@@ -76,6 +76,16 @@ fn type_at(h: &Harness, version: i32, pos: LinePosition, text: &str) {
     );
 }
 
+/// An explicit inline request at `pos`, answered in a task of its own.
+fn spawn_ask(
+    h: &Harness,
+    pos: LinePosition,
+) -> tokio::task::JoinHandle<Result<Option<Answer>, RequestError>> {
+    let session = h.session.clone();
+    let id = h.id.clone();
+    tokio::spawn(async move { session.complete(&id, pos, false, RequestKind::Inline).await })
+}
+
 async fn ask(h: &Harness, pos: LinePosition) -> Result<Option<Answer>, RequestError> {
     h.session
         .complete(&h.id, pos, true, RequestKind::Inline)
@@ -146,24 +156,12 @@ async fn the_same_question_again_is_answered_from_recent_answers() {
 async fn a_newer_request_cancels_the_one_in_flight() {
     let h = harness(&["first", "second"]);
     h.engine.hold();
-    let session = h.session.clone();
-    let id = h.id.clone();
-    let older = tokio::spawn(async move {
-        session
-            .complete(&id, at(1, 11), false, RequestKind::Inline)
-            .await
-    });
+    let older = spawn_ask(&h, at(1, 11));
     until("the model has the first request", || {
         h.engine.answering_requests() == 1
     })
     .await;
-    let session = h.session.clone();
-    let id = h.id.clone();
-    let newer = tokio::spawn(async move {
-        session
-            .complete(&id, at(1, 11), false, RequestKind::Inline)
-            .await
-    });
+    let newer = spawn_ask(&h, at(1, 11));
     // The older request is answered, as cancelled, while the model still
     // holds the newer one.
     let older = older.await.expect("joined");
@@ -178,13 +176,7 @@ async fn a_newer_request_cancels_the_one_in_flight() {
 async fn a_list_request_does_not_cancel_an_inline_one() {
     let h = harness(&["inline", "list"]);
     h.engine.hold();
-    let session = h.session.clone();
-    let id = h.id.clone();
-    let inline = tokio::spawn(async move {
-        session
-            .complete(&id, at(1, 11), false, RequestKind::Inline)
-            .await
-    });
+    let inline = spawn_ask(&h, at(1, 11));
     until("the model has the inline request", || {
         h.engine.answering_requests() == 1
     })
@@ -207,13 +199,7 @@ async fn a_list_request_does_not_cancel_an_inline_one() {
 async fn an_edit_cancels_the_requests_on_its_document() {
     let h = harness(&["never shown"]);
     h.engine.hold();
-    let session = h.session.clone();
-    let id = h.id.clone();
-    let asked = tokio::spawn(async move {
-        session
-            .complete(&id, at(1, 11), false, RequestKind::Inline)
-            .await
-    });
+    let asked = spawn_ask(&h, at(1, 11));
     until("the model has the request", || {
         h.engine.answering_requests() == 1
     })
@@ -264,13 +250,7 @@ async fn a_pause_after_typing_warms_the_cache_and_a_request_cancels_it() {
         h.engine.requests().len() == 2
     })
     .await;
-    let session = h.session.clone();
-    let id = h.id.clone();
-    let asked = tokio::spawn(async move {
-        session
-            .complete(&id, at(1, 13), false, RequestKind::Inline)
-            .await
-    });
+    let asked = spawn_ask(&h, at(1, 13));
     until("the warm start was cancelled", || h.engine.cancelled() == 1).await;
     h.engine.release();
     assert_eq!(
@@ -391,13 +371,7 @@ async fn a_request_elsewhere_stops_the_computation_ahead() {
     })
     .await;
     type_at(&h, 2, at(1, 11), "x");
-    let session = h.session.clone();
-    let id = h.id.clone();
-    let asked = tokio::spawn(async move {
-        session
-            .complete(&id, at(1, 12), false, RequestKind::Inline)
-            .await
-    });
+    let asked = spawn_ask(&h, at(1, 12));
     until("it was stopped", || h.engine.cancelled() == 1).await;
     h.engine.release();
     assert!(asked.await.expect("joined").is_ok());
@@ -417,13 +391,7 @@ async fn an_accept_before_the_computation_ends_waits_for_it() {
     })
     .await;
     type_at(&h, 2, at(1, 11), "fib(n - 1)");
-    let session = h.session.clone();
-    let id = h.id.clone();
-    let asked = tokio::spawn(async move {
-        session
-            .complete(&id, at(1, 21), false, RequestKind::Inline)
-            .await
-    });
+    let asked = spawn_ask(&h, at(1, 21));
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(h.engine.cancelled(), 0, "not started again");
     h.engine.release();

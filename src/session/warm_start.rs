@@ -5,10 +5,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::{lock_state, results, DocumentId, LiveIndex, RequestKind, State};
+use super::{ask_model, lock_state, results, Asked, DocumentId, LiveIndex, RequestKind, State};
 use crate::completion::cursor_context;
-use crate::completion::pipeline::{self, Extras, Mode};
-use crate::engine::{CancelFlag, EngineState};
+use crate::completion::pipeline::Mode;
+use crate::engine::CancelFlag;
 
 /// The pause after an edit before the warm start.
 const WARM_AFTER_PAUSE: Duration = Duration::from_millis(300);
@@ -35,19 +35,12 @@ pub(super) fn schedule(
                 .iter()
                 .filter_map(|k| st.inflight.get(&(id.clone(), *k)))
                 .any(|f| !f.is_cancelled());
-            let ready = st
-                .engine
-                .as_ref()
-                .is_some_and(|e| matches!(e.state(), EngineState::Ready { .. }));
-            let Some(doc) = st.documents.get(&id).filter(|d| d.version == version) else {
+            let Some(doc) = st.ready_document(&id, version).filter(|_| !busy) else {
                 return;
             };
             let Some(cursor) = doc.last_edit() else {
                 return;
             };
-            if busy || !ready {
-                return;
-            }
             let ctx = cursor_context(doc.text(), doc.syntax(), cursor, &st.config);
             if ctx.automatic_skip(&st.config).is_some() {
                 return;
@@ -67,18 +60,19 @@ pub(super) fn schedule(
             if let Some(previous) = st.warming.replace(flag.clone()) {
                 previous.cancel();
             }
-            (st.engine.clone(), ctx, flag, st.config.clone(), line)
+            let asked = Asked {
+                id: id.clone(),
+                line,
+                ctx,
+                config: st.config.clone(),
+            };
+            (st.engine.clone(), asked, flag)
         };
-        let (Some(engine), ctx, flag, config, line) = job else {
+        let (Some(engine), asked, flag) = job else {
             return;
         };
         let done = tokio::task::spawn_blocking(move || {
-            let context = index.context_for(&id, line, &ctx.prefix, &ctx.suffix, &config);
-            let extras = Extras {
-                context,
-                document: Some(id.name().to_string()),
-            };
-            pipeline::run(engine.as_ref(), &ctx, &config, extras, Mode::WarmUp, &flag)
+            ask_model(engine.as_ref(), &index, &asked, Mode::WarmUp, &flag)
         })
         .await;
         if let Ok(Ok(_)) = done {
