@@ -19,6 +19,15 @@ use crate::config::Config;
 /// Pipe capacity between the guard in `transport` and tower-lsp.
 const PIPE_BYTES: usize = 1 << 20;
 
+/// Messages tower-lsp handles at once. Its default, 4, lets four pending
+/// completion requests (waiting for the model) hold up every message after
+/// them, the `didChange` that would cancel them included: in a burst of
+/// typing each of them then ran its whole prompt before the next edit was
+/// even read. Enough room that edits are always read, so that superseded
+/// requests are cancelled at once; pending requests cost a few hundred
+/// bytes each (a superseded one ends as soon as it is cancelled).
+const MAX_CONCURRENT_MESSAGES: usize = 256;
+
 /// Serves LSP on stdin/stdout until the client sends `exit` or closes stdin.
 pub async fn serve_stdio(base: Config) {
     let (service, socket) = LspService::build(move |client| LspServer::new(client, base.clone()))
@@ -40,6 +49,7 @@ pub async fn serve_stdio(base: Config) {
         replies_rx,
     ));
     Server::new(server_in, server_out, socket)
+        .concurrency_level(MAX_CONCURRENT_MESSAGES)
         .serve(service)
         .await;
     // Whatever tower-lsp wrote last (the shutdown response) still goes out.

@@ -208,6 +208,10 @@ fn ask_model(
     mode: Mode,
     cancel: &CancelFlag,
 ) -> Result<pipeline::Suggestion, EngineError> {
+    // Superseded while it waited for a thread: no retrieval, no engine.
+    if cancel.is_cancelled() {
+        return Err(EngineError::Cancelled);
+    }
     let extras = Extras {
         context: index.context_for(&at.id, at.line, &at.ctx.prefix, &at.ctx.suffix, &at.config),
         document: Some(at.id.name().to_string()),
