@@ -5,6 +5,7 @@
 pub mod completion;
 pub mod config;
 pub mod engine;
+pub mod logging;
 pub mod lsp;
 pub mod models;
 pub mod prompt;

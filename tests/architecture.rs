@@ -14,6 +14,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("config", &[]),
     ("models", &[]),
     ("workspace", &[]),
+    ("logging", &[]),
     ("retrieval", &["text"]),
     ("prompt", &["text", "config", "retrieval"]),
     ("engine", &["text", "config", "prompt", "models"]),

@@ -80,14 +80,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("INFILL_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("infill=info")),
-        )
-        .init();
+    infill::logging::init();
     let cli = Cli::parse();
     match cli.command {
         Command::Eval {
