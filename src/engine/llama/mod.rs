@@ -43,6 +43,9 @@ pub struct LlamaSettings {
     pub fim_template: Option<String>,
 }
 
+/// How often a caller waiting for its answer looks at its cancel flag.
+const CANCEL_POLL: Duration = Duration::from_millis(5);
+
 struct Job {
     req: EngineRequest,
     cancel: CancelFlag,
@@ -116,6 +119,7 @@ impl Engine for LlamaEngine {
             EngineState::Ready { .. } => {}
         }
         let (reply, answer) = mpsc::channel();
+        let flag = cancel.clone();
         let sent = self
             .jobs
             .lock()
@@ -124,9 +128,22 @@ impl Engine for LlamaEngine {
         if sent.is_err() {
             return Err(EngineError::Failed("the engine thread has stopped".into()));
         }
-        answer
-            .recv()
-            .unwrap_or_else(|_| Err(EngineError::Failed("the engine thread has stopped".into())))
+        // A request cancelled while it waits in the queue is answered at
+        // once, so that its caller's thread is free (in a storm of
+        // keystrokes hundreds wait); the worker skips it when it gets there,
+        // or stops it within a token if it is running.
+        loop {
+            match answer.recv_timeout(CANCEL_POLL) {
+                Ok(result) => return result,
+                Err(mpsc::RecvTimeoutError::Timeout) if flag.is_cancelled() => {
+                    return Err(EngineError::Cancelled)
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(EngineError::Failed("the engine thread has stopped".into()))
+                }
+            }
+        }
     }
 }
 
