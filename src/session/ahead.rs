@@ -27,8 +27,9 @@ use tokio::sync::watch;
 use super::{ask_model, lock_state, results, Asked, DocumentId, LiveIndex, State};
 use crate::completion::cursor_context;
 use crate::completion::pipeline::Mode;
+use crate::config::Config;
 use crate::engine::CancelFlag;
-use crate::text::syntax::SyntaxTree;
+use crate::text::syntax::{Language, SyntaxTree};
 
 /// The computation in progress: where its answer will be found, how to
 /// stop it, and a signal that turns true when it ended (whichever way).
@@ -40,7 +41,9 @@ pub(super) struct Ahead {
 
 /// Starts computing the suggestion after `shown` is accepted at char
 /// `cursor` of `id` (still at `version`). Skipped when the model is not
-/// ready or where an automatic request would not be answered.
+/// ready or where an automatic request would not be answered. Returns at
+/// once: the accepted document is parsed off the caller's thread and
+/// outside the state lock.
 pub(super) fn schedule(
     state: Arc<Mutex<State>>,
     index: Arc<LiveIndex>,
@@ -52,58 +55,50 @@ pub(super) fn schedule(
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return;
     };
-    let job = {
-        let mut st = lock_state(&state);
+    let snapshot = {
+        let st = lock_state(&state);
         let Some(doc) = st.ready_document(&id, version) else {
             return;
         };
-        if !st.config.completion.compute_ahead || shown.contains('\n') {
+        if !st.config.completion.compute_ahead || shown.contains('\n') || st.ahead_running() {
             return;
         }
-        if st.ahead.as_ref().is_some_and(|a| !a.cancel.is_cancelled()) {
-            // One at a time: the one running was scheduled for a newer
-            // suggestion, or is this one.
-            return;
-        }
-        // The document as it will be once the suggestion is accepted.
-        let mut accepted: Rope = doc.text().clone();
-        accepted.insert(cursor, &shown);
-        let after = cursor + shown.chars().count();
-        let syntax = doc
-            .language()
-            .and_then(|language| SyntaxTree::new(language, &accepted));
-        let ctx = cursor_context(&accepted, syntax.as_ref(), after, &st.config);
-        if ctx.automatic_skip(&st.config).is_some() {
-            return;
-        }
-        let key = results::Key::new(&id, &ctx);
-        if st.results.contains(key) {
-            return;
-        }
-        let cancel = CancelFlag::default();
-        let (ended_tx, ended) = watch::channel(false);
-        st.ahead = Some(Ahead {
-            key,
-            cancel: cancel.clone(),
-            ended,
-        });
-        let line = accepted.char_to_line(after);
-        // No one waits for it yet: the whole answer, not one cut by the
-        // time budget (which would not be kept).
-        let mut config = st.config.clone();
-        config.completion.time_budget_ms = 0;
-        let asked = Asked {
-            id,
-            line,
-            ctx,
-            config,
-        };
-        (st.engine.clone(), asked, key, cancel, ended_tx)
-    };
-    let (Some(engine), asked, key, cancel, ended_tx) = job else {
-        return;
+        // An O(1) copy; the document as it will be once accepted is made
+        // from it on a blocking thread.
+        (doc.text().clone(), doc.language(), st.config.clone())
     };
     runtime.spawn(async move {
+        let (text, language, config) = snapshot;
+        let for_id = id.clone();
+        let prepared = tokio::task::spawn_blocking(move || {
+            accepted(&for_id, text, language, cursor, &shown, config)
+        })
+        .await;
+        let Ok(Some((asked, key))) = prepared else {
+            return;
+        };
+        let job = {
+            let mut st = lock_state(&state);
+            // The document changed, another computation began, or the
+            // answer is already kept while this one was prepared.
+            if st.ready_document(&id, version).is_none()
+                || st.ahead_running()
+                || st.results.contains(key)
+            {
+                return;
+            }
+            let cancel = CancelFlag::default();
+            let (ended_tx, ended) = watch::channel(false);
+            st.ahead = Some(Ahead {
+                key,
+                cancel: cancel.clone(),
+                ended,
+            });
+            (st.engine.clone(), cancel, ended_tx)
+        };
+        let (Some(engine), cancel, ended_tx) = job else {
+            return;
+        };
         let flag = cancel.clone();
         let done = tokio::task::spawn_blocking(move || {
             ask_model(engine.as_ref(), &index, &asked, Mode::Suggest, &flag)
@@ -123,4 +118,35 @@ pub(super) fn schedule(
         }
         let _ = ended_tx.send(true);
     });
+}
+
+/// Where the model is asked once `shown` is accepted at char `cursor` of
+/// `text`, and the key its answer is kept under; `None` where an automatic
+/// request would not be answered.
+fn accepted(
+    id: &DocumentId,
+    mut text: Rope,
+    language: Option<Language>,
+    cursor: usize,
+    shown: &str,
+    mut config: Config,
+) -> Option<(Asked, results::Key)> {
+    text.insert(cursor, shown);
+    let after = cursor + shown.chars().count();
+    let syntax = language.and_then(|language| SyntaxTree::new(language, &text));
+    let ctx = cursor_context(&text, syntax.as_ref(), after, &config);
+    if ctx.automatic_skip(&config).is_some() {
+        return None;
+    }
+    let key = results::Key::new(id, &ctx);
+    // No one waits for it yet: the whole answer, not one cut by the time
+    // budget (which would not be kept).
+    config.completion.time_budget_ms = 0;
+    let asked = Asked {
+        id: id.clone(),
+        line: text.char_to_line(after),
+        ctx,
+        config,
+    };
+    Some((asked, key))
 }

@@ -175,6 +175,14 @@ struct State {
 }
 
 impl State {
+    /// Whether a suggestion is being computed ahead (one at a time: the
+    /// one running was scheduled for a newer suggestion, or is this one).
+    fn ahead_running(&self) -> bool {
+        self.ahead
+            .as_ref()
+            .is_some_and(|a| !a.cancel.is_cancelled())
+    }
+
     /// Document `id`, if it is still at `version` and the model is ready:
     /// what work started by the session itself (warm starts, computing
     /// ahead) needs before it begins.

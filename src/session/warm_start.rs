@@ -48,9 +48,8 @@ pub(super) fn schedule(
             let line = doc.text().char_to_line(cursor);
             // The user accepted the suggestion being computed ahead, which
             // warms the cache right here; anything else makes it useless.
-            let key = results::Key::new(&id, &ctx);
             if let Some(ahead) = st.ahead.take() {
-                if ahead.key == key {
+                if ahead.key == results::Key::new(&id, &ctx) {
                     st.ahead = Some(ahead);
                     return;
                 }
