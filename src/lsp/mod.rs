@@ -7,6 +7,7 @@
 
 mod client_events;
 pub mod convert;
+pub mod framing;
 mod server;
 pub mod transport;
 

@@ -8,16 +8,14 @@
 //! invalid UTF-8 is replaced (U+FFFD, as editors decode such files), and a
 //! message that is still unusable is answered here with the proper JSON-RPC
 //! error and never reaches tower-lsp. Good frames pass through re-framed
-//! with a plain `Content-Length` header.
+//! with a plain `Content-Length` header. Framing itself, and finding the
+//! next frame after garbage, is `framing`'s job.
 
 use serde_json::{json, Value};
-use tokio::io::{
-    AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader,
-};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-/// Largest message accepted (a 10 MB file as JSON, with room to spare).
-const MAX_BODY: usize = 64 * 1024 * 1024;
+use super::framing::{Event, FrameParser};
 
 /// What to do with one frame from the client.
 #[derive(Debug, PartialEq)]
@@ -67,53 +65,42 @@ fn error_response(id: Value, code: i64, message: &str) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
 }
 
-/// Reads one frame's body. `Ok(None)` at end of input; a frame with a bad
-/// header is skipped (its body, if its length is known, is consumed).
-pub async fn read_frame<R: AsyncBufRead + Unpin>(
-    r: &mut R,
-) -> std::io::Result<Option<Result<Vec<u8>, String>>> {
-    let mut length: Option<Result<usize, String>> = None;
-    let mut saw_header = false;
-    loop {
-        let mut line = Vec::new();
-        if r.read_until(b'\n', &mut line).await? == 0 {
-            return Ok(None);
-        }
-        let line = String::from_utf8_lossy(&line);
-        let line = line.trim_end_matches(['\r', '\n']);
-        if line.is_empty() {
-            if saw_header {
-                break;
-            }
-            continue; // stray blank lines between frames
-        }
-        saw_header = true;
-        if let Some((name, value)) = line.split_once(':') {
-            if name.trim().eq_ignore_ascii_case("content-length") {
-                length = Some(
-                    value
-                        .trim()
-                        .parse::<usize>()
-                        .map_err(|_| format!("bad Content-Length `{}`", value.trim())),
-                );
-            }
+/// Frames read from an async stream (cancel-safe: a frame is never half
+/// taken when the future is dropped, as `select!` does).
+pub struct FrameReader<R> {
+    inner: R,
+    parser: FrameParser,
+    chunk: Vec<u8>,
+    ended: bool,
+}
+
+impl<R: AsyncRead + Unpin> FrameReader<R> {
+    pub fn new(inner: R) -> FrameReader<R> {
+        FrameReader {
+            inner,
+            parser: FrameParser::new(),
+            chunk: vec![0; 64 * 1024],
+            ended: false,
         }
     }
-    let len = match length {
-        Some(Ok(n)) => n,
-        Some(Err(e)) => return Ok(Some(Err(e))),
-        None => return Ok(Some(Err("missing Content-Length header".into()))),
-    };
-    if len > MAX_BODY {
-        // Consume and drop it, so the stream stays in step.
-        tokio::io::copy(&mut r.take(len as u64), &mut tokio::io::sink()).await?;
-        return Ok(Some(Err(format!(
-            "message of {len} bytes exceeds the {MAX_BODY}-byte limit"
-        ))));
+
+    /// The next frame or dropped stretch; `Ok(None)` at the end of input.
+    pub async fn next(&mut self) -> std::io::Result<Option<Event>> {
+        loop {
+            if let Some(event) = self.parser.next_event() {
+                return Ok(Some(event));
+            }
+            if self.ended {
+                return Ok(None);
+            }
+            let n = self.inner.read(&mut self.chunk).await?;
+            if n == 0 {
+                self.ended = true;
+                return Ok(self.parser.finish());
+            }
+            self.parser.push(&self.chunk[..n]);
+        }
     }
-    let mut body = vec![0u8; len];
-    r.read_exact(&mut body).await?;
-    Ok(Some(Ok(body)))
 }
 
 fn frame(body: &[u8]) -> Vec<u8> {
@@ -128,17 +115,17 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let mut reader = BufReader::new(client);
+    let mut reader = FrameReader::new(client);
     loop {
-        let body = match read_frame(&mut reader).await {
+        let body = match reader.next().await {
             Ok(None) | Err(_) => break,
-            Ok(Some(Err(why))) => {
+            Ok(Some(Event::Dropped(why))) => {
                 tracing::warn!("dropping a malformed frame: {why}");
                 let resp = error_response(Value::Null, -32700, &format!("parse error: {why}"));
                 let _ = replies.send(frame(resp.to_string().as_bytes()));
                 continue;
             }
-            Ok(Some(Ok(body))) => body,
+            Ok(Some(Event::Frame(body))) => body,
         };
         match check_body(&body) {
             Checked::Forward(body) => {
@@ -166,13 +153,13 @@ pub async fn merge_output<R, W>(
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let mut reader = BufReader::new(server);
+    let mut reader = FrameReader::new(server);
     let mut replies_open = true;
     loop {
         let out = tokio::select! {
-            f = read_frame(&mut reader) => match f {
-                Ok(Some(Ok(body))) => frame(&body),
-                Ok(Some(Err(_))) => continue,
+            f = reader.next() => match f {
+                Ok(Some(Event::Frame(body))) => frame(&body),
+                Ok(Some(Event::Dropped(_))) => continue,
                 Ok(None) | Err(_) => break,
             },
             r = replies.recv(), if replies_open => match r {
@@ -216,15 +203,5 @@ mod tests {
         assert_eq!(r["error"]["code"], -32600);
         let ok = br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#;
         assert_eq!(check_body(ok), Checked::Forward(ok.to_vec()));
-    }
-
-    #[tokio::test]
-    async fn reads_frames_and_skips_bad_headers() {
-        let input = b"Content-Length: 2\r\n\r\n{}Content-Length: x\r\n\r\nContent-Type: a\r\nContent-Length: 3\r\n\r\n[1]".to_vec();
-        let mut r = BufReader::new(&input[..]);
-        assert_eq!(read_frame(&mut r).await.unwrap(), Some(Ok(b"{}".to_vec())));
-        assert!(matches!(read_frame(&mut r).await.unwrap(), Some(Err(_))));
-        assert_eq!(read_frame(&mut r).await.unwrap(), Some(Ok(b"[1]".to_vec())));
-        assert_eq!(read_frame(&mut r).await.unwrap(), None);
     }
 }

@@ -127,6 +127,12 @@ impl Server {
         self.stdin.flush().expect("flush");
     }
 
+    /// Writes `bytes` as they are (framing and all), for tests of torn input.
+    pub fn send_bytes(&mut self, bytes: &[u8]) {
+        self.stdin.write_all(bytes).expect("write");
+        self.stdin.flush().expect("flush");
+    }
+
     fn send(&mut self, msg: &Value) {
         let body = serde_json::to_vec(msg).expect("serialize");
         self.send_raw(&body);
