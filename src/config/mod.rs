@@ -72,6 +72,11 @@ pub enum Multiline {
 /// Largest file indexed by default (bytes): bigger ones are generated or data.
 pub const DEFAULT_MAX_FILE_BYTES: u64 = 1 << 20;
 
+/// The most memory the workspace index may take (its own estimate, checked
+/// as the first walk goes): enough for about 150,000 typical source files
+/// of 3 KB, while a monorepo cannot take the machine's memory.
+pub const DEFAULT_MAX_INDEX_BYTES: u64 = 512 << 20;
+
 /// How snippets are shown to a model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ContextLayout {
@@ -95,6 +100,8 @@ pub struct ContextConfig {
     pub budget_tokens: u32,
     /// Workspace files larger than this are not indexed.
     pub max_file_bytes: u64,
+    /// The index's memory bound: once reached, no further files are added.
+    pub max_index_bytes: u64,
     pub layout: ContextLayout,
 }
 
@@ -133,6 +140,7 @@ impl Default for Config {
                 cross_file: true,
                 budget_tokens: 1024,
                 max_file_bytes: DEFAULT_MAX_FILE_BYTES,
+                max_index_bytes: DEFAULT_MAX_INDEX_BYTES,
                 layout: ContextLayout::Auto,
             },
         }
@@ -246,6 +254,9 @@ impl Config {
             }
             "context.maxFileBytes" => {
                 self.context.max_file_bytes = u64::from(u32_in(v, 1, u32::MAX)?)
+            }
+            "context.maxIndexMegabytes" => {
+                self.context.max_index_bytes = u64::from(u32_in(v, 1, 1 << 20)?) << 20
             }
             _ => return Err(SetError::Unknown),
         }

@@ -10,14 +10,14 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use ropey::Rope;
 use tree_sitter::Tree;
 
-use super::events::{Events, ProgressStep};
+use super::events::{Events, Level, ProgressStep};
 use super::DocumentId;
 use crate::config::Config;
 use crate::prompt::repo::CrossFileContext;
@@ -44,6 +44,15 @@ pub enum FileChange {
 /// Quiet time after the last keystroke before a buffer is re-indexed.
 const DEBOUNCE: Duration = Duration::from_millis(300);
 
+/// Files the walk indexes between two measures of the index's memory
+/// (`Index::heap_bytes` visits the whole index, so not after every file).
+const MEASURE_EVERY: usize = 128;
+
+/// The walk's nice value: it yields the CPU to the model, so that
+/// completions in an open file keep their latency while a large
+/// workspace is indexed.
+const WALK_NICENESS: i32 = 19;
+
 #[derive(Default)]
 pub struct LiveIndex {
     index: Mutex<Index>,
@@ -57,6 +66,11 @@ pub struct LiveIndex {
     started: AtomicBool,
     indexing_done: AtomicBool,
     max_file_bytes: AtomicU64,
+    max_index_bytes: AtomicU64,
+    /// The index reached `max_index_bytes`: files not in it stay out.
+    full: AtomicBool,
+    /// Files the walk left out because the index was full.
+    left_out: AtomicUsize,
 }
 
 fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -74,6 +88,11 @@ impl LiveIndex {
         self.indexing_done.load(Ordering::Relaxed)
     }
 
+    /// Files the first walk left out because the index reached its bound.
+    pub fn left_out(&self) -> usize {
+        self.left_out.load(Ordering::Relaxed)
+    }
+
     fn max_bytes(&self) -> u64 {
         self.max_file_bytes.load(Ordering::Relaxed)
     }
@@ -82,6 +101,8 @@ impl LiveIndex {
     pub fn start(self: &Arc<Self>, events: Events, roots: Vec<Root>, config: &Config) {
         self.max_file_bytes
             .store(config.context.max_file_bytes, Ordering::Relaxed);
+        self.max_index_bytes
+            .store(config.context.max_index_bytes, Ordering::Relaxed);
         if roots.is_empty() || self.started.swap(true, Ordering::SeqCst) {
             return;
         }
@@ -96,7 +117,18 @@ impl LiveIndex {
                     percentage: Some(0),
                 },
             );
-            let worker = tokio::task::spawn_blocking(move || me.walk_all(&roots, &tx));
+            // A thread of its own, not the blocking pool: its priority is
+            // lowered for good.
+            let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+            let walker = std::thread::Builder::new()
+                .name("infill-index".into())
+                .spawn(move || {
+                    lower_priority();
+                    let _ = done_tx.send(me.walk_all(&roots, &tx));
+                });
+            if let Err(e) = walker {
+                tracing::error!("could not start the workspace walk: {e}");
+            }
             while let Some((percentage, files)) = rx.recv().await {
                 events.progress(
                     PROGRESS_TOKEN,
@@ -106,23 +138,34 @@ impl LiveIndex {
                     },
                 );
             }
-            let files = worker.await.unwrap_or(0);
+            let (files, left_out) = done_rx.await.unwrap_or((0, 0));
+            let message = if left_out > 0 {
+                let text = format!(
+                    "infill: the workspace index reached its memory bound \
+                     (context.maxIndexMegabytes) after {files} files; {left_out} files \
+                     are left out of cross-file context"
+                );
+                events.message(Level::Warning, text);
+                format!("{files} files indexed, {left_out} left out")
+            } else {
+                format!("{files} files indexed")
+            };
             events.progress(
                 PROGRESS_TOKEN,
                 ProgressStep::End {
-                    message: Some(format!("{files} files indexed")),
+                    message: Some(message),
                 },
             );
-            tracing::info!("workspace indexed: {files} files");
+            tracing::info!("workspace indexed: {files} files, {left_out} left out");
         });
     }
 
-    /// The first walk; returns the number of files indexed.
+    /// The first walk; returns the number of files indexed and left out.
     fn walk_all(
         &self,
         roots: &[Root],
         progress: &tokio::sync::mpsc::UnboundedSender<(u32, usize)>,
-    ) -> usize {
+    ) -> (usize, usize) {
         let started = std::time::Instant::now();
         let files: Vec<PathBuf> = roots
             .iter()
@@ -131,12 +174,29 @@ impl LiveIndex {
         let total = files.len().max(1);
         let mut last_pct = 0;
         let mut indexed = 0;
+        let mut since_measure = 0;
         for (i, path) in files.iter().enumerate() {
+            if since_measure >= MEASURE_EVERY {
+                since_measure = 0;
+                // Read each time: a settings change applies to the walk.
+                let max_index = self.max_index_bytes.load(Ordering::Relaxed);
+                if self.index().heap_bytes() as u64 >= max_index {
+                    let left = files.len() - i;
+                    self.full.store(true, Ordering::Relaxed);
+                    self.left_out.store(left, Ordering::Relaxed);
+                    tracing::warn!(
+                        "the index reached {} MiB after {indexed} files: {left} left out",
+                        max_index >> 20
+                    );
+                    break;
+                }
+            }
             if let Ok(text) = workspace::read_text(path, self.max_bytes()) {
                 // An open buffer is newer than the disk: keep it.
                 let open = locked(&self.open).contains_key(path);
                 if !open && self.index().update(path, &text) {
                     indexed += 1;
+                    since_measure += 1;
                 }
             }
             let pct = ((i + 1) * 100 / total) as u32;
@@ -151,7 +211,7 @@ impl LiveIndex {
             files.len(),
             started.elapsed()
         );
-        indexed
+        (indexed, self.left_out())
     }
 
     /// A document was opened: its buffer stands for the file from now on,
@@ -260,6 +320,9 @@ impl LiveIndex {
             .filter(|r| workspace::admitted(r, path))
             .and_then(|_| workspace::read_text(path, self.max_bytes()).ok());
         let mut ix = self.index();
+        if self.full.load(Ordering::Relaxed) && !ix.contains(path) && text.is_some() {
+            return; // a new file, and the index is at its bound
+        }
         match text {
             Some(t) => {
                 ix.update(path, &t);
@@ -319,5 +382,68 @@ impl LiveIndex {
             suffix,
         };
         self.index().retrieve(&q)
+    }
+}
+
+/// Lowers the calling thread's scheduling priority (Linux: nice applies per
+/// thread). Best effort: where it fails the walk runs at normal priority.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: gettid and setpriority only read their arguments; a failure
+    // is reported in errno and changes nothing.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        if libc::setpriority(libc::PRIO_PROCESS, tid, WALK_NICENESS) != 0 {
+            tracing::debug!("could not lower the walk's priority");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_walk_stops_at_the_memory_bound_and_new_files_stay_out() {
+        let dir = std::env::temp_dir().join(format!("infill-bound-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..1500 {
+            let body: String = (0..40)
+                .map(|j| format!("def f{i}_{j}(x):\n    return x + {j}\n"))
+                .collect();
+            std::fs::write(dir.join(format!("m{i}.py")), body).unwrap();
+        }
+        let live = LiveIndex::default();
+        let bound: u64 = 2 << 20;
+        live.max_index_bytes.store(bound, Ordering::Relaxed);
+        live.max_file_bytes.store(1 << 20, Ordering::Relaxed);
+        *live.index() = Index::new(vec![Root {
+            name: "w".into(),
+            path: dir.clone(),
+        }]);
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let roots = live.index().roots().to_vec();
+        let (indexed, left_out) = live.walk_all(&roots, &tx);
+        assert!(
+            left_out > 0 && indexed + left_out <= 1500,
+            "{indexed} + {left_out}"
+        );
+        let heap = live.index().heap_bytes() as u64;
+        // At most one measuring interval past the bound.
+        assert!(heap < bound * 2, "{heap} bytes for a bound of {bound}");
+        assert!(heap >= bound, "stopped early at {heap} bytes");
+        // A file created later stays out; one already in is updated.
+        let new = dir.join("new.py");
+        std::fs::write(&new, "def brand_new():\n    pass\n").unwrap();
+        live.reload(&new);
+        assert!(!live.index().contains(&new));
+        let old = dir.join("m0.py");
+        std::fs::write(&old, "def changed():\n    pass\n").unwrap();
+        live.reload(&old);
+        assert!(live
+            .index()
+            .matches_fresh_outline(&old, "def changed():\n    pass\n"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

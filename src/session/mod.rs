@@ -109,6 +109,9 @@ pub struct DocumentSnapshot {
 pub struct ContextReport {
     pub indexing_done: bool,
     pub indexed_files: usize,
+    /// Files the first walk left out: the index reached
+    /// `context.maxIndexMegabytes`.
+    pub left_out_files: usize,
     pub snippets: Vec<Snippet>,
 }
 
@@ -479,6 +482,7 @@ impl Session {
         Ok(ContextReport {
             indexing_done: self.index.indexing_done(),
             indexed_files: self.index.index().file_count(),
+            left_out_files: self.index.left_out(),
             snippets,
         })
     }

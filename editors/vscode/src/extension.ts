@@ -37,6 +37,7 @@ const SERVER_SETTINGS = [
   "context.crossFile",
   "context.budgetTokens",
   "context.maxFileBytes",
+  "context.maxIndexMegabytes",
   "context.layout",
 ];
 // Changing one of these needs a new server process.
