@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::bm25::{Bm25, DocId};
-use super::outline::{self, Chunk, Lines, Parsed, Symbol, TextDiff};
+use super::outline::{self, Chunk, Lines, Outline, Parsed, Symbol, TextDiff};
 use crate::text::syntax::Language;
 use tree_sitter::Tree;
 
@@ -84,25 +84,20 @@ impl Index {
     /// The root holding `path` (the deepest, for nested folders) and the
     /// path relative to it, `/`-separated.
     pub fn locate(&self, path: &Path) -> Option<(usize, String)> {
-        self.roots
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| path.starts_with(&r.path))
-            .max_by_key(|(_, r)| r.path.as_os_str().len())
-            .and_then(|(i, r)| {
-                let rel = path.strip_prefix(&r.path).ok()?;
-                let parts: Vec<String> = rel
-                    .components()
-                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                    .collect();
-                Some((i, parts.join("/")))
-            })
+        locate(&self.roots, path)
     }
 
     /// (Re)indexes `path` with `text` (read from disk); a path outside
     /// every root is ignored. Returns whether it was indexed.
     pub fn update(&mut self, path: &Path, text: &str) -> bool {
-        self.update_inner(path, text, None, false)
+        self.update_inner(path, text, None, false, None)
+    }
+
+    /// Adds a file outlined by [`prepare`] (outside the index's lock). A
+    /// file that got into the index meanwhile is updated as usual.
+    pub fn add_prepared(&mut self, file: PreparedFile) -> bool {
+        let outline = (!self.files.contains_key(file.path.as_path())).then_some(file.outline);
+        self.update_inner(&file.path, &file.text, None, false, outline)
     }
 
     /// (Re)indexes an open buffer: `tree` is its syntax tree, kept current
@@ -114,7 +109,7 @@ impl Index {
         text: &str,
         tree: Option<(Language, Tree)>,
     ) -> bool {
-        self.update_inner(path, text, tree, true)
+        self.update_inner(path, text, tree, true, None)
     }
 
     /// Only chunks whose text changed are taken out of BM25 and put back;
@@ -126,6 +121,7 @@ impl Index {
         text: &str,
         tree: Option<(Language, Tree)>,
         keep_parse: bool,
+        outlined: Option<Outline>,
     ) -> bool {
         let Some((root, rel)) = self.locate(path) else {
             return false;
@@ -143,7 +139,10 @@ impl Index {
             (Some(d), Some(p)) => Some((d, p)),
             _ => None,
         };
-        let (o, parsed) = outline::update(language, text, &lines, tree, previous);
+        let (o, parsed) = match outlined {
+            Some(o) if old.is_none() => (o, None),
+            _ => outline::update(language, text, &lines, tree, previous),
+        };
         // Old chunks whose text is unchanged keep their BM25 documents.
         let mut used = vec![false; old.as_ref().map_or(0, |f| f.chunks.len())];
         let mut chunks = Vec::with_capacity(o.chunks.len());
@@ -287,8 +286,7 @@ impl Index {
 
     /// The repository name and relative path for `path`, if in a root.
     pub fn repo_and_path(&self, path: &Path) -> Option<(String, String)> {
-        let (root, rel) = self.locate(path)?;
-        Some((self.roots[root].name.clone(), rel))
+        repo_and_path(&self.roots, path)
     }
 
     /// Approximate heap bytes (for the benchmark).
@@ -315,6 +313,49 @@ impl Index {
     pub fn files_in_root(&self, i: usize) -> usize {
         self.files.values().filter(|f| f.root == i).count()
     }
+}
+
+/// The root of `roots` holding `path` (the deepest, for nested folders) and
+/// the path relative to it, `/`-separated.
+pub fn locate(roots: &[Root], path: &Path) -> Option<(usize, String)> {
+    roots
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| path.starts_with(&r.path))
+        .max_by_key(|(_, r)| r.path.as_os_str().len())
+        .and_then(|(i, r)| {
+            let rel = path.strip_prefix(&r.path).ok()?;
+            let parts: Vec<String> = rel
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect();
+            Some((i, parts.join("/")))
+        })
+}
+
+/// The repository name and relative path of `path`, if in one of `roots`.
+pub fn repo_and_path(roots: &[Root], path: &Path) -> Option<(String, String)> {
+    let (root, rel) = locate(roots, path)?;
+    Some((roots[root].name.clone(), rel))
+}
+
+/// A file read from disk and outlined, ready for [`Index::add_prepared`]:
+/// the parse, the costly part, happens without the index.
+pub struct PreparedFile {
+    path: PathBuf,
+    text: String,
+    outline: Outline,
+}
+
+/// Outlines `text` of `path` for the index of `roots`; `None` outside them.
+pub fn prepare(roots: &[Root], path: &Path, text: String) -> Option<PreparedFile> {
+    let (_, rel) = locate(roots, path)?;
+    let outline = outline::outline(Language::detect(None, &rel), &text);
+    Some(PreparedFile {
+        path: path.to_path_buf(),
+        text,
+        outline,
+    })
 }
 
 /// Whether a workspace-relative path is test code (`tests/`, `test_x.py`,

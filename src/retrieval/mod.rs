@@ -23,7 +23,7 @@ mod query;
 mod render;
 mod snippet;
 
-pub use index::{Index, Root};
+pub use index::{prepare, repo_and_path, Index, PreparedFile, Root};
 pub use memo::SnippetMemo;
 pub use query::Query;
 pub use snippet::Snippet;

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use ropey::Rope;
@@ -21,7 +21,7 @@ use super::events::{Events, Level, ProgressStep};
 use super::DocumentId;
 use crate::config::Config;
 use crate::prompt::repo::CrossFileContext;
-use crate::retrieval::{Index, Query, Root, Snippet, SnippetMemo};
+use crate::retrieval::{self, Index, Query, Root, Snippet, SnippetMemo};
 use crate::text::syntax::Language;
 use crate::workspace;
 
@@ -48,10 +48,9 @@ const DEBOUNCE: Duration = Duration::from_millis(300);
 /// (`Index::heap_bytes` visits the whole index, so not after every file).
 const MEASURE_EVERY: usize = 128;
 
-/// The walk's nice value: it yields the CPU to the model, so that
-/// completions in an open file keep their latency while a large
-/// workspace is indexed.
-const WALK_NICENESS: i32 = 19;
+/// How long the walk sleeps before looking again while a request is
+/// being answered.
+const YIELD: Duration = Duration::from_millis(5);
 
 #[derive(Default)]
 pub struct LiveIndex {
@@ -71,6 +70,20 @@ pub struct LiveIndex {
     full: AtomicBool,
     /// Files the walk left out because the index was full.
     left_out: AtomicUsize,
+    /// The index's roots (fixed at the start), so that a completion finds
+    /// its file's place without the index's lock.
+    roots: OnceLock<Vec<Root>>,
+    /// Requests being answered now: the walk waits while there are any.
+    answering: AtomicUsize,
+}
+
+/// Marks a request as being answered until dropped (`LiveIndex::answering`).
+pub struct Answering<'a>(&'a AtomicUsize);
+
+impl Drop for Answering<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -86,6 +99,16 @@ impl LiveIndex {
 
     pub fn indexing_done(&self) -> bool {
         self.indexing_done.load(Ordering::Relaxed)
+    }
+
+    /// The first walk pauses while the returned guard lives: a request
+    /// being answered never shares the CPU, or the index's lock, with it.
+    /// (A lower thread priority was tried: a walk at nice 19 holding the
+    /// lock was starved by the model's threads, and by anything else the
+    /// machine ran, so requests waited seconds for it.)
+    pub fn answering(&self) -> Answering<'_> {
+        self.answering.fetch_add(1, Ordering::SeqCst);
+        Answering(&self.answering)
     }
 
     /// Files the first walk left out because the index reached its bound.
@@ -107,6 +130,7 @@ impl LiveIndex {
             return;
         }
         *self.index() = Index::new(roots.clone());
+        let _ = self.roots.set(roots.clone());
         let me = self.clone();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u32, usize)>();
         tokio::spawn(async move {
@@ -117,18 +141,10 @@ impl LiveIndex {
                     percentage: Some(0),
                 },
             );
-            // A thread of its own, not the blocking pool: its priority is
-            // lowered for good.
             let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-            let walker = std::thread::Builder::new()
-                .name("infill-index".into())
-                .spawn(move || {
-                    lower_priority();
-                    let _ = done_tx.send(me.walk_all(&roots, &tx));
-                });
-            if let Err(e) = walker {
-                tracing::error!("could not start the workspace walk: {e}");
-            }
+            tokio::task::spawn_blocking(move || {
+                let _ = done_tx.send(me.walk_all(&roots, &tx));
+            });
             while let Some((percentage, files)) = rx.recv().await {
                 events.progress(
                     PROGRESS_TOKEN,
@@ -176,6 +192,9 @@ impl LiveIndex {
         let mut indexed = 0;
         let mut since_measure = 0;
         for (i, path) in files.iter().enumerate() {
+            while self.answering.load(Ordering::SeqCst) > 0 {
+                std::thread::sleep(YIELD);
+            }
             if since_measure >= MEASURE_EVERY {
                 since_measure = 0;
                 // Read each time: a settings change applies to the walk.
@@ -191,10 +210,15 @@ impl LiveIndex {
                     break;
                 }
             }
-            if let Ok(text) = workspace::read_text(path, self.max_bytes()) {
+            // Read and parsed before the index's lock is taken: a request
+            // that starts meanwhile waits at most for one file's insertion.
+            let prepared = workspace::read_text(path, self.max_bytes())
+                .ok()
+                .and_then(|text| retrieval::prepare(roots, path, text));
+            if let Some(file) = prepared {
                 // An open buffer is newer than the disk: keep it.
                 let open = locked(&self.open).contains_key(path);
-                if !open && self.index().update(path, &text) {
+                if !open && self.index().add_prepared(file) {
                     indexed += 1;
                     since_measure += 1;
                 }
@@ -352,7 +376,9 @@ impl LiveIndex {
             prefix,
             suffix,
         };
-        let (repo_name, rel) = self.index().repo_and_path(path)?;
+        // The index's lock only where retrieval must run (the walk may
+        // be adding files).
+        let (repo_name, rel) = retrieval::repo_and_path(self.roots.get()?, path)?;
         let (snippets, _) = locked(&self.snippet_memo).get(&q, || self.index().retrieve(&q));
         Some(CrossFileContext::new(
             repo_name,
@@ -382,20 +408,6 @@ impl LiveIndex {
             suffix,
         };
         self.index().retrieve(&q)
-    }
-}
-
-/// Lowers the calling thread's scheduling priority (Linux: nice applies per
-/// thread). Best effort: where it fails the walk runs at normal priority.
-fn lower_priority() {
-    #[cfg(target_os = "linux")]
-    // SAFETY: gettid and setpriority only read their arguments; a failure
-    // is reported in errno and changes nothing.
-    unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        if libc::setpriority(libc::PRIO_PROCESS, tid, WALK_NICENESS) != 0 {
-            tracing::debug!("could not lower the walk's priority");
-        }
     }
 }
 
@@ -444,6 +456,41 @@ mod tests {
         assert!(live
             .index()
             .matches_fresh_outline(&old, "def changed():\n    pass\n"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_walk_waits_while_a_request_is_answered() {
+        let dir = std::env::temp_dir().join(format!("infill-yield-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..20 {
+            std::fs::write(
+                dir.join(format!("m{i}.py")),
+                format!("def f{i}():\n    pass\n"),
+            )
+            .unwrap();
+        }
+        let live = Arc::new(LiveIndex::default());
+        live.max_index_bytes.store(1 << 30, Ordering::Relaxed);
+        live.max_file_bytes.store(1 << 20, Ordering::Relaxed);
+        let roots = vec![Root {
+            name: "w".into(),
+            path: dir.clone(),
+        }];
+        *live.index() = Index::new(roots.clone());
+        let answering = live.answering();
+        let walker = {
+            let live = live.clone();
+            std::thread::spawn(move || {
+                let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+                live.walk_all(&roots, &tx)
+            })
+        };
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(live.index().file_count(), 0, "the walk went on meanwhile");
+        drop(answering);
+        assert_eq!(walker.join().unwrap(), (20, 0));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

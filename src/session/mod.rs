@@ -223,6 +223,7 @@ fn ask_model(
     if cancel.is_cancelled() {
         return Err(EngineError::Cancelled);
     }
+    let _walk_waits = index.answering();
     let extras = Extras {
         context: index.context_for(&at.id, at.line, &at.ctx.prefix, &at.ctx.suffix, &at.config),
         document: Some(at.id.name().to_string()),
