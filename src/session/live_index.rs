@@ -41,6 +41,29 @@ pub enum FileChange {
     Deleted(PathBuf),
 }
 
+/// How the index compares with indexing the workspace afresh
+/// (`infill/indexCheck`): what a fresh walk would index now, with each open
+/// buffer standing for its file. Paths are relative to their workspace
+/// folder. Updates still pending (the debounce after a keystroke, a save or
+/// a file event not yet handled) show up as differences: ask after a pause.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IndexCheck {
+    pub indexing_done: bool,
+    pub indexed_files: usize,
+    /// Files a fresh walk would index.
+    pub expected_files: usize,
+    /// Expected but not indexed.
+    pub missing: Vec<String>,
+    /// Indexed but not expected (deleted, ignored, no longer text).
+    pub extra: Vec<String>,
+    /// Indexed with another text than the file's, or its open buffer's.
+    pub stale: Vec<String>,
+    /// The text is right, but the chunks or symbols are not what indexing
+    /// it from scratch gives.
+    pub not_fresh: Vec<String>,
+}
+
 /// Quiet time after the last keystroke before a buffer is re-indexed.
 const DEBOUNCE: Duration = Duration::from_millis(300);
 
@@ -266,6 +289,75 @@ impl LiveIndex {
             }
             None => ix.remove(path),
         }
+    }
+
+    /// Compares the index with a fresh walk of its roots, `buffers` (the
+    /// open documents' texts by path, as the session holds them) standing
+    /// for their files. Blocking (reads the workspace): call it off the
+    /// message loop.
+    pub fn check(&self, buffers: &HashMap<PathBuf, String>) -> IndexCheck {
+        let roots: Vec<PathBuf> = self
+            .index()
+            .roots()
+            .iter()
+            .map(|r| r.path.clone())
+            .collect();
+        let max = self.max_bytes();
+        let mut expected: HashMap<PathBuf, String> = HashMap::new();
+        for path in roots.iter().flat_map(|r| workspace::walk(r)) {
+            let text = match buffers.get(&path) {
+                Some(buffer) => (buffer.len() as u64 <= max).then(|| buffer.clone()),
+                None => workspace::read_text(&path, max).ok(),
+            };
+            if let Some(text) = text {
+                expected.insert(path, text);
+            }
+        }
+        // A buffer the index took when it was opened stands for its file
+        // until it is closed, also once the disk no longer has the file.
+        for (path, took) in locked(&self.open).iter() {
+            if let (true, Some(buffer)) = (*took, buffers.get(path)) {
+                if buffer.len() as u64 <= max {
+                    expected
+                        .entry(path.clone())
+                        .or_insert_with(|| buffer.clone());
+                }
+            }
+        }
+        let ix = self.index();
+        let rel = |path: &Path| {
+            ix.locate(path)
+                .map(|(_, rel)| rel)
+                .unwrap_or_else(|| path.display().to_string())
+        };
+        let mut check = IndexCheck {
+            indexing_done: self.indexing_done(),
+            indexed_files: ix.file_count(),
+            expected_files: expected.len(),
+            ..IndexCheck::default()
+        };
+        for (path, text) in &expected {
+            match ix.text(path) {
+                None => check.missing.push(rel(path)),
+                Some(indexed) if indexed != text => check.stale.push(rel(path)),
+                Some(_) if !ix.matches_fresh_outline(path, text) => check.not_fresh.push(rel(path)),
+                Some(_) => {}
+            }
+        }
+        for (path, _) in ix.texts() {
+            if !expected.contains_key(path) {
+                check.extra.push(rel(path));
+            }
+        }
+        for list in [
+            &mut check.missing,
+            &mut check.extra,
+            &mut check.stale,
+            &mut check.not_fresh,
+        ] {
+            list.sort();
+        }
+        check
     }
 
     /// Cross-file context for a completion at `line` of `id`, or `None`
