@@ -4,14 +4,17 @@
 //! files on disk.
 //!
 //! The session calls in here without awaiting anything heavy: the walk and
-//! every re-index run on blocking threads. Completions query the index as
+//! every re-index run on blocking threads. The editor's events (open, a
+//! buffer change once typing pauses, save, close, files changed on disk)
+//! are applied one at a time in the order they came, so that a close is
+//! never applied before the open it follows. Completions query the index as
 //! it is; before the walk is done that is whatever it has reached (at
 //! worst nothing: in-file completion).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use ropey::Rope;
@@ -67,6 +70,9 @@ pub struct IndexCheck {
 /// Quiet time after the last keystroke before a buffer is re-indexed.
 const DEBOUNCE: Duration = Duration::from_millis(300);
 
+/// An update of the index for an editor's event.
+type Job = Box<dyn FnOnce(&LiveIndex) + Send>;
+
 #[derive(Default)]
 pub struct LiveIndex {
     index: Mutex<Index>,
@@ -80,6 +86,8 @@ pub struct LiveIndex {
     started: AtomicBool,
     indexing_done: AtomicBool,
     max_file_bytes: AtomicU64,
+    /// The editor's events, applied in order by one task (`enqueue`).
+    jobs: Mutex<Option<tokio::sync::mpsc::UnboundedSender<Job>>>,
 }
 
 fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -99,6 +107,29 @@ impl LiveIndex {
 
     fn max_bytes(&self) -> u64 {
         self.max_file_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Runs `job` on a blocking thread after every job enqueued before it
+    /// (one at a time). Separate blocking tasks could run in any order: a
+    /// close applied before its open left the file marked open for good,
+    /// its buffer standing for it and changes on disk ignored.
+    fn enqueue(self: &Arc<Self>, job: impl FnOnce(&LiveIndex) + Send + 'static) {
+        let mut jobs = locked(&self.jobs);
+        let tx = jobs.get_or_insert_with(|| {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Job>();
+            // Weak: the queue must not keep the index alive.
+            let index: Weak<LiveIndex> = Arc::downgrade(self);
+            tokio::spawn(async move {
+                while let Some(job) = rx.recv().await {
+                    let Some(index) = index.upgrade() else {
+                        return;
+                    };
+                    let _ = tokio::task::spawn_blocking(move || job(&index)).await;
+                }
+            });
+            tx
+        });
+        let _ = tx.send(Box::new(job));
     }
 
     /// Starts the first walk of `roots` once, reporting its progress.
@@ -183,8 +214,7 @@ impl LiveIndex {
         let Some(path) = id.path().map(Path::to_path_buf) else {
             return;
         };
-        let me = self.clone();
-        tokio::task::spawn_blocking(move || {
+        self.enqueue(move |me| {
             let root = me.index().locate(&path).map(|(r, _)| r);
             let roots: Vec<PathBuf> = me.index().roots().iter().map(|r| r.path.clone()).collect();
             let ok = root.is_some_and(|r| workspace::admitted(&roots[r], &path))
@@ -207,9 +237,9 @@ impl LiveIndex {
         tokio::spawn(async move {
             tokio::time::sleep(DEBOUNCE).await;
             if locked(&me.changes).get(&path) != Some(&n) {
-                return; // a later change will do it
+                return; // a later change will do it, or the document closed
             }
-            let _ = tokio::task::spawn_blocking(move || me.index_buffer(&path, &text, tree)).await;
+            me.enqueue(move |me| me.index_buffer(&path, &text, tree));
         });
     }
 
@@ -221,8 +251,7 @@ impl LiveIndex {
         let Some(path) = id.path().map(Path::to_path_buf) else {
             return;
         };
-        let me = self.clone();
-        tokio::task::spawn_blocking(move || {
+        self.enqueue(move |me| {
             me.index().forget_parse(&path);
             me.index_buffer(&path, &text, None);
         });
@@ -245,10 +274,10 @@ impl LiveIndex {
         let Some(path) = id.path().map(Path::to_path_buf) else {
             return;
         };
-        let me = self.clone();
-        tokio::task::spawn_blocking(move || {
+        // A change still in its debounce is dropped: the disk stands now.
+        locked(&self.changes).remove(&path);
+        self.enqueue(move |me| {
             let was = locked(&me.open).remove(&path);
-            locked(&me.changes).remove(&path);
             if was == Some(true) {
                 me.reload(&path);
             }
@@ -257,8 +286,7 @@ impl LiveIndex {
 
     /// Files changed on disk (the client watches them).
     pub fn files_changed(self: &Arc<Self>, changes: Vec<FileChange>) {
-        let me = self.clone();
-        tokio::task::spawn_blocking(move || {
+        self.enqueue(move |me| {
             for change in changes {
                 let (FileChange::Changed(path) | FileChange::Deleted(path)) = &change;
                 if locked(&me.open).contains_key(path) {
