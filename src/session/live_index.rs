@@ -277,8 +277,10 @@ impl LiveIndex {
         // A change still in its debounce is dropped: the disk stands now.
         locked(&self.changes).remove(&path);
         self.enqueue(move |me| {
-            let was = locked(&me.open).remove(&path);
-            if was == Some(true) {
+            // Read again also where the buffer was not taken (the file
+            // was gone or not admitted when it opened): disk events were
+            // skipped meanwhile.
+            if locked(&me.open).remove(&path).is_some() {
                 me.reload(&path);
             }
         });
@@ -289,8 +291,8 @@ impl LiveIndex {
         self.enqueue(move |me| {
             for change in changes {
                 let (FileChange::Changed(path) | FileChange::Deleted(path)) = &change;
-                if locked(&me.open).contains_key(path) {
-                    continue; // the buffer wins until it is closed
+                if locked(&me.open).get(path) == Some(&true) {
+                    continue; // the buffer the index took wins until it is closed
                 }
                 match change {
                     FileChange::Deleted(path) => me.index().remove(&path),

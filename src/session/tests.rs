@@ -514,6 +514,31 @@ async fn a_document_closed_right_after_its_open_leaves_the_disk_in_charge() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_deleted_while_open_leaves_the_index_when_closed() {
+    // Found by scripts/bench-replay: an open file deleted on disk and then
+    // closed at once stayed in the index. The open was applied after the
+    // deletion, found the file gone and did not take the buffer; the
+    // deletion was skipped as the file was open; the close then did not
+    // read the disk again, as the buffer had not been taken.
+    let ws = Workspace::new("open-delete-close", 12);
+    let session = workspace_session(&ws).await;
+    for i in 0..12 {
+        let (id, path) = ws.file(i);
+        let text = std::fs::read_to_string(&path).expect("read");
+        session.open(id.clone(), "python", 1, &text);
+        std::fs::remove_file(&path).expect("delete");
+        session.files_changed(vec![FileChange::Deleted(path)]);
+        session.close(&id);
+    }
+    let check = index_settles(&session).await;
+    assert_eq!(
+        (check.expected_files, check.indexed_files),
+        (0, 0),
+        "{check:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_index_follows_open_edit_save_and_close_in_their_order() {
     let ws = Workspace::new("in-order", 4);
     let session = workspace_session(&ws).await;
