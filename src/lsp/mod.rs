@@ -35,6 +35,7 @@ pub async fn serve_stdio(base: Config) {
         .custom_method("infill/documentText", LspServer::document_text)
         .custom_method("infill/status", LspServer::status)
         .custom_method("infill/context", LspServer::context)
+        .custom_method("infill/indexCheck", LspServer::index_check)
         .finish();
     let (to_server, server_in) = tokio::io::duplex(PIPE_BYTES);
     let (server_out, from_server) = tokio::io::duplex(PIPE_BYTES);

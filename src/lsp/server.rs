@@ -21,7 +21,7 @@ use tower_lsp_server::{Client, LanguageServer};
 use super::{client_events, convert};
 use crate::config::Config;
 use crate::session::events::{Event, Events};
-use crate::session::{ClientSetup, ContextReport, RequestKind, Session, Status};
+use crate::session::{ClientSetup, ContextReport, IndexCheck, RequestKind, Session, Status};
 use crate::text::position::PositionEncoding;
 
 pub struct LspServer {
@@ -98,6 +98,13 @@ impl LspServer {
             .context(&id, position)
             .await
             .map_err(convert::error)
+    }
+
+    /// `infill/indexCheck`: how the workspace index compares with indexing
+    /// the workspace afresh now, so that a client or a test can check that
+    /// the live updates kept it right.
+    pub async fn index_check(&self, _: Option<Value>) -> Result<IndexCheck> {
+        self.session.index_check().await.map_err(convert::error)
     }
 
     /// `infill/status`: whether the model is loaded, and how requests

@@ -248,6 +248,16 @@ impl Index {
             })
     }
 
+    /// The text `path`'s chunks were cut from, if it is indexed.
+    pub fn text(&self, path: &Path) -> Option<&str> {
+        self.files.get(path).map(|f| &*f.text)
+    }
+
+    /// Each indexed file and the text its chunks were cut from.
+    pub fn texts(&self) -> impl Iterator<Item = (&Path, &str)> {
+        self.files.iter().map(|(path, f)| (&**path, &*f.text))
+    }
+
     /// Drops what `update_buffer` kept for `path`: its next update parses afresh.
     pub fn forget_parse(&mut self, path: &Path) {
         if let Some(f) = self.files.get_mut(path) {

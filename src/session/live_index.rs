@@ -4,14 +4,17 @@
 //! files on disk.
 //!
 //! The session calls in here without awaiting anything heavy: the walk and
-//! every re-index run on blocking threads. Completions query the index as
+//! every re-index run on blocking threads. The editor's events (open, a
+//! buffer change once typing pauses, save, close, files changed on disk)
+//! are applied one at a time in the order they came, so that a close is
+//! never applied before the open it follows. Completions query the index as
 //! it is; before the walk is done that is whatever it has reached (at
 //! worst nothing: in-file completion).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
 use ropey::Rope;
@@ -41,6 +44,29 @@ pub enum FileChange {
     Deleted(PathBuf),
 }
 
+/// How the index compares with indexing the workspace afresh
+/// (`infill/indexCheck`): what a fresh walk would index now, with each open
+/// buffer standing for its file. Paths are relative to their workspace
+/// folder. Updates still pending (the debounce after a keystroke, a save or
+/// a file event not yet handled) show up as differences: ask after a pause.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IndexCheck {
+    pub indexing_done: bool,
+    pub indexed_files: usize,
+    /// Files a fresh walk would index.
+    pub expected_files: usize,
+    /// Expected but not indexed.
+    pub missing: Vec<String>,
+    /// Indexed but not expected (deleted, ignored, no longer text).
+    pub extra: Vec<String>,
+    /// Indexed with another text than the file's, or its open buffer's.
+    pub stale: Vec<String>,
+    /// The text is right, but the chunks or symbols are not what indexing
+    /// it from scratch gives.
+    pub not_fresh: Vec<String>,
+}
+
 /// Quiet time after the last keystroke before a buffer is re-indexed.
 const DEBOUNCE: Duration = Duration::from_millis(300);
 
@@ -51,6 +77,9 @@ const MEASURE_EVERY: usize = 128;
 /// How long the walk sleeps before looking again while a request is
 /// being answered.
 const YIELD: Duration = Duration::from_millis(5);
+
+/// An update of the index for an editor's event.
+type Job = Box<dyn FnOnce(&LiveIndex) + Send>;
 
 #[derive(Default)]
 pub struct LiveIndex {
@@ -75,6 +104,8 @@ pub struct LiveIndex {
     roots: OnceLock<Vec<Root>>,
     /// Requests being answered now: the walk waits while there are any.
     answering: AtomicUsize,
+    /// The editor's events, applied in order by one task (`enqueue`).
+    jobs: Mutex<Option<tokio::sync::mpsc::UnboundedSender<Job>>>,
 }
 
 /// Marks a request as being answered until dropped (`LiveIndex::answering`).
@@ -118,6 +149,29 @@ impl LiveIndex {
 
     fn max_bytes(&self) -> u64 {
         self.max_file_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Runs `job` on a blocking thread after every job enqueued before it
+    /// (one at a time). Separate blocking tasks could run in any order: a
+    /// close applied before its open left the file marked open for good,
+    /// its buffer standing for it and changes on disk ignored.
+    fn enqueue(self: &Arc<Self>, job: impl FnOnce(&LiveIndex) + Send + 'static) {
+        let mut jobs = locked(&self.jobs);
+        let tx = jobs.get_or_insert_with(|| {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Job>();
+            // Weak: the queue must not keep the index alive.
+            let index: Weak<LiveIndex> = Arc::downgrade(self);
+            tokio::spawn(async move {
+                while let Some(job) = rx.recv().await {
+                    let Some(index) = index.upgrade() else {
+                        return;
+                    };
+                    let _ = tokio::task::spawn_blocking(move || job(&index)).await;
+                }
+            });
+            tx
+        });
+        let _ = tx.send(Box::new(job));
     }
 
     /// Starts the first walk of `roots` once, reporting its progress.
@@ -244,8 +298,7 @@ impl LiveIndex {
         let Some(path) = id.path().map(Path::to_path_buf) else {
             return;
         };
-        let me = self.clone();
-        tokio::task::spawn_blocking(move || {
+        self.enqueue(move |me| {
             let root = me.index().locate(&path).map(|(r, _)| r);
             let roots: Vec<PathBuf> = me.index().roots().iter().map(|r| r.path.clone()).collect();
             let ok = root.is_some_and(|r| workspace::admitted(&roots[r], &path))
@@ -268,9 +321,9 @@ impl LiveIndex {
         tokio::spawn(async move {
             tokio::time::sleep(DEBOUNCE).await;
             if locked(&me.changes).get(&path) != Some(&n) {
-                return; // a later change will do it
+                return; // a later change will do it, or the document closed
             }
-            let _ = tokio::task::spawn_blocking(move || me.index_buffer(&path, &text, tree)).await;
+            me.enqueue(move |me| me.index_buffer(&path, &text, tree));
         });
     }
 
@@ -282,8 +335,7 @@ impl LiveIndex {
         let Some(path) = id.path().map(Path::to_path_buf) else {
             return;
         };
-        let me = self.clone();
-        tokio::task::spawn_blocking(move || {
+        self.enqueue(move |me| {
             me.index().forget_parse(&path);
             me.index_buffer(&path, &text, None);
         });
@@ -306,11 +358,13 @@ impl LiveIndex {
         let Some(path) = id.path().map(Path::to_path_buf) else {
             return;
         };
-        let me = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let was = locked(&me.open).remove(&path);
-            locked(&me.changes).remove(&path);
-            if was == Some(true) {
+        // A change still in its debounce is dropped: the disk stands now.
+        locked(&self.changes).remove(&path);
+        self.enqueue(move |me| {
+            // Read again also where the buffer was not taken (the file
+            // was gone or not admitted when it opened): disk events were
+            // skipped meanwhile.
+            if locked(&me.open).remove(&path).is_some() {
                 me.reload(&path);
             }
         });
@@ -318,12 +372,11 @@ impl LiveIndex {
 
     /// Files changed on disk (the client watches them).
     pub fn files_changed(self: &Arc<Self>, changes: Vec<FileChange>) {
-        let me = self.clone();
-        tokio::task::spawn_blocking(move || {
+        self.enqueue(move |me| {
             for change in changes {
                 let (FileChange::Changed(path) | FileChange::Deleted(path)) = &change;
-                if locked(&me.open).contains_key(path) {
-                    continue; // the buffer wins until it is closed
+                if locked(&me.open).get(path) == Some(&true) {
+                    continue; // the buffer the index took wins until it is closed
                 }
                 match change {
                     FileChange::Deleted(path) => me.index().remove(&path),
@@ -353,6 +406,75 @@ impl LiveIndex {
             }
             None => ix.remove(path),
         }
+    }
+
+    /// Compares the index with a fresh walk of its roots, `buffers` (the
+    /// open documents' texts by path, as the session holds them) standing
+    /// for their files. Blocking (reads the workspace): call it off the
+    /// message loop.
+    pub fn check(&self, buffers: &HashMap<PathBuf, String>) -> IndexCheck {
+        let roots: Vec<PathBuf> = self
+            .index()
+            .roots()
+            .iter()
+            .map(|r| r.path.clone())
+            .collect();
+        let max = self.max_bytes();
+        let mut expected: HashMap<PathBuf, String> = HashMap::new();
+        for path in roots.iter().flat_map(|r| workspace::walk(r)) {
+            let text = match buffers.get(&path) {
+                Some(buffer) => (buffer.len() as u64 <= max).then(|| buffer.clone()),
+                None => workspace::read_text(&path, max).ok(),
+            };
+            if let Some(text) = text {
+                expected.insert(path, text);
+            }
+        }
+        // A buffer the index took when it was opened stands for its file
+        // until it is closed, also once the disk no longer has the file.
+        for (path, took) in locked(&self.open).iter() {
+            if let (true, Some(buffer)) = (*took, buffers.get(path)) {
+                if buffer.len() as u64 <= max {
+                    expected
+                        .entry(path.clone())
+                        .or_insert_with(|| buffer.clone());
+                }
+            }
+        }
+        let ix = self.index();
+        let rel = |path: &Path| {
+            ix.locate(path)
+                .map(|(_, rel)| rel)
+                .unwrap_or_else(|| path.display().to_string())
+        };
+        let mut check = IndexCheck {
+            indexing_done: self.indexing_done(),
+            indexed_files: ix.file_count(),
+            expected_files: expected.len(),
+            ..IndexCheck::default()
+        };
+        for (path, text) in &expected {
+            match ix.text(path) {
+                None => check.missing.push(rel(path)),
+                Some(indexed) if indexed != text => check.stale.push(rel(path)),
+                Some(_) if !ix.matches_fresh_outline(path, text) => check.not_fresh.push(rel(path)),
+                Some(_) => {}
+            }
+        }
+        for (path, _) in ix.texts() {
+            if !expected.contains_key(path) {
+                check.extra.push(rel(path));
+            }
+        }
+        for list in [
+            &mut check.missing,
+            &mut check.extra,
+            &mut check.stale,
+            &mut check.not_fresh,
+        ] {
+            list.sort();
+        }
+        check
     }
 
     /// Cross-file context for a completion at `line` of `id`, or `None`

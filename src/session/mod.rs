@@ -33,7 +33,7 @@ use serde::Serialize;
 
 pub use document_id::DocumentId;
 use events::{Events, Level, ProgressStep};
-pub use live_index::{FileChange, LiveIndex};
+pub use live_index::{FileChange, IndexCheck, LiveIndex};
 use results::ResultCache;
 use typed_through::ShownSuggestion;
 
@@ -486,6 +486,22 @@ impl Session {
             left_out_files: self.index.left_out(),
             snippets,
         })
+    }
+
+    /// How the live index compares with indexing the workspace afresh,
+    /// the open documents standing for their files (`LiveIndex::check`).
+    pub async fn index_check(&self) -> Result<IndexCheck, RequestError> {
+        let buffers: HashMap<PathBuf, String> = {
+            let st = self.lock();
+            st.documents
+                .iter()
+                .filter_map(|(id, doc)| Some((id.path()?.to_path_buf(), doc.text().to_string())))
+                .collect()
+        };
+        let index = self.index.clone();
+        tokio::task::spawn_blocking(move || index.check(&buffers))
+            .await
+            .map_err(|e| RequestError::Internal(format!("index check crashed: {e}")))
     }
 
     pub fn status(&self) -> Status {
