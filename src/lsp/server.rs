@@ -21,7 +21,7 @@ use tower_lsp_server::{Client, LanguageServer};
 use super::{client_events, convert};
 use crate::config::Config;
 use crate::session::events::{Event, Events};
-use crate::session::{ClientSetup, ContextReport, RequestKind, Session, Status};
+use crate::session::{ClientSetup, ContextReport, EngineStarter, RequestKind, Session, Status};
 use crate::text::position::PositionEncoding;
 
 pub struct LspServer {
@@ -61,9 +61,10 @@ fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl LspServer {
-    pub fn new(client: Client, base: Config) -> LspServer {
+    /// A server for `client` with `base` settings, whose session starts its
+    /// engines with `start_engine` (`engine::start`: the model).
+    pub fn new(client: Client, base: Config, start_engine: EngineStarter) -> LspServer {
         let (events, receiver) = Events::channel();
-        let start_engine = std::sync::Arc::new(|config: &Config| crate::engine::start(config));
         LspServer {
             client,
             session: Session::new(base, events, start_engine),
