@@ -7,6 +7,7 @@
 
 mod client_events;
 pub mod convert;
+mod lifecycle;
 mod server;
 pub mod transport;
 
@@ -19,6 +20,7 @@ use tower_lsp_server::{ClientSocket, LspService, Server};
 
 use crate::config::Config;
 use crate::session::EngineStarter;
+use lifecycle::Lifecycle;
 
 /// Pipe capacity between the guard in `transport` and tower-lsp.
 const PIPE_BYTES: usize = 1 << 20;
@@ -51,12 +53,17 @@ where
 }
 
 /// The service with infill's own methods, and its socket to the client.
-fn service(base: Config, start_engine: EngineStarter) -> (LspService<LspServer>, ClientSocket) {
-    LspService::build(move |client| LspServer::new(client, base, start_engine))
-        .custom_method("infill/documentText", LspServer::document_text)
-        .custom_method("infill/status", LspServer::status)
-        .custom_method("infill/context", LspServer::context)
-        .finish()
+fn service(
+    base: Config,
+    start_engine: EngineStarter,
+) -> (Lifecycle<LspService<LspServer>>, ClientSocket) {
+    let (service, socket) =
+        LspService::build(move |client| LspServer::new(client, base, start_engine))
+            .custom_method("infill/documentText", LspServer::document_text)
+            .custom_method("infill/status", LspServer::status)
+            .custom_method("infill/context", LspServer::context)
+            .finish();
+    (Lifecycle::new(service), socket)
 }
 
 /// Serves LSP on `input`/`output` through the guard in `transport` until
@@ -79,3 +86,6 @@ where
     // Whatever tower-lsp wrote last (the shutdown response) still goes out.
     let _ = output.await;
 }
+
+#[cfg(test)]
+mod tests;
