@@ -1,5 +1,6 @@
-//! A rule of LSP's message flow that tower-lsp's `LspService` leaves open,
-//! kept by a thin layer around it (found by the `lsp_session` fuzz target):
+//! Two rules of LSP's message flow that tower-lsp's `LspService` leaves
+//! open, kept by a thin layer around it (found by the `lsp_session` fuzz
+//! target):
 //!
 //! - Nothing is read while `initialize` is being answered. tower-lsp checks
 //!   its state when it reads a message, and never marks `initialize` as in
@@ -10,6 +11,9 @@
 //!   back until the first is answered, a second `initialize` is refused as
 //!   a duplicate, and messages a client sends before the answer (against
 //!   the spec, but harmless) are served as initialized ones.
+//! - Every request is answered. tower-lsp swallows the `MethodNotFound`
+//!   answer of any `$/` method, right for notifications but not for
+//!   requests, which LSP says must get that error.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -17,10 +21,10 @@ use std::task::{Context, Poll};
 
 use futures_util::future::BoxFuture;
 use futures_util::task::AtomicWaker;
-use tower_lsp_server::jsonrpc::{Request, Response};
+use tower_lsp_server::jsonrpc::{Error, Request, Response};
 use tower_service::Service;
 
-/// `inner`, with the rule above.
+/// `inner`, with the rules above.
 pub struct Lifecycle<S> {
     inner: S,
     initializing: Arc<Initializing>,
@@ -77,11 +81,17 @@ where
             self.initializing.busy.store(true, Ordering::SeqCst);
             InitializeEnd(self.initializing.clone())
         });
+        let dollar_request = req.id().filter(|_| req.method().starts_with("$/")).cloned();
         let fut = self.inner.call(req);
         Box::pin(async move {
             let response = fut.await;
             drop(end);
-            response
+            match (response, dollar_request) {
+                (Ok(None), Some(id)) => {
+                    Ok(Some(Response::from_error(id, Error::method_not_found())))
+                }
+                (response, _) => response,
+            }
         })
     }
 }

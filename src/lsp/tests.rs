@@ -99,3 +99,19 @@ async fn a_second_initialize_sent_at_once_is_refused_and_the_server_stays_initia
     assert_eq!(got[1]["error"]["code"], json!(-32600), "{}", got[1]);
     assert_eq!(got[2]["result"]["model"], json!("none"), "{}", got[2]);
 }
+
+/// LSP: a request whose method starts with `$/` and that the server does
+/// not know is answered with `MethodNotFound` (tower-lsp answered nothing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_dollar_request_is_answered() {
+    let (mut to, mut from) = start();
+    send(
+        &mut to,
+        request(1, "initialize", json!({ "capabilities": {} })),
+    )
+    .await;
+    send(&mut to, request(2, "$/unknownThing", json!({}))).await;
+    send(&mut to, request(3, "infill/status", Value::Null)).await;
+    let got = answers(&mut from, &[1, 2, 3]).await;
+    assert_eq!(got[1]["error"]["code"], json!(-32601), "{}", got[1]);
+}
