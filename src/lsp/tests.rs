@@ -115,3 +115,62 @@ async fn an_unknown_dollar_request_is_answered() {
     let got = answers(&mut from, &[1, 2, 3]).await;
     assert_eq!(got[1]["error"]["code"], json!(-32601), "{}", got[1]);
 }
+
+/// Reads until the server closes its output (5 s at most); what it sent.
+async fn until_end(from: &mut BufReader<DuplexStream>) -> Vec<Value> {
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match from.fill_buf().await {
+                Ok([]) | Err(_) => break,
+                Ok(_) => {}
+            }
+            got.push(read(from).await);
+        }
+    })
+    .await
+    .expect("the server ends after exit");
+    got
+}
+
+/// A folder of its own with one file, as a workspace.
+fn workspace(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("infill-lsp-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temporary folder");
+    std::fs::write(dir.join("a.py"), "x = 1\n").expect("a temporary file");
+    dir
+}
+
+/// Found by the fuzz target: `initialized` waited for the client to accept
+/// the file watcher; a client that sent `exit` first (or never answered)
+/// kept the server from ever ending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_ends_the_server_while_the_client_has_not_answered_its_request() {
+    let root = workspace("exit");
+    let (mut to, mut from) = start();
+    let capabilities = json!({
+        "workspace": { "didChangeWatchedFiles": { "dynamicRegistration": true } }
+    });
+    let uri = format!("file://{}", root.display());
+    let params = json!({ "capabilities": capabilities, "rootUri": uri });
+    send(&mut to, request(1, "initialize", params)).await;
+    answers(&mut from, &[1]).await;
+    let initialized = json!({ "jsonrpc": "2.0", "method": "initialized", "params": {} });
+    send(&mut to, initialized).await;
+    let asked = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let message = read(&mut from).await;
+            if message["method"] == json!("client/registerCapability") {
+                return message;
+            }
+        }
+    })
+    .await
+    .expect("the server asks to watch files");
+    assert!(asked.get("id").is_some());
+    send(&mut to, request(2, "shutdown", Value::Null)).await;
+    answers(&mut from, &[2]).await;
+    send(&mut to, json!({ "jsonrpc": "2.0", "method": "exit" })).await;
+    until_end(&mut from).await;
+    let _ = std::fs::remove_dir_all(root);
+}
