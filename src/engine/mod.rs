@@ -160,8 +160,8 @@ pub fn wait_until_ready(engine: &dyn Engine, timeout: Duration) -> Result<String
     }
 }
 
-#[cfg(test)]
-pub(crate) mod scripted;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod scripted;
 
 /// Starts the in-process engine that `config` describes; returns at once
 /// while the model loads in the background.

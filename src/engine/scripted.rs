@@ -1,7 +1,9 @@
 //! An engine that answers from a script, for unit tests of the layers
 //! above the model (the pipeline's decisions, the session's reuse, cache,
-//! cancellation and ordering). It never stands in for the model in an
-//! end-to-end test: those run the real one.
+//! cancellation and ordering) and for the fuzz target of the protocol layer
+//! (`fuzz/fuzz_targets/lsp_session.rs`, the `fuzzing` feature), which is
+//! the same kind of use. It never stands in for the model in an end-to-end
+//! test: those run the real one.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,7 +12,7 @@ use std::time::Duration;
 
 use super::{CancelFlag, Engine, EngineError, EngineOutput, EngineRequest, EngineState};
 
-pub(crate) struct Scripted {
+pub struct Scripted {
     /// Answers in order, one per request that generates; none left: "".
     answers: Mutex<VecDeque<String>>,
     /// Every request made, in order (warm starts too).

@@ -8,14 +8,20 @@
 mod client_events;
 pub mod convert;
 pub mod framing;
+mod lifecycle;
 mod server;
 pub mod transport;
 
 pub use server::LspServer;
 
-use tower_lsp_server::{LspService, Server};
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tower_lsp_server::{ClientSocket, LspService, Server};
 
 use crate::config::Config;
+use crate::session::EngineStarter;
+use lifecycle::Lifecycle;
 
 /// Pipe capacity between the guard in `transport` and tower-lsp.
 const PIPE_BYTES: usize = 1 << 20;
@@ -31,25 +37,50 @@ const MAX_CONCURRENT_MESSAGES: usize = 256;
 
 /// Serves LSP on stdin/stdout until the client sends `exit` or closes stdin.
 pub async fn serve_stdio(base: Config) {
-    let (service, socket) = LspService::build(move |client| LspServer::new(client, base.clone()))
-        .custom_method("infill/documentText", LspServer::document_text)
-        .custom_method("infill/status", LspServer::status)
-        .custom_method("infill/context", LspServer::context)
-        .custom_method("infill/indexCheck", LspServer::index_check)
-        .finish();
+    let start_engine: EngineStarter = Arc::new(crate::engine::start);
+    serve(base, start_engine, tokio::io::stdin(), tokio::io::stdout()).await;
+}
+
+/// Serves LSP exactly as `serve_stdio` does, over `input` and `output`, with
+/// the engines `start_engine` makes instead of the model (the fuzz target
+/// gives it the scripted engine). Not in the shipped binary.
+#[cfg(feature = "fuzzing")]
+pub async fn serve_with_engine<I, O>(base: Config, start_engine: EngineStarter, input: I, output: O)
+where
+    I: AsyncRead + Unpin + Send + 'static,
+    O: AsyncWrite + Unpin + Send + 'static,
+{
+    serve(base, start_engine, input, output).await;
+}
+
+/// The service with infill's own methods, and its socket to the client.
+fn service(
+    base: Config,
+    start_engine: EngineStarter,
+) -> (Lifecycle<LspService<LspServer>>, ClientSocket) {
+    let (service, socket) =
+        LspService::build(move |client| LspServer::new(client, base, start_engine))
+            .custom_method("infill/documentText", LspServer::document_text)
+            .custom_method("infill/status", LspServer::status)
+            .custom_method("infill/context", LspServer::context)
+            .custom_method("infill/indexCheck", LspServer::index_check)
+            .finish();
+    (Lifecycle::new(service), socket)
+}
+
+/// Serves LSP on `input`/`output` through the guard in `transport` until
+/// the client sends `exit` or closes `input`.
+async fn serve<I, O>(base: Config, start_engine: EngineStarter, input: I, output: O)
+where
+    I: AsyncRead + Unpin + Send + 'static,
+    O: AsyncWrite + Unpin + Send + 'static,
+{
+    let (service, socket) = service(base, start_engine);
     let (to_server, server_in) = tokio::io::duplex(PIPE_BYTES);
     let (server_out, from_server) = tokio::io::duplex(PIPE_BYTES);
     let (replies_tx, replies_rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(transport::relay_input(
-        tokio::io::stdin(),
-        to_server,
-        replies_tx,
-    ));
-    let output = tokio::spawn(transport::merge_output(
-        from_server,
-        tokio::io::stdout(),
-        replies_rx,
-    ));
+    tokio::spawn(transport::relay_input(input, to_server, replies_tx));
+    let output = tokio::spawn(transport::merge_output(from_server, output, replies_rx));
     Server::new(server_in, server_out, socket)
         .concurrency_level(MAX_CONCURRENT_MESSAGES)
         .serve(service)
@@ -57,3 +88,6 @@ pub async fn serve_stdio(base: Config) {
     // Whatever tower-lsp wrote last (the shutdown response) still goes out.
     let _ = output.await;
 }
+
+#[cfg(test)]
+mod tests;

@@ -14,6 +14,7 @@ use futures_util::FutureExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::task::AbortHandle;
 use tower_lsp_server::gen_lsp_types::*;
 use tower_lsp_server::jsonrpc::{Error, Result};
 use tower_lsp_server::{Client, LanguageServer};
@@ -21,7 +22,9 @@ use tower_lsp_server::{Client, LanguageServer};
 use super::{client_events, convert};
 use crate::config::Config;
 use crate::session::events::{Event, Events};
-use crate::session::{ClientSetup, ContextReport, IndexCheck, RequestKind, Session, Status};
+use crate::session::{
+    ClientSetup, ContextReport, EngineStarter, IndexCheck, RequestKind, Session, Status,
+};
 use crate::text::position::PositionEncoding;
 
 pub struct LspServer {
@@ -33,6 +36,9 @@ pub struct LspServer {
     capabilities: Mutex<Negotiated>,
     /// The session's events, until `initialized` starts forwarding them.
     events: Mutex<Option<UnboundedReceiver<Event>>>,
+    /// Tasks that talk to the client or watch the editor: they end with
+    /// the server (after `exit`), whatever they wait for.
+    tasks: Mutex<Vec<AbortHandle>>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -61,16 +67,26 @@ fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl LspServer {
-    pub fn new(client: Client, base: Config) -> LspServer {
+    /// A server for `client` with `base` settings, whose session starts its
+    /// engines with `start_engine` (`engine::start`: the model).
+    pub fn new(client: Client, base: Config, start_engine: EngineStarter) -> LspServer {
         let (events, receiver) = Events::channel();
-        let start_engine = std::sync::Arc::new(|config: &Config| crate::engine::start(config));
         LspServer {
             client,
             session: Session::new(base, events, start_engine),
             initialized: Mutex::new(false),
             capabilities: Mutex::new(Negotiated::default()),
             events: Mutex::new(Some(receiver)),
+            tasks: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Runs `task` until it ends or the server is dropped.
+    fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        let handle = tokio::spawn(task).abort_handle();
+        let mut tasks = locked(&self.tasks);
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(handle);
     }
 
     /// `infill/documentText`: the server's copy of a document, so that any
@@ -113,24 +129,6 @@ impl LspServer {
         Ok(self.session.status())
     }
 
-    /// Asks the client to report changes to workspace files.
-    async fn register_file_watcher(&self) {
-        let options = DidChangeWatchedFilesRegistrationOptions {
-            watchers: vec![FileSystemWatcher {
-                glob_pattern: GlobPattern::Pattern("**/*".into()),
-                kind: None,
-            }],
-        };
-        let registration = Registration {
-            id: "infill/watch".into(),
-            method: "workspace/didChangeWatchedFiles".into(),
-            register_options: serde_json::to_value(options).ok(),
-        };
-        if let Err(e) = self.client.register_capability(vec![registration]).await {
-            tracing::warn!("the client refused file watching: {e}");
-        }
-    }
-
     async fn complete(
         &self,
         at: TextDocumentPositionParams,
@@ -143,6 +141,24 @@ impl LspServer {
             .complete(&id, position, automatic, kind)
             .await
             .map_err(convert::error)
+    }
+}
+
+/// Asks the client to report changes to workspace files.
+async fn register_file_watcher(client: Client) {
+    let options = DidChangeWatchedFilesRegistrationOptions {
+        watchers: vec![FileSystemWatcher {
+            glob_pattern: GlobPattern::Pattern("**/*".into()),
+            kind: None,
+        }],
+    };
+    let registration = Registration {
+        id: "infill/watch".into(),
+        method: "workspace/didChangeWatchedFiles".into(),
+        register_options: serde_json::to_value(options).ok(),
+    };
+    if let Err(e) = client.register_capability(vec![registration]).await {
+        tracing::warn!("the client refused file watching: {e}");
     }
 }
 
@@ -175,16 +191,14 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 
 /// Exits when the editor process dies, as LSP asks: an orphaned server
 /// would otherwise hold the model in memory forever.
-fn watch_parent(pid: i32) {
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            if !process_alive(pid) {
-                tracing::warn!("the editor process {pid} is gone: exiting");
-                std::process::exit(1);
-            }
+async fn watch_parent(pid: i32) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        if !process_alive(pid) {
+            tracing::warn!("the editor process {pid} is gone: exiting");
+            std::process::exit(1);
         }
-    });
+    }
 }
 
 /// Whether the editor process that started us still runs.
@@ -193,6 +207,14 @@ fn process_alive(pid: i32) -> bool {
         std::path::Path::new(&format!("/proc/{pid}")).exists()
     } else {
         true
+    }
+}
+
+impl Drop for LspServer {
+    fn drop(&mut self) {
+        for task in locked(&self.tasks).drain(..) {
+            task.abort();
+        }
     }
 }
 
@@ -216,7 +238,7 @@ impl LanguageServer for LspServer {
             .collect();
         let encoding = PositionEncoding::negotiate(offered.iter().map(String::as_str));
         if let Some(pid) = params.process_id {
-            watch_parent(pid);
+            self.spawn(watch_parent(pid));
         }
         *locked(&self.capabilities) = Negotiated {
             work_done_progress: params
@@ -266,15 +288,18 @@ impl LanguageServer for LspServer {
     async fn initialized(&self, _: InitializedParams) {
         let negotiated = *locked(&self.capabilities);
         if let Some(events) = locked(&self.events).take() {
-            tokio::spawn(client_events::forward(
+            self.spawn(client_events::forward(
                 self.client.clone(),
                 events,
                 negotiated.work_done_progress,
             ));
         }
         self.session.start();
+        // Not awaited here: a client that does not answer (or sends `exit`
+        // first) would hold this handler, and tower-lsp does not end after
+        // `exit` until every handler has.
         if negotiated.watch_files && !self.session.roots().is_empty() {
-            self.register_file_watcher().await;
+            self.spawn(register_file_watcher(self.client.clone()));
         }
     }
 
