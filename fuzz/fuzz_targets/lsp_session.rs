@@ -25,7 +25,8 @@
 //! - every request is answered exactly once (once at most after an `exit`
 //!   of the sequence's own), nothing else is answered, and each answer is
 //!   one LSP allows for the server's state (not initialized, running, shut
-//!   down) — never an internal error;
+//!   down) — never an internal error; a completion is placed at the
+//!   position asked at, as the server clamps it;
 //! - `infill/documentText` of each document equals a reference model that
 //!   applies the same edits to a plain string (`infill_fuzz::apply`, as
 //!   `apply_edits` does), at any point of the sequence and at its end;
@@ -44,7 +45,8 @@ use infill::config::Config;
 use infill::engine::scripted::Scripted;
 use infill::engine::Engine;
 use infill::session::EngineStarter;
-use infill_fuzz::{apply, Encoding, Pos, Text};
+use infill::text::position::LinePosition;
+use infill_fuzz::{apply, line_starts, offset, Encoding, Pos, Text};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -53,12 +55,12 @@ use tokio::sync::{mpsc, watch};
 /// Longest a run may take once its pauses are subtracted: far above what
 /// a run needs (milliseconds), far below libFuzzer's own timeout.
 const RUN_LIMIT: Duration = Duration::from_secs(5);
-/// Most time a run spends in `Pause`. Runs do not wait for the session's
+/// Most time a run spends in `Pause` (a millisecond each). Runs do not wait for the session's
 /// timers (warm starts and re-indexing 300 ms after the last edit): that
 /// would make them a hundred times slower. Those run anyway, after the run
 /// that scheduled them, on the same process-wide runtime (a panic there
 /// aborts the process too, but under a later input).
-const MAX_PAUSES: Duration = Duration::from_millis(20);
+const MAX_PAUSES: Duration = Duration::from_millis(5);
 
 // JSON-RPC and LSP error codes.
 const NOT_INITIALIZED: i64 = -32002;
@@ -79,10 +81,49 @@ struct Input {
     string_ids: bool,
     /// How the client answers the server's requests.
     replies: Replies,
-    /// What the model answers, in order.
-    answers: Vec<Text>,
+    /// What the model answers, in turn.
+    answers: Vec<Answer>,
+    /// What happens before `ops`.
+    start: Start,
     ops: Vec<Op>,
 }
+
+/// Most of what a server does needs it initialized with a document open:
+/// runs start so unless the input says otherwise.
+#[derive(Arbitrary, Debug)]
+enum Start {
+    /// `initialize` (well-formed), `initialized`, `didOpen`.
+    Ready {
+        init: Init,
+        doc: Doc,
+        language: Lang,
+        text: Text,
+    },
+    Bare,
+}
+
+#[derive(Arbitrary, Debug)]
+enum Answer {
+    Known(u8),
+    Free(Text),
+}
+
+/// Answers a model could give (the pipeline cleans them: some are cut,
+/// some dropped).
+const ANSWERS: &[&str] = &[
+    "x + 1",
+    "return n * fib(n - 1)",
+    "print(\"done\")\n",
+    "helper(41)\n    y = 2\n",
+    "(a, b):\n    return a + b\n",
+    "; }",
+    "int z = 0;\n",
+    "é😀世界",
+    "\r\n    pass",
+    "\n\n\n",
+    " ",
+    "",
+];
 
 #[derive(Arbitrary, Debug, Clone, Copy, PartialEq)]
 enum Replies {
@@ -689,9 +730,12 @@ struct Expect {
 enum Check {
     Any,
     Null,
-    /// Inline items (`list`: false) or a completion list.
+    /// Inline items (`list`: false) or a completion list; an item is
+    /// placed at `cursor` (line, character), the position asked at as the
+    /// server clamps it, unless the document changed since.
     Items {
         list: bool,
+        cursor: Option<(u32, u32)>,
     },
     Text {
         text: String,
@@ -741,7 +785,7 @@ impl Expect {
             ),
             Some(Check::Any) => {}
             Some(Check::Null) => assert!(result.is_null(), "{}: {result}", self.what),
-            Some(Check::Items { list }) => {
+            Some(Check::Items { list, cursor }) => {
                 assert!(result["items"].is_array(), "{}: {result}", self.what);
                 if *list {
                     assert!(
@@ -749,6 +793,25 @@ impl Expect {
                         "{}: {result}",
                         self.what
                     );
+                }
+                let (Some((line, character)), Some(item)) = (cursor, result["items"].get(0)) else {
+                    return;
+                };
+                let at = |p: &Value| (p["line"].as_u64(), p["character"].as_u64());
+                let expected = (Some(u64::from(*line)), Some(u64::from(*character)));
+                let range = if *list {
+                    &item["textEdit"]["range"]
+                } else {
+                    &item["range"]
+                };
+                assert_eq!(at(&range["end"]), expected, "{}: {result}", self.what);
+                if *list {
+                    // From the start of the word typed, on the same line.
+                    let (start_line, start_character) = at(&range["start"]);
+                    assert_eq!(start_line, expected.0, "{}: {result}", self.what);
+                    assert!(start_character <= expected.1, "{}: {result}", self.what);
+                } else {
+                    assert_eq!(at(&range["start"]), expected, "{}: {result}", self.what);
                 }
             }
             Some(Check::Text { text, version }) => {
@@ -1028,6 +1091,7 @@ impl Driver {
             } => {
                 let uri = doc_uri(doc);
                 let text = text.build();
+                self.edited(&uri);
                 self.notify(
                     "textDocument/didOpen",
                     json!({ "textDocument": {
@@ -1057,6 +1121,7 @@ impl Driver {
                         None => json!({ "text": text }),
                     })
                     .collect();
+                self.edited(&uri);
                 self.notify(
                     "textDocument/didChange",
                     json!({
@@ -1080,6 +1145,7 @@ impl Driver {
             }
             Op::Close(doc) => {
                 let uri = doc_uri(doc);
+                self.edited(&uri);
                 self.notify(
                     "textDocument/didClose",
                     json!({ "textDocument": { "uri": uri } }),
@@ -1107,7 +1173,8 @@ impl Driver {
                     "position": lsp_position(*at),
                     "context": { "triggerKind": if *automatic { 2 } else { 1 } },
                 });
-                let expect = self.completion_expect("textDocument/inlineCompletion", &uri, false);
+                let expect =
+                    self.completion_expect("textDocument/inlineCompletion", &uri, at.lsp(), false);
                 self.normal_request("textDocument/inlineCompletion", params, expect);
             }
             Op::Completion { doc, at } => {
@@ -1116,7 +1183,8 @@ impl Driver {
                     "textDocument": { "uri": uri },
                     "position": lsp_position(*at),
                 });
-                let expect = self.completion_expect("textDocument/completion", &uri, true);
+                let expect =
+                    self.completion_expect("textDocument/completion", &uri, at.lsp(), true);
                 self.normal_request("textDocument/completion", params, expect);
             }
             Op::Context { doc, at } => {
@@ -1263,6 +1331,7 @@ impl Driver {
                 for c in typed.chars().take(64) {
                     let here = json!({ "line": pos.line, "character": pos.character });
                     version = version.wrapping_add(1);
+                    self.edited(&uri);
                     self.notify(
                         "textDocument/didChange",
                         json!({
@@ -1291,11 +1360,12 @@ impl Driver {
                         "context": { "triggerKind": 2 },
                     });
                     let expect =
-                        self.completion_expect("textDocument/inlineCompletion", &uri, false);
+                        self.completion_expect("textDocument/inlineCompletion", &uri, pos, false);
                     self.normal_request("textDocument/inlineCompletion", params, expect);
                     if *lists {
                         let params = json!({ "textDocument": { "uri": uri }, "position": here });
-                        let expect = self.completion_expect("textDocument/completion", &uri, true);
+                        let expect =
+                            self.completion_expect("textDocument/completion", &uri, pos, true);
                         self.normal_request("textDocument/completion", params, expect);
                     }
                 }
@@ -1344,14 +1414,35 @@ impl Driver {
         }
     }
 
-    fn completion_expect(&self, method: &str, uri: &str, list: bool) -> Expect {
-        let what = format!("{method} at {uri}");
-        if self.docs.contains_key(uri) {
-            let mut e = Expect::result(what, Check::Items { list }, &[CANCELLED]);
-            e.completion_of = Some(uri.to_string());
-            e
-        } else {
-            Expect::error(what, &[INVALID_PARAMS])
+    fn completion_expect(&self, method: &str, uri: &str, at: LinePosition, list: bool) -> Expect {
+        let what = format!("{method} at {uri} {}:{}", at.line, at.character);
+        match self.docs.get(uri) {
+            Some((text, _)) => {
+                let cursor = lsp_of_offset(text, offset(text, at, self.encoding), self.encoding);
+                let check = Check::Items {
+                    list,
+                    cursor: Some(cursor),
+                };
+                let mut e = Expect::result(what, check, &[CANCELLED]);
+                e.completion_of = Some(uri.to_string());
+                e
+            }
+            None => Expect::error(what, &[INVALID_PARAMS]),
+        }
+    }
+
+    /// `uri` is about to change: completions asked before may be answered
+    /// on the new text (after waiting for what is computed ahead).
+    fn edited(&mut self, uri: &str) {
+        if !self.running() {
+            return;
+        }
+        for e in self.expects.values_mut() {
+            if e.completion_of.as_deref() == Some(uri) {
+                if let Some(Check::Items { cursor, .. }) = &mut e.result {
+                    *cursor = None;
+                }
+            }
         }
     }
 
@@ -1452,6 +1543,17 @@ impl Driver {
     }
 }
 
+/// The LSP position of byte `offset` of `text`.
+fn lsp_of_offset(text: &str, offset: usize, enc: Encoding) -> (u32, u32) {
+    let starts = line_starts(text);
+    let line = starts.partition_point(|&s| s <= offset).saturating_sub(1);
+    let units: usize = text[starts[line]..offset]
+        .chars()
+        .map(|c| enc.units(c))
+        .sum();
+    (line as u32, units as u32)
+}
+
 fn describe(keys: &[&String], expects: &HashMap<String, Expect>) -> String {
     keys.iter()
         .map(|k| format!("{k} ({})", expects.get(*k).map_or("?", |e| e.what.as_str())))
@@ -1481,8 +1583,24 @@ async fn run(input: Input) {
     let mut config = Config::default();
     config.completion.compute_ahead = input.compute_ahead;
     config.context.cross_file = input.cross_file;
-    let answers: Vec<String> = input.answers.iter().map(Text::build).collect();
-    let answers: Vec<&str> = answers.iter().map(String::as_str).collect();
+    let mut answers: Vec<String> = input
+        .answers
+        .iter()
+        .map(|a| match a {
+            Answer::Known(i) => ANSWERS[*i as usize % ANSWERS.len()].to_string(),
+            Answer::Free(text) => text.build(),
+        })
+        .collect();
+    if answers.is_empty() {
+        answers = ANSWERS.iter().map(|a| a.to_string()).collect();
+    }
+    // In turn, for as many requests as a run makes.
+    let answers: Vec<&str> = answers
+        .iter()
+        .map(String::as_str)
+        .cycle()
+        .take(256)
+        .collect();
     let engine = Arc::new(Scripted::new(&answers));
     let for_server = engine.clone();
     let start_engine: EngineStarter =
@@ -1512,6 +1630,24 @@ async fn run(input: Input) {
         paused: Duration::ZERO,
         deadline: started + RUN_LIMIT,
     };
+    if let Start::Ready {
+        mut init,
+        doc,
+        language,
+        text,
+    } = input.start
+    {
+        init.malformed = false;
+        driver.step(&Op::Initialize(init)).await;
+        driver.step(&Op::Initialized).await;
+        let open = Op::Open {
+            doc,
+            language,
+            version: 1,
+            text,
+        };
+        driver.step(&open).await;
+    }
     let mut exited_early = false;
     for op in &input.ops {
         driver.step(op).await;

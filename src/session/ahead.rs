@@ -131,6 +131,11 @@ fn accepted(
     shown: &str,
     mut config: Config,
 ) -> Option<(Asked, results::Key)> {
+    // The document is matched by its version only, which a client may
+    // reuse (a document closed and opened again): its text may be another
+    // one, shorter than `cursor`. Its answer is kept under the text around
+    // the cursor, so a computation on another text is wasted, never shown.
+    let cursor = cursor.min(text.len_chars());
     text.insert(cursor, shown);
     let after = cursor + shown.chars().count();
     let syntax = language.and_then(|language| SyntaxTree::new(language, &text));
@@ -149,4 +154,27 @@ fn accepted(
         config,
     };
     Some((asked, key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cursor past the end of the text (the document's version was
+    /// reused for another text) is taken as its end.
+    #[test]
+    fn a_cursor_past_the_end_is_the_end() {
+        let id = DocumentId::new("file:///a.py", Some("/a.py".into()));
+        let text = Rope::from_str("x = ");
+        let (asked, _) = accepted(
+            &id,
+            text,
+            Some(Language::Python),
+            21,
+            "1",
+            Config::default(),
+        )
+        .expect("asked");
+        assert_eq!(asked.ctx.prefix, "x = 1");
+    }
 }

@@ -383,7 +383,10 @@ impl Session {
         let doc = Document::new(&named, Some(language_id), version, text);
         self.index
             .opened(&id, doc.text().clone(), doc.tree_snapshot());
-        self.lock().documents.insert(id, doc);
+        let mut st = self.lock();
+        // Opened again: the text under any request in flight is gone.
+        cancel_document_requests(&mut st.inflight, &id);
+        st.documents.insert(id, doc);
     }
 
     pub fn change(&self, id: &DocumentId, version: i32, changes: &[TextChange]) {

@@ -577,3 +577,22 @@ async fn the_index_follows_open_edit_save_and_close_in_their_order() {
         "{check:?}"
     );
 }
+
+/// Found by the `lsp_session` fuzz target: a document opened again (same
+/// version, other text) while a request for it was answered got the old
+/// text's answer, and computing ahead from it inserted the suggestion past
+/// the end of the new text (a panic).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opening_a_document_again_stops_its_requests_in_flight() {
+    let h = harness_computing_ahead(&["fib(n - 1)", " + 1"]);
+    h.engine.hold();
+    let asked = spawn_ask(&h, at(1, 11));
+    until("asked", || h.engine.requests().len() == 1).await;
+    h.session.open(h.id.clone(), "python", 1, "x");
+    h.engine.release();
+    assert_eq!(asked.await.expect("joined"), Err(RequestError::Cancelled));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(h.engine.requests().len(), 1, "nothing computed ahead");
+    let doc = h.session.document(&h.id).expect("open");
+    assert_eq!((doc.text.as_str(), doc.version), ("x", 1));
+}
