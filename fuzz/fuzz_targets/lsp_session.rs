@@ -286,29 +286,7 @@ enum Settings {
     NotAnObject(Json),
 }
 
-const KEYS: &[&str] = &[
-    "model.path",
-    "model.threads",
-    "model.contextSize",
-    "model.keptPrompts",
-    "model.gpuLayers",
-    "model.fimTemplate",
-    "completion.maxTokens",
-    "completion.maxLines",
-    "completion.promptTokens",
-    "completion.loadWaitMs",
-    "completion.multiline",
-    "completion.timeBudgetMs",
-    "completion.cursorLineAfterMiddle",
-    "completion.moveCachedTokens",
-    "completion.secondTry",
-    "completion.computeAhead",
-    "completion.inCommentsAndStrings",
-    "context.crossFile",
-    "context.budgetTokens",
-    "context.layout",
-    "context.maxFileBytes",
-];
+const KEYS: &[&str] = infill::config::Config::KEYS;
 
 #[derive(Arbitrary, Debug)]
 enum Key {

@@ -200,6 +200,33 @@ impl Config {
         report
     }
 
+    /// Every setting's dotted name, in `set`'s order (a test checks that
+    /// `set` knows each; the fuzz target draws keys from here).
+    pub const KEYS: &'static [&'static str] = &[
+        "model.path",
+        "model.threads",
+        "model.contextSize",
+        "model.keptPrompts",
+        "model.gpuLayers",
+        "model.fimTemplate",
+        "completion.maxTokens",
+        "completion.maxLines",
+        "completion.promptTokens",
+        "completion.loadWaitMs",
+        "completion.multiline",
+        "completion.timeBudgetMs",
+        "completion.cursorLineAfterMiddle",
+        "completion.moveCachedTokens",
+        "completion.secondTry",
+        "completion.computeAhead",
+        "completion.inCommentsAndStrings",
+        "context.crossFile",
+        "context.budgetTokens",
+        "context.layout",
+        "context.maxFileBytes",
+        "context.maxIndexMegabytes",
+    ];
+
     fn set(&mut self, name: &str, v: &Value) -> Result<(), SetError> {
         match name {
             "model.path" => self.model.path = opt_string(v)?.map(PathBuf::from),
@@ -400,5 +427,14 @@ mod tests {
         assert_eq!(r, MergeReport::default());
         assert_eq!(c.merge_json(&Value::Null), MergeReport::default());
         assert_eq!(c.merge_json(&json!([1])).errors.len(), 1);
+    }
+
+    #[test]
+    fn every_listed_key_is_a_setting() {
+        for key in Config::KEYS {
+            let mut c = Config::default();
+            let err = c.set(key, &serde_json::json!({"not": "a value"})).err();
+            assert!(matches!(err, Some(SetError::Invalid(_))), "{key}");
+        }
     }
 }
