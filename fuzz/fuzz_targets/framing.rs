@@ -98,7 +98,9 @@ fuzz_target!(|input: Input| {
     let mut reads = input.reads.iter().cycle();
     let mut at = 0;
     while at < stream.len() {
-        let size = reads.next().map_or(stream.len(), |&n| usize::from(n.max(1)));
+        let size = reads
+            .next()
+            .map_or(stream.len(), |&n| usize::from(n.max(1)));
         let end = (at + size).min(stream.len());
         parser.push(&stream[at..end]);
         at = end;
