@@ -186,6 +186,19 @@ pub fn start(config: &crate::config::Config) -> Arc<dyn Engine> {
     llama::LlamaEngine::spawn(settings)
 }
 
+/// Waits (at most `timeout`) until the engine threads have ended, their
+/// engines dropped and models freed; returns whether they all did. The
+/// process calls it before it exits, once nothing holds an engine.
+pub fn wait_for_threads(timeout: Duration) -> bool {
+    #[cfg(feature = "llama")]
+    return llama::wait_for_threads(timeout);
+    #[cfg(not(feature = "llama"))]
+    {
+        let _ = timeout;
+        true
+    }
+}
+
 /// Without the `llama` feature there is no model: every request is answered
 /// as unavailable, so the rest of the server still works (and is fuzzed).
 #[cfg(not(feature = "llama"))]

@@ -174,6 +174,8 @@ struct State {
     warming: Option<CancelFlag>,
     /// The suggestion after the one shown, being computed (`ahead`).
     ahead: Option<ahead::Ahead>,
+    /// `shutdown` was called: the session starts no work of its own.
+    shut_down: bool,
     stats: Stats,
 }
 
@@ -186,14 +188,15 @@ impl State {
             .is_some_and(|a| !a.cancel.is_cancelled())
     }
 
-    /// Document `id`, if it is still at `version` and the model is ready:
-    /// what work started by the session itself (warm starts, computing
-    /// ahead) needs before it begins.
+    /// Document `id`, if it is still at `version` and the model is ready
+    /// (and the session not shut down): what work started by the session
+    /// itself (warm starts, computing ahead) needs before it begins.
     fn ready_document(&self, id: &DocumentId, version: i32) -> Option<&Document> {
-        let ready = self
-            .engine
-            .as_ref()
-            .is_some_and(|e| matches!(e.state(), EngineState::Ready { .. }));
+        let ready = !self.shut_down
+            && self
+                .engine
+                .as_ref()
+                .is_some_and(|e| matches!(e.state(), EngineState::Ready { .. }));
         self.documents
             .get(id)
             .filter(|d| ready && d.version == version)
@@ -254,6 +257,7 @@ impl Session {
                 results: ResultCache::default(),
                 warming: None,
                 ahead: None,
+                shut_down: false,
                 stats: Stats::default(),
             })),
             index: Arc::new(LiveIndex::default()),
@@ -429,15 +433,20 @@ impl Session {
         self.index.files_changed(changes);
     }
 
-    /// Stops every request in flight.
+    /// Stops all work for the model: every request in flight, the
+    /// computation ahead and a warm start.
     pub fn shutdown(&self) {
         let mut st = self.lock();
+        st.shut_down = true;
         for flag in st.inflight.values() {
             flag.cancel();
         }
         st.inflight.clear();
         if let Some(ahead) = st.ahead.take() {
             ahead.cancel.cancel();
+        }
+        if let Some(warming) = st.warming.take() {
+            warming.cancel();
         }
     }
 

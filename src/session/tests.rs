@@ -261,6 +261,35 @@ async fn a_pause_after_typing_warms_the_cache_and_a_request_cancels_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_stops_a_warm_start() {
+    // Found by scripts/bench-replay: a warm start went on after `shutdown`
+    // (a cold prompt takes tens of seconds on 2 cores), the model still
+    // evaluating while the process exited.
+    let h = harness(&[]);
+    h.engine.hold();
+    type_at(&h, 2, at(1, 11), "f");
+    until("the warm start began", || h.engine.requests().len() == 1).await;
+    h.session.shutdown();
+    let started = Instant::now();
+    while h.engine.cancelled() == 0 && started.elapsed() < Duration::from_secs(2) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let cancelled = h.engine.cancelled();
+    h.engine.release(); // so that a failure does not hang the runtime's end
+    assert_eq!(cancelled, 1, "the warm start went on after shutdown");
+
+    // One scheduled before the shutdown does not begin after it.
+    type_at(&h, 3, at(1, 12), "i");
+    h.session.shutdown();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        h.engine.requests().len(),
+        1,
+        "a warm start began after shutdown"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn automatic_requests_in_a_comment_do_not_reach_the_model() {
     let h = harness(&[]);
     type_at(&h, 2, at(2, 0), "# note ");

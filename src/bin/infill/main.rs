@@ -68,6 +68,13 @@ fn main() -> ExitCode {
             // The stdin reader sits in a blocking read that only the client
             // can end; don't wait for it after `exit`.
             runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+            // llama.cpp must be done before the process exits: its work
+            // (the last chunk of a cancelled prompt, freeing the model)
+            // racing with the exit's C++ static destructors crashed it now
+            // and then (status -11 after `exit`, found by bench-replay).
+            if !infill::engine::wait_for_threads(std::time::Duration::from_secs(3)) {
+                tracing::warn!("the model was still busy when the server exited");
+            }
             ExitCode::SUCCESS
         }
         Command::Complete {
@@ -79,6 +86,9 @@ fn main() -> ExitCode {
                 .config()
                 .map_err(anyhow::Error::msg)
                 .and_then(|config| complete::complete(&location, stdin, &config));
+            // The engine, dropped with `complete`'s return, frees its model
+            // before the process exits (see `serve`).
+            infill::engine::wait_for_threads(std::time::Duration::from_secs(3));
             match result {
                 Ok(text) => {
                     println!("{text}");

@@ -23,7 +23,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Condvar, Mutex, OnceLock};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::model::params::LlamaModelParams;
@@ -45,6 +45,12 @@ pub struct LlamaSettings {
 
 /// How often a caller waiting for its answer looks at its cancel flag.
 const CANCEL_POLL: Duration = Duration::from_millis(5);
+
+/// The engine threads, so that the process can wait for them before it
+/// exits (`wait_for_threads`): llama.cpp still working (a last prompt
+/// chunk, or freeing the model) while the process exits races with the
+/// exit's C++ static destructors, which free what it uses.
+static THREADS: Mutex<Vec<thread::JoinHandle<()>>> = Mutex::new(Vec::new());
 
 struct Job {
     req: EngineRequest,
@@ -68,17 +74,41 @@ impl LlamaEngine {
         let spawned = thread::Builder::new()
             .name("infill-engine".into())
             .spawn(move || worker(settings, thread_state, rx));
-        if let Err(e) = spawned {
-            set_state(
+        match spawned {
+            Ok(handle) => THREADS
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(handle),
+            Err(e) => set_state(
                 &state,
                 EngineState::Failed(format!("cannot start engine thread: {e}")),
-            );
+            ),
         }
         Arc::new(LlamaEngine {
             state,
             jobs: Mutex::new(tx),
         })
     }
+}
+
+/// Waits until every engine thread has ended (its engine dropped: the jobs
+/// done or cancelled, the model and context freed), at most `timeout`;
+/// returns whether they all did.
+pub fn wait_for_threads(timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    let handles = std::mem::take(&mut *THREADS.lock().unwrap_or_else(|p| p.into_inner()));
+    let mut all = true;
+    for handle in handles {
+        while !handle.is_finished() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(5));
+        }
+        if handle.is_finished() {
+            let _ = handle.join();
+        } else {
+            all = false;
+        }
+    }
+    all
 }
 
 fn set_state(state: &SharedState, new: EngineState) {
