@@ -45,11 +45,12 @@ def fetch_source(package, file):
 class Lsp:
     """A minimal LSP client over the server's stdio."""
 
-    def __init__(self, args):
+    def __init__(self, args, stderr=subprocess.DEVNULL):
         self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL)
+                                     stderr=stderr)
         self.inbox = queue.Queue()
         self.next_id = 1
+        self.send_lock = threading.Lock()
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self):
@@ -65,12 +66,17 @@ class Lsp:
                     break
                 if line.lower().startswith(b"content-length:"):
                     length = int(line.split(b":")[1])
-            self.inbox.put(json.loads(out.read(length)))
+            self.received(json.loads(out.read(length)))
+
+    def received(self, msg):
+        """Called on the reader thread for each message from the server."""
+        self.inbox.put(msg)
 
     def send(self, msg):
         body = json.dumps(msg).encode()
-        self.proc.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
-        self.proc.stdin.flush()
+        with self.send_lock:  # the reader thread may answer the server's requests
+            self.proc.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            self.proc.stdin.flush()
 
     def notify(self, method, params):
         self.send({"jsonrpc": "2.0", "method": method, "params": params})
