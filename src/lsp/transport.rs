@@ -28,8 +28,20 @@ pub enum Checked {
 
 /// Checks one message body.
 pub fn check_body(body: &[u8]) -> Checked {
-    let text = String::from_utf8_lossy(body);
-    let value: Value = match serde_json::from_str(&text) {
+    // A JSON string may hold a lone UTF-16 surrogate escape (`\ud83d`),
+    // which JavaScript clients send when a string was cut inside a pair;
+    // serde_json refuses it, and losing a `didChange` would put the
+    // document out of step. Such escapes become U+FFFD, as invalid UTF-8
+    // does.
+    let mut text = String::from_utf8_lossy(body);
+    let mut parsed = serde_json::from_str::<Value>(&text);
+    if parsed.is_err() {
+        if let Some(fixed) = replace_lone_surrogates(&text) {
+            parsed = serde_json::from_str(&fixed);
+            text = std::borrow::Cow::Owned(fixed);
+        }
+    }
+    let value: Value = match parsed {
         Ok(v) => v,
         Err(e) => {
             return Checked::Reject(error_response(
@@ -59,6 +71,46 @@ pub fn check_body(body: &[u8]) -> Checked {
         std::borrow::Cow::Borrowed(_) => Checked::Forward(body.to_vec()),
         std::borrow::Cow::Owned(fixed) => Checked::Forward(fixed.into_bytes()),
     }
+}
+
+/// `text` with every `\uXXXX` escape of a lone surrogate replaced by
+/// `\ufffd`; `None` where there is none.
+fn replace_lone_surrogates(text: &str) -> Option<String> {
+    fn escape_at(b: &[u8], i: usize) -> Option<u16> {
+        let hex = b.get(i + 2..i + 6)?;
+        (b[i] == b'\\' && b[i + 1] == b'u')
+            .then(|| u16::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok())
+            .flatten()
+    }
+    let b = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut changed = false;
+    let (mut i, mut copied) = (0, 0);
+    while i < b.len() {
+        if b[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        match escape_at(b, i) {
+            Some(0xD800..=0xDBFF)
+                if escape_at(b, i + 6).is_some_and(|low| (0xDC00..=0xDFFF).contains(&low)) =>
+            {
+                i += 12;
+            }
+            Some(0xD800..=0xDFFF) => {
+                out.push_str(&text[copied..i]);
+                out.push_str("\\ufffd");
+                i += 6;
+                copied = i;
+                changed = true;
+            }
+            // Any other escape, `\\` included, is two characters or more:
+            // step over its backslash and the next byte.
+            _ => i += 2,
+        }
+    }
+    out.push_str(&text[copied..]);
+    changed.then_some(out)
 }
 
 fn error_response(id: Value, code: i64, message: &str) -> Value {
@@ -201,6 +253,14 @@ mod tests {
             panic!()
         };
         assert_eq!(r["error"]["code"], -32600);
+        // Lone surrogate escapes become U+FFFD; pairs and `\\u` stay.
+        let body = br#"{"jsonrpc":"2.0","method":"m","params":{"t":"a\ud83d b\udc00 \ud83d\ude00 \\ud83d"}}"#;
+        let b = match check_body(body) {
+            Checked::Forward(b) => b,
+            other => panic!("{other:?}"),
+        };
+        let v: Value = serde_json::from_slice(&b).unwrap();
+        assert_eq!(v["params"]["t"], "a\u{fffd} b\u{fffd} \u{1f600} \\ud83d");
         let ok = br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#;
         assert_eq!(check_body(ok), Checked::Forward(ok.to_vec()));
     }
