@@ -207,49 +207,15 @@ fn parse_header(data: &[u8]) -> Header {
         skip: KEY.len(),
         why: why.to_string(),
     };
-    let mut i = KEY.len();
-    let skip_blanks = |i: &mut usize| {
-        while data.get(*i).is_some_and(|b| *b == b' ' || *b == b'\t') {
-            *i += 1;
-        }
+    let (digits, mut i) = match value_line(data) {
+        ValueLine::Incomplete => return Header::Incomplete,
+        ValueLine::Not(why) => return bad(&why),
+        ValueLine::Line { digits, end } => (digits, end),
     };
-    skip_blanks(&mut i);
-    match data.get(i) {
-        None => return Header::Incomplete,
-        Some(b':') => i += 1,
-        Some(_) => return bad("a Content-Length header without `:`"),
-    }
-    skip_blanks(&mut i);
-    let digits_start = i;
-    while data.get(i).is_some_and(u8::is_ascii_digit) {
-        i += 1;
-    }
-    let value_end = data[i..].iter().position(|&b| b == b'\n').map(|p| i + p);
-    if i == data.len() {
-        return if i - digits_start > 20 {
-            bad("a Content-Length too long")
-        } else {
-            Header::Incomplete
-        };
-    }
-    let digits = &data[digits_start..i];
-    let length = std::str::from_utf8(digits)
+    let Some(length) = std::str::from_utf8(&data[digits])
         .ok()
-        .and_then(|d| d.parse::<usize>().ok());
-    skip_blanks(&mut i);
-    if data.get(i) == Some(&b'\r') {
-        i += 1;
-    }
-    match data.get(i) {
-        None => return Header::Incomplete,
-        Some(b'\n') => i += 1,
-        Some(_) => {
-            let shown = value_end.map_or(&data[digits_start..], |e| &data[digits_start..e]);
-            let shown = String::from_utf8_lossy(&shown[..shown.len().min(40)]);
-            return bad(&format!("bad Content-Length `{}`", shown.trim()));
-        }
-    }
-    let Some(length) = length else {
+        .and_then(|d| d.parse::<usize>().ok())
+    else {
         return bad("a Content-Length that is not a number");
     };
     // The block's other lines, up to the blank line that ends it.
@@ -296,43 +262,72 @@ enum Embedded {
 fn embedded_header(body: &[u8], from: usize) -> Embedded {
     let mut at = from;
     while let Some(q) = find_key(body, at) {
-        match parse_value_line(&body[q..]) {
-            Some(true) => return Embedded::At(q),
-            Some(false) => at = q + 1,
+        match value_line(&body[q..]) {
+            ValueLine::Line { .. } => return Embedded::At(q),
+            ValueLine::Not(_) => at = q + 1,
             // Cut off by the end of what has arrived: look again later.
-            None => return Embedded::NoneBefore(q),
+            ValueLine::Incomplete => return Embedded::NoneBefore(q),
         }
     }
     Embedded::NoneBefore(body.len().saturating_sub(KEY.len() - 1).max(at))
 }
 
-/// Whether `s` (starting with the header name) is a whole `Content-Length`
-/// line; `None` when it may be one but has not fully arrived.
-fn parse_value_line(s: &[u8]) -> Option<bool> {
-    let mut i = KEY.len();
-    let blanks = |i: &mut usize| {
-        while s.get(*i).is_some_and(|b| *b == b' ' || *b == b'\t') {
-            *i += 1;
+/// What follows the header name at the start of `s`.
+enum ValueLine {
+    /// Not all there yet.
+    Incomplete,
+    /// Not a `Content-Length: N` line; why.
+    Not(String),
+    /// A whole line: where its digits are, and the offset past its line end.
+    Line {
+        digits: std::ops::Range<usize>,
+        end: usize,
+    },
+}
+
+/// Reads `: N` and the line end after the header name at the start of `s`
+/// (blanks allowed around the colon and after the number). Shared by the
+/// header parser and the search for a header inside a body.
+fn value_line(s: &[u8]) -> ValueLine {
+    let blanks = |mut i: usize| {
+        while s.get(i).is_some_and(|b| *b == b' ' || *b == b'\t') {
+            i += 1;
         }
+        i
     };
-    blanks(&mut i);
-    if *s.get(i)? != b':' {
-        return Some(false);
+    let mut i = blanks(KEY.len());
+    match s.get(i) {
+        None => return ValueLine::Incomplete,
+        Some(b':') => i = blanks(i + 1),
+        Some(_) => return ValueLine::Not("a Content-Length header without `:`".into()),
     }
-    i += 1;
-    blanks(&mut i);
-    let digits = i;
-    while s.get(i)?.is_ascii_digit() {
+    let start = i;
+    while s.get(i).is_some_and(u8::is_ascii_digit) {
         i += 1;
     }
-    if i == digits {
-        return Some(false);
+    if i == s.len() {
+        return if i - start > 20 {
+            ValueLine::Not("a Content-Length too long".into())
+        } else {
+            ValueLine::Incomplete
+        };
     }
-    blanks(&mut i);
-    if *s.get(i)? == b'\r' {
+    let digits = start..i;
+    i = blanks(i);
+    if s.get(i) == Some(&b'\r') {
         i += 1;
     }
-    Some(*s.get(i)? == b'\n')
+    match s.get(i) {
+        None => ValueLine::Incomplete,
+        Some(b'\n') if !digits.is_empty() => ValueLine::Line { digits, end: i + 1 },
+        Some(b'\n') => ValueLine::Not("a Content-Length that is not a number".into()),
+        Some(_) => {
+            let rest = &s[start..];
+            let shown = &rest[..rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len())];
+            let shown = String::from_utf8_lossy(&shown[..shown.len().min(40)]);
+            ValueLine::Not(format!("bad Content-Length `{}`", shown.trim()))
+        }
+    }
 }
 
 #[cfg(test)]
