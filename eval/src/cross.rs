@@ -12,6 +12,13 @@
 //! the server's index is given an unsaved buffer: the line is nowhere in
 //! what retrieval sees), and the server's pipeline completes it with
 //! `crossFile` off and on, in the same run, on the same engine.
+//!
+//! The packages are split into a tuning part and a test part
+//! ([`TUNE_PACKAGES`], [`TEST_PACKAGES`]): settings are decided on the
+//! first, results reported on the second. Every off/on comparison is printed
+//! with its paired significance (`stats`), for all items and for
+//! CrossCodeEval's selection (the line uses a name the file imports from
+//! another file of the package).
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -24,9 +31,101 @@ use infill::completion::pipeline::{self, Extras, Mode, Suggestion};
 use infill::config::{Config, Multiline};
 use infill::engine::{CancelFlag, Engine};
 use infill::prompt::repo::CrossFileContext;
+use infill::retrieval::imports::imports;
 use infill::retrieval::{outline::outline, tokens::identifiers, Index, Query, Root};
 use infill::text::syntax::{Language, SyntaxTree};
 use infill::workspace;
+
+use crate::cursor::{split_line, Cursor};
+use crate::stats::{self, discordant, format_p, mcnemar_exact, paired_bootstrap};
+
+/// The tuning part: the packages the evaluation was first built and tuned
+/// on (layouts, budgets and the item filter were chosen looking at the
+/// items of the first four of each language), and some added beside them.
+/// Decide on these (`--split tune`).
+pub const TUNE_PACKAGES: &[&str] = &[
+    // Python
+    "click",
+    "httpx",
+    "marshmallow",
+    "requests",
+    "flask",
+    "itsdangerous",
+    // Java
+    "jsoup",
+    "libcommons-io-java",
+    "libcommons-lang3-java",
+    "libjcommander-java",
+    "libcommons-pool2-java",
+];
+
+/// The test part: packages added for it, whose items no tuning looked at.
+/// Report these (`--split test`), and change nothing because of what they
+/// show (a package looked at while tuning moves to `TUNE_PACKAGES`).
+pub const TEST_PACKAGES: &[&str] = &[
+    // Python
+    "attrs",
+    "jinja2",
+    "pluggy",
+    "pydantic",
+    "rich",
+    "starlette",
+    "tomlkit",
+    "urllib3",
+    "werkzeug",
+    // Java
+    "guava-libraries",
+    "jackson-core",
+    "libcommons-cli-java",
+    "libcommons-collections4-java",
+    "libcommons-compress-java",
+    "libcommons-net-java",
+    "libgoogle-gson-java",
+    "picocli",
+];
+
+/// Which packages an evaluation takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Split {
+    #[default]
+    Tune,
+    Test,
+    All,
+}
+
+impl Split {
+    /// Whether the package named `name` is in this part (`All`: every
+    /// package in the cache, listed or not).
+    pub fn contains(self, name: &str) -> bool {
+        match self {
+            Split::Tune => TUNE_PACKAGES.contains(&name),
+            Split::Test => TEST_PACKAGES.contains(&name),
+            Split::All => true,
+        }
+    }
+}
+
+impl std::str::FromStr for Split {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "tune" => Ok(Split::Tune),
+            "test" => Ok(Split::Test),
+            "all" => Ok(Split::All),
+            other => Err(format!("unknown split `{other}`; tune, test or all")),
+        }
+    }
+}
+
+impl std::fmt::Display for Split {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Split::Tune => "tune",
+            Split::Test => "test",
+            Split::All => "all",
+        })
+    }
+}
 
 /// Names too common to mean a cross-file dependency.
 const COMMON: &[&str] = &[
@@ -67,10 +166,17 @@ pub struct Item {
     pub id: String,
     pub path: PathBuf,
     pub line: usize,
-    /// The file's text before the line (with its indentation) and after it.
+    /// The file's text before the cursor (the line's indentation, and in
+    /// mid-line mode its typed start) and after the line.
     pub prefix: String,
     pub suffix: String,
+    /// The line's start typed before the cursor (empty at the line start).
+    pub typed: String,
+    /// What the model must complete: the line's code after the cursor.
     pub expected: String,
+    /// In CrossCodeEval's selection: the expected text uses a name that the
+    /// file imports from another file of the package.
+    pub cceval: bool,
     /// The file as it was.
     pub original: String,
 }
@@ -249,8 +355,15 @@ fn predictable(facts: &LineFacts, trimmed: &str) -> bool {
         && !trimmed.starts_with(|c: char| ")]}+-*/|&.?:,=<>".contains(c))
 }
 
-/// Loads every package under `dir/<language>/`, with at most `per_package` items each.
-pub fn load(dir: &Path, language: Language, per_package: usize) -> Result<Vec<Package>> {
+/// Loads the packages of `split` under `dir/<language>/`, with at most
+/// `per_package` items each, the cursor placed as `cursor` says.
+pub fn load(
+    dir: &Path,
+    language: Language,
+    per_package: usize,
+    cursor: Cursor,
+    split: Split,
+) -> Result<Vec<Package>> {
     let lang_dir = dir.join(language.name());
     let mut roots: Vec<PathBuf> = std::fs::read_dir(&lang_dir)
         .map_err(|e| {
@@ -261,19 +374,114 @@ pub fn load(dir: &Path, language: Language, per_package: usize) -> Result<Vec<Pa
         })?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_dir() && !p.to_string_lossy().ends_with(".part"))
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| split.contains(&n.to_string_lossy()))
+        })
         .collect();
     roots.sort();
     if roots.is_empty() {
-        bail!("no packages in {}", lang_dir.display());
+        bail!(
+            "no packages of the {split} split in {}; run scripts/fetch-cross-eval",
+            lang_dir.display()
+        );
     }
     let mut out = Vec::new();
     for root in roots {
-        out.push(load_package(&root, language, per_package));
+        out.push(load_package(&root, language, per_package, cursor));
     }
     Ok(out)
 }
 
-fn load_package(root: &Path, language: Language, per_package: usize) -> Package {
+/// Path of `path` under `root`, `/`-separated.
+fn relative(root: &Path, path: &Path) -> String {
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    let parts: Vec<String> = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    parts.join("/")
+}
+
+/// Whether `rel` is the file `suffix` names (`a/b.py`), wherever it sits
+/// under the package root (`src/a/b.py`).
+fn ends_with_path(rel: &str, suffix: &str) -> bool {
+    rel == suffix || rel.ends_with(&format!("/{suffix}"))
+}
+
+/// The files (relative paths) an import of `name` from `module` in the file
+/// `rel` may resolve to: Python `from .m import name` (relative to the
+/// file's folder; a name may be a module itself, or defined in a package's
+/// `__init__.py`), `from pkg.m import name` (anywhere under the root);
+/// Java `import p.C;` (`p/C.java`), `import static p.C.m;` and
+/// `import p.C.Inner;` (`p/C.java`).
+fn import_targets(language: Language, rel: &str, module: &str, name: &str) -> Vec<String> {
+    match language {
+        Language::Java => {
+            let m = module.replace('.', "/");
+            vec![format!("{m}/{name}.java"), format!("{m}.java")]
+        }
+        Language::Python => {
+            let dots = module.len() - module.trim_start_matches('.').len();
+            let path = module.trim_start_matches('.').replace('.', "/");
+            let base = if dots == 0 {
+                None
+            } else {
+                // `.` is the file's folder, each further dot one up.
+                let mut dir: Vec<&str> = rel.split('/').collect();
+                dir.pop();
+                for _ in 1..dots {
+                    dir.pop();
+                }
+                Some(dir.join("/"))
+            };
+            let join = |a: &str, b: &str| match (a.is_empty(), b.is_empty()) {
+                (true, _) => b.to_string(),
+                (_, true) => a.to_string(),
+                _ => format!("{a}/{b}"),
+            };
+            let module_path = join(base.as_deref().unwrap_or(""), &path);
+            let mut out = Vec::new();
+            for m in [module_path.clone(), join(&module_path, name)] {
+                if !m.is_empty() {
+                    out.push(format!("{m}.py"));
+                    out.push(format!("{m}/__init__.py"));
+                }
+            }
+            // Relative targets are exact paths: mark them so.
+            if base.is_some() {
+                out.iter_mut().for_each(|t| t.insert(0, '/'));
+            }
+            out
+        }
+    }
+}
+
+/// The names the file `rel` (text `text`) imports from another of the
+/// package's files `files` (CrossCodeEval's criterion for an item).
+fn imported_from_package(
+    language: Language,
+    rel: &str,
+    text: &str,
+    files: &HashSet<String>,
+) -> HashSet<String> {
+    let resolves = |target: &str| match target.strip_prefix('/') {
+        // Relative to the file: that exact path.
+        Some(exact) => exact != rel && files.contains(exact),
+        None => files.iter().any(|f| f != rel && ends_with_path(f, target)),
+    };
+    imports(language, text)
+        .into_iter()
+        .filter(|i| {
+            import_targets(language, rel, &i.module, &i.name)
+                .iter()
+                .any(|t| resolves(t))
+        })
+        .map(|i| i.name)
+        .collect()
+}
+
+fn load_package(root: &Path, language: Language, per_package: usize, cursor: Cursor) -> Package {
     let name = root
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -308,17 +516,15 @@ fn load_package(root: &Path, language: Language, per_package: usize) -> Package 
         defined_here.push(here);
         def_lines.push(lines);
     }
+    let files: HashSet<String> = sources.iter().map(|(p, _)| relative(root, p)).collect();
     let mut candidates: Vec<Item> = Vec::new();
     for (i, (path, text)) in sources.iter().enumerate() {
-        let rel = path
-            .strip_prefix(root)
-            .unwrap_or(path)
-            .display()
-            .to_string();
+        let rel = relative(root, path);
         if skipped_file(&rel) {
             continue;
         }
         let facts = line_facts(language, text);
+        let imported = imported_from_package(language, &rel, text, &files);
         // The last line each name occurs on: a name the file uses again
         // further on is in the suffix the model sees, which would make the
         // item an in-file one.
@@ -337,27 +543,33 @@ fn load_package(root: &Path, language: Language, per_package: usize) -> Package 
             let trimmed = content.trim();
             let f = facts.get(n).cloned().unwrap_or_default();
             let ids: Vec<&str> = identifiers(content).collect();
+            // A name only other files define, first used here: in the part
+            // of the line the model must complete.
+            let cross_file = |id: &str| {
+                distinctive(id)
+                    && !COMMON.contains(&id)
+                    && !seen.contains(id)
+                    && last_line.get(id) == Some(&n)
+                    && !defined_here[i].contains(id)
+                    && defined_in
+                        .get(id)
+                        .is_some_and(|f| !f.contains(&i) && f.len() <= MAX_DEFINING_FILES)
+            };
+            let cut = split_line(content.trim_end(), cursor);
             let usable = predictable(&f, trimmed)
                 && !def_lines[i].contains(&n)
-                && ids.iter().any(|id| {
-                    distinctive(id)
-                        && !COMMON.contains(id)
-                        && !seen.contains(id)
-                        && last_line.get(id) == Some(&n)
-                        && !defined_here[i].contains(*id)
-                        && defined_in
-                            .get(*id)
-                            .is_some_and(|f| !f.contains(&i) && f.len() <= MAX_DEFINING_FILES)
-                });
-            if usable {
+                && cut.is_some_and(|(_, rest)| identifiers(rest).any(cross_file));
+            if let (true, Some((before, rest))) = (usable, cut) {
                 let indent = &content[..content.len() - content.trim_start().len()];
                 candidates.push(Item {
                     id: format!("{name}/{rel}:{}", n + 1),
                     path: path.clone(),
                     line: n,
-                    prefix: format!("{}{indent}", &text[..start]),
+                    prefix: format!("{}{before}", &text[..start]),
                     suffix: format!("\n{}", &text[offset..]),
-                    expected: trimmed.to_string(),
+                    typed: before[indent.len()..].to_string(),
+                    expected: rest.trim().to_string(),
+                    cceval: identifiers(rest).any(|id| imported.contains(id)),
                     original: text.clone(),
                 });
             }
@@ -389,31 +601,18 @@ fn distinctive(id: &str) -> bool {
             || id.chars().skip(1).any(char::is_uppercase))
 }
 
-#[derive(Debug, Default, Clone)]
-pub struct Score {
-    pub exact: usize,
+/// One answer's scores.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ItemScore {
+    pub exact: bool,
     pub edit_similarity: f64,
-    pub identifier_exact: usize,
+    pub identifier_exact: bool,
     pub identifier_f1: f64,
-    pub prompt_tokens: usize,
-    /// Answers that needed a second request (`CursorContext::second_try`).
-    pub second_tries: usize,
 }
 
-fn ids(text: &str) -> Vec<&str> {
-    identifiers(text).collect()
-}
-
-fn score(got: &str, want: &str, s: &mut Score) {
+fn score(got: &str, want: &str) -> ItemScore {
     let (got, want) = (got.trim(), want.trim());
-    if got == want {
-        s.exact += 1;
-    }
-    s.edit_similarity += strsim::normalized_levenshtein(got, want);
-    let (g, w) = (ids(got), ids(want));
-    if g == w {
-        s.identifier_exact += 1;
-    }
+    let (g, w): (Vec<&str>, Vec<&str>) = (identifiers(got).collect(), identifiers(want).collect());
     let mut pool: Vec<&str> = w.clone();
     let mut hit = 0;
     for id in &g {
@@ -422,11 +621,36 @@ fn score(got: &str, want: &str, s: &mut Score) {
             hit += 1;
         }
     }
-    if hit > 0 {
+    let identifier_f1 = if hit > 0 {
         let p = hit as f64 / g.len() as f64;
         let r = hit as f64 / w.len() as f64;
-        s.identifier_f1 += 2.0 * p * r / (p + r);
+        2.0 * p * r / (p + r)
+    } else {
+        0.0
+    };
+    ItemScore {
+        exact: got == want,
+        edit_similarity: strsim::normalized_levenshtein(got, want),
+        identifier_exact: g == w,
+        identifier_f1,
     }
+}
+
+/// An item's scores with crossFile off and on.
+#[derive(Debug, Clone, Copy)]
+pub struct Paired {
+    pub off: ItemScore,
+    pub on: ItemScore,
+    /// In CrossCodeEval's selection (`Item::cceval`).
+    pub cceval: bool,
+}
+
+/// What one arm cost.
+#[derive(Debug, Default, Clone)]
+pub struct Cost {
+    pub prompt_tokens: usize,
+    /// Answers that needed a second request (`CursorContext::second_try`).
+    pub second_tries: usize,
 }
 
 /// One item's result, for progress output.
@@ -442,10 +666,16 @@ pub struct Outcome<'a> {
 #[derive(Debug, Default)]
 pub struct Report {
     pub language: &'static str,
+    pub split: Split,
+    pub cursor: Cursor,
     pub packages: Vec<(String, usize)>,
     pub items: usize,
-    pub off: Score,
-    pub on: Score,
+    /// Items in CrossCodeEval's selection.
+    pub cceval_items: usize,
+    /// Per item, in order (empty without a model).
+    pub scored: Vec<Paired>,
+    pub off: Cost,
+    pub on: Cost,
     pub seconds: f64,
     /// Whether a model completed the items (not retrieval only).
     pub completed: bool,
@@ -489,6 +719,8 @@ fn shown_names(snippets: &[infill::retrieval::Snippet], budget: usize) -> HashSe
 /// engine, only measures what retrieval would show).
 pub fn run(
     language: Language,
+    split: Split,
+    cursor: Cursor,
     packages: &mut [Package],
     engine: Option<&dyn Engine>,
     config: &Config,
@@ -497,6 +729,8 @@ pub fn run(
     let started = std::time::Instant::now();
     let mut report = Report {
         language: language.name(),
+        split,
+        cursor,
         completed: engine.is_some(),
         ..Default::default()
     };
@@ -534,6 +768,7 @@ pub fn run(
             report.names_shown += needed.len() - missing.len();
             report.items_needing_names += usize::from(!needed.is_empty());
             report.items_shown_all += usize::from(!needed.is_empty() && missing.is_empty());
+            report.cceval_items += usize::from(item.cceval);
             let context = CrossFileContext::new(repo_name, rel, snippets, &cfg.context);
             let mut outcome = Outcome {
                 item,
@@ -564,8 +799,11 @@ pub fn run(
             )
             .map_err(|e| anyhow::anyhow!("{}: {e}", item.id))?;
             pkg.index.update(&item.path, &item.original);
-            score(&off.text, &item.expected, &mut report.off);
-            score(&on.text, &item.expected, &mut report.on);
+            report.scored.push(Paired {
+                off: score(&off.text, &item.expected),
+                on: score(&on.text, &item.expected),
+                cceval: item.cceval,
+            });
             report.off.prompt_tokens += off.output.prompt_tokens;
             report.on.prompt_tokens += on.output.prompt_tokens;
             report.off.second_tries += usize::from(off.second_try());
@@ -579,10 +817,60 @@ pub fn run(
     Ok(report)
 }
 
+/// A ratio of the second arm to the first, `-` where the first is 0.
+fn ratio(a: f64, b: f64) -> String {
+    if a > 0.0 {
+        format!("{:.2}x", b / a)
+    } else {
+        "-".into()
+    }
+}
+
+/// The metric rows of a paired comparison of `items`, each with its
+/// significance: exact McNemar for the yes/no metrics (`lost` right off
+/// only, `gained` right on only), a paired bootstrap 95% interval of the
+/// mean difference (on - off) for the graded ones.
+pub fn write_paired(f: &mut impl std::fmt::Write, items: &[Paired]) -> std::fmt::Result {
+    let n = items.len().max(1) as f64;
+    let yes_no = |f: &mut dyn std::fmt::Write, name: &str, get: fn(&ItemScore) -> bool| {
+        let off = items.iter().filter(|p| get(&p.off)).count();
+        let on = items.iter().filter(|p| get(&p.on)).count();
+        let (lost, gained) = discordant(items.iter().map(|p| (get(&p.off), get(&p.on))));
+        writeln!(
+            f,
+            "{name:<24} {:>9.1}% {:>9.1}% {:>8}   McNemar p={} ({lost} lost, {gained} gained)",
+            100.0 * off as f64 / n,
+            100.0 * on as f64 / n,
+            ratio(off as f64, on as f64),
+            format_p(mcnemar_exact(lost, gained)),
+        )
+    };
+    let graded = |f: &mut dyn std::fmt::Write, name: &str, get: fn(&ItemScore) -> f64| {
+        let off: f64 = items.iter().map(|p| get(&p.off)).sum();
+        let on: f64 = items.iter().map(|p| get(&p.on)).sum();
+        let diffs: Vec<f64> = items.iter().map(|p| get(&p.on) - get(&p.off)).collect();
+        let b = paired_bootstrap(&diffs, stats::BOOTSTRAP_RESAMPLES, stats::BOOTSTRAP_SEED);
+        writeln!(
+            f,
+            "{name:<24} {:>10.3} {:>10.3} {:>8}   diff {:+.3} [{:+.3}, {:+.3}] p={}",
+            off / n,
+            on / n,
+            ratio(off, on),
+            b.mean,
+            b.low,
+            b.high,
+            format_p(b.p),
+        )
+    };
+    yes_no(f, "exact match", |s| s.exact)?;
+    graded(f, "edit similarity", |s| s.edit_similarity)?;
+    yes_no(f, "identifier exact match", |s| s.identifier_exact)?;
+    graded(f, "identifier F1", |s| s.identifier_f1)
+}
+
 impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let n = self.items.max(1) as f64;
-        let pct = |k: usize| 100.0 * k as f64 / n;
         let pkgs: Vec<String> = self
             .packages
             .iter()
@@ -590,64 +878,43 @@ impl std::fmt::Display for Report {
             .collect();
         writeln!(
             f,
-            "{}: {} items from {}  ({:.0} s)",
+            "{}: {} items from {}  (split {}, cursor {}, {:.0} s)",
             self.language,
             self.items,
             pkgs.join(", "),
+            self.split,
+            self.cursor,
             self.seconds
         )?;
         if !self.completed {
             return write!(
                 f,
-                "needed names in context: {} of {}; items with all shown: {} of {} that need any",
-                self.names_shown, self.names_needed, self.items_shown_all, self.items_needing_names
+                "needed names in context: {} of {}; items with all shown: {} of {} that need any\n\
+                 CrossCodeEval selection (the line uses a name imported from another file of the package): {} items",
+                self.names_shown,
+                self.names_needed,
+                self.items_shown_all,
+                self.items_needing_names,
+                self.cceval_items
             );
         }
         writeln!(
             f,
-            "{:<24} {:>10} {:>10} {:>8}",
-            "metric", "in-file", "cross-file", "ratio"
+            "{:<24} {:>10} {:>10} {:>8}   paired test (on vs off; 95% interval of the mean difference)",
+            "all items", "in-file", "cross-file", "ratio"
         )?;
-        let ratio = |a: f64, b: f64| {
-            if a > 0.0 {
-                format!("{:.2}x", b / a)
-            } else {
-                "-".into()
-            }
-        };
-        let (o, c) = (&self.off, &self.on);
+        write_paired(f, &self.scored)?;
+        let cceval: Vec<Paired> = self.scored.iter().filter(|p| p.cceval).copied().collect();
         writeln!(
             f,
-            "{:<24} {:>9.1}% {:>9.1}% {:>8}",
-            "exact match",
-            pct(o.exact),
-            pct(c.exact),
-            ratio(o.exact as f64, c.exact as f64)
+            "{:<24} {:>10} {:>10} {:>8}   ({} items: the line uses a name imported from another file of the package)",
+            "CrossCodeEval selection",
+            "in-file",
+            "cross-file",
+            "ratio",
+            cceval.len()
         )?;
-        writeln!(
-            f,
-            "{:<24} {:>10.3} {:>10.3} {:>8}",
-            "edit similarity",
-            o.edit_similarity / n,
-            c.edit_similarity / n,
-            ratio(o.edit_similarity, c.edit_similarity)
-        )?;
-        writeln!(
-            f,
-            "{:<24} {:>9.1}% {:>9.1}% {:>8}",
-            "identifier exact match",
-            pct(o.identifier_exact),
-            pct(c.identifier_exact),
-            ratio(o.identifier_exact as f64, c.identifier_exact as f64)
-        )?;
-        writeln!(
-            f,
-            "{:<24} {:>10.3} {:>10.3} {:>8}",
-            "identifier F1",
-            o.identifier_f1 / n,
-            c.identifier_f1 / n,
-            ratio(o.identifier_f1, c.identifier_f1)
-        )?;
+        write_paired(f, &cceval)?;
         writeln!(
             f,
             "{:<24} {:>10} {:>10}   ({} of {} items that need any: all shown)",
@@ -660,14 +927,14 @@ impl std::fmt::Display for Report {
         writeln!(
             f,
             "{:<24} {:>10} {:>10}",
-            "second tries", o.second_tries, c.second_tries
+            "second tries", self.off.second_tries, self.on.second_tries
         )?;
         write!(
             f,
             "{:<24} {:>10.0} {:>10.0}",
             "mean prompt tokens",
-            o.prompt_tokens as f64 / n,
-            c.prompt_tokens as f64 / n
+            self.off.prompt_tokens as f64 / n,
+            self.on.prompt_tokens as f64 / n
         )
     }
 }
@@ -727,17 +994,144 @@ mod tests {
             "from demo.util import normalize_path\nname = normalize_path('demo')\n",
         )
         .unwrap();
-        let packages = load(&dir, Language::Python, 10).unwrap();
+        let packages = load(&dir, Language::Python, 10, Cursor::LineStart, Split::All).unwrap();
+        let mid = load(&dir, Language::Python, 10, Cursor::MidLine, Split::All).unwrap();
+        // Not in the tuning part: `demo` is listed nowhere.
+        assert!(load(&dir, Language::Python, 10, Cursor::LineStart, Split::Tune).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
         let items: Vec<&Item> = packages[0].items.iter().collect();
         assert_eq!(items.len(), 1, "{items:?}");
         assert_eq!(items[0].expected, "clean = normalize_path(path)");
+        assert!(items[0].typed.is_empty());
         assert!(items[0].prefix.ends_with("def serve(path):\n    "));
         assert!(items[0].suffix.starts_with("\n    again"));
-        let mut s = Score::default();
-        score("clean = normalize_path(path)", &items[0].expected, &mut s);
-        score("clean = normalize(path)", &items[0].expected, &mut s);
-        assert_eq!((s.exact, s.identifier_exact), (1, 1));
-        assert!(s.identifier_f1 > 1.5 && s.identifier_f1 < 2.0);
+        // `normalize_path` is imported from demo/util.py.
+        assert!(items[0].cceval);
+        // Mid-line: `clean ` typed, the rest to complete.
+        let m = &mid[0].items[0];
+        assert_eq!(
+            (m.typed.as_str(), m.expected.as_str()),
+            ("clean ", "= normalize_path(path)")
+        );
+        assert!(m.prefix.ends_with("def serve(path):\n    clean "));
+        assert_eq!(m.suffix, items[0].suffix);
+        assert!(m.cceval);
+        let right = score("clean = normalize_path(path)", &items[0].expected);
+        let near = score("clean = normalize(path)", &items[0].expected);
+        assert!(right.exact && right.identifier_exact && right.identifier_f1 == 1.0);
+        assert!(!near.exact && !near.identifier_exact);
+        assert!(near.identifier_f1 > 0.5 && near.identifier_f1 < 1.0);
+    }
+
+    #[test]
+    fn imports_resolve_to_package_files() {
+        let files: HashSet<String> = [
+            "src/pkg/__init__.py",
+            "src/pkg/util.py",
+            "src/pkg/sub/__init__.py",
+            "src/pkg/sub/deep.py",
+            "src/org/x/Util.java",
+            "src/org/x/Node.java",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let py = "from .util import helper_fn\nfrom . import util\nfrom ..util import up_one\nfrom pkg.sub.deep import Deep\nfrom pkg import Root\nfrom typing import Any\nfrom .missing import Gone\n";
+        let mut got: Vec<String> =
+            imported_from_package(Language::Python, "src/pkg/sub/deep2.py", py, &files)
+                .into_iter()
+                .collect();
+        got.sort();
+        // `.util` from pkg/sub is pkg/sub/util.py: absent; `..util` is
+        // pkg/util.py; `from . import util` names pkg/sub/__init__.py.
+        assert_eq!(got, ["Deep", "Root", "up_one", "util"]);
+        let mut got: Vec<String> =
+            imported_from_package(Language::Python, "src/pkg/app.py", py, &files)
+                .into_iter()
+                .collect();
+        got.sort();
+        assert_eq!(got, ["Deep", "Root", "helper_fn", "util"]);
+        let java = "package org.x;\nimport org.x.Util;\nimport static org.x.Node.walk;\nimport java.util.List;\nimport org.x.Util.Inner;\n";
+        let mut got: Vec<String> =
+            imported_from_package(Language::Java, "src/org/x/App.java", java, &files)
+                .into_iter()
+                .collect();
+        got.sort();
+        assert_eq!(got, ["Inner", "Util", "walk"]);
+        // A file importing itself does not count.
+        let own = imported_from_package(Language::Java, "src/org/x/Util.java", java, &files);
+        assert!(!own.contains("Util"));
+    }
+
+    #[test]
+    fn the_split_covers_the_fetched_packages_once() {
+        for p in TUNE_PACKAGES {
+            assert!(!TEST_PACKAGES.contains(p), "{p} is in both parts");
+        }
+        let script =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/fetch-cross-eval");
+        let text = std::fs::read_to_string(&script).unwrap();
+        let mut fetched: Vec<&str> = text
+            .lines()
+            .filter(|l| l.split_whitespace().nth(1).is_some_and(|h| h.len() == 64))
+            .filter_map(|l| l.split(['=', ' ']).next())
+            .collect();
+        fetched.sort();
+        let mut listed: Vec<&str> = TUNE_PACKAGES.iter().chain(TEST_PACKAGES).copied().collect();
+        listed.sort();
+        assert_eq!(fetched, listed);
+        assert!(Split::Test.contains("rich") && !Split::Test.contains("requests"));
+        assert!(Split::All.contains("anything"));
+    }
+
+    #[test]
+    fn report_rows_carry_their_significance() {
+        let s = |exact: bool, es: f64| ItemScore {
+            exact,
+            edit_similarity: es,
+            identifier_exact: exact,
+            identifier_f1: es,
+        };
+        // 1 lost, 6 gained, 3 right in both: McNemar p = 0.125.
+        let mut items = vec![];
+        items.push(Paired {
+            off: s(true, 1.0),
+            on: s(false, 0.5),
+            cceval: true,
+        });
+        for _ in 0..6 {
+            items.push(Paired {
+                off: s(false, 0.5),
+                on: s(true, 1.0),
+                cceval: false,
+            });
+        }
+        for _ in 0..3 {
+            items.push(Paired {
+                off: s(true, 1.0),
+                on: s(true, 1.0),
+                cceval: true,
+            });
+        }
+        let mut out = String::new();
+        write_paired(&mut out, &items).unwrap();
+        assert!(out.contains("McNemar p=0.125 (1 lost, 6 gained)"), "{out}");
+        assert!(out.contains("diff +0.250"), "{out}");
+        let report = Report {
+            language: "python",
+            items: items.len(),
+            completed: true,
+            scored: items,
+            ..Default::default()
+        };
+        let text = report.to_string();
+        assert!(
+            text.contains("(4 items: the line uses a name imported"),
+            "{text}"
+        );
+        assert!(
+            text.contains("McNemar p=1.000 (1 lost, 0 gained)"),
+            "{text}"
+        );
     }
 }

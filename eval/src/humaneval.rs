@@ -18,6 +18,8 @@ use infill::config::{Config, Multiline};
 use infill::engine::{CancelFlag, Engine};
 use infill::text::syntax::{Language, SyntaxTree};
 
+use crate::cursor::{split_line, Cursor};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EvalSet {
     /// HumanEval single-line FIM, Python (Qwen2.5-Coder's `hm_fim`).
@@ -87,7 +89,15 @@ fn field<'a>(v: &'a Value, name: &str) -> Result<&'a str> {
         .with_context(|| format!("record lacks the string field `{name}`"))
 }
 
-pub fn load(set: EvalSet, data_dir: &Path, limit: Option<usize>) -> Result<Vec<Item>> {
+/// The set's items with the cursor placed as `cursor` says (mid-line: the
+/// first line of the gap cut by `cursor::split_line`, its start moved into
+/// the prefix; lines that cannot be cut are left out), the first `limit`.
+pub fn load(
+    set: EvalSet,
+    data_dir: &Path,
+    limit: Option<usize>,
+    cursor: Cursor,
+) -> Result<Vec<Item>> {
     let path = data_dir.join(set.file());
     let file =
         std::fs::File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
@@ -101,14 +111,36 @@ pub fn load(set: EvalSet, data_dir: &Path, limit: Option<usize>) -> Result<Vec<I
             line.with_context(|| format!("{}: cannot read line {}", path.display(), n + 1))?;
         let v: Value = serde_json::from_str(&line)
             .with_context(|| format!("{}: line {} is not JSON", path.display(), n + 1))?;
-        items.push(
-            parse_item(set, &v).with_context(|| format!("{}: line {}", path.display(), n + 1))?,
-        );
+        let item =
+            parse_item(set, &v).with_context(|| format!("{}: line {}", path.display(), n + 1))?;
+        if let Some(item) = place_cursor(item, cursor) {
+            items.push(item);
+        }
     }
     if items.is_empty() {
         bail!("{} holds no items", path.display());
     }
     Ok(items)
+}
+
+/// `item` with the cursor where `cursor` says; `None` where the gap's first
+/// line cannot be cut there.
+fn place_cursor(mut item: Item, cursor: Cursor) -> Option<Item> {
+    if cursor == Cursor::LineStart {
+        return Some(item);
+    }
+    let (first, later) = match item.expected.split_once('\n') {
+        Some((first, later)) => (first, Some(later)),
+        None => (item.expected.as_str(), None),
+    };
+    let (typed, rest) = split_line(first, cursor)?;
+    let expected = match later {
+        Some(later) => format!("{rest}\n{later}"),
+        None => rest.to_string(),
+    };
+    item.prefix.push_str(typed);
+    item.expected = expected;
+    Some(item)
 }
 
 fn parse_item(set: EvalSet, v: &Value) -> Result<Item> {
@@ -358,9 +390,38 @@ mod tests {
             dir.display()
         );
         for (_, set) in EvalSet::ALL {
-            let items = load(set, &dir, Some(3)).unwrap();
+            let items = load(set, &dir, Some(3), Cursor::LineStart).unwrap();
             assert_eq!(items.len(), 3);
             assert!(items.iter().all(|i| !i.expected.trim().is_empty()));
+        }
+    }
+
+    #[test]
+    fn mid_line_items_type_the_start_of_the_gap() {
+        let dir = default_data_dir();
+        assert!(dir.exists(), "no public sets at {}", dir.display());
+        for (_, set) in EvalSet::ALL {
+            let whole = load(set, &dir, Some(20), Cursor::LineStart).unwrap();
+            let mid = load(set, &dir, None, Cursor::MidLine).unwrap();
+            let mut mid = mid.iter();
+            for item in &whole {
+                // Lines that cannot be cut (`}`) are left out.
+                if split_line(item.expected.lines().next().unwrap(), Cursor::MidLine).is_none() {
+                    continue;
+                }
+                let m = mid.next().unwrap();
+                assert_eq!(m.id, item.id);
+                let typed = &m.prefix[item.prefix.len()..];
+                assert!(!typed.trim().is_empty(), "{}: nothing typed", item.id);
+                assert!(!m.expected.trim().is_empty(), "{}: nothing left", item.id);
+                assert_eq!(
+                    format!("{typed}{}", m.expected),
+                    item.expected,
+                    "{}",
+                    item.id
+                );
+                assert_eq!(m.suffix, item.suffix);
+            }
         }
     }
 
@@ -383,11 +444,13 @@ mod tests {
         let scratch =
             std::env::temp_dir().join(format!("infill-eval-test-{}.py", std::process::id()));
         for set in [EvalSet::FimPy, EvalSet::InfillSingle] {
-            for item in load(set, &dir, Some(2)).unwrap() {
-                let mut s = Score::default();
-                let expected = item.expected.trim_end_matches('\n').to_string();
-                score(&item, &expected, &mut s, usize::MAX, &scratch);
-                assert_eq!((s.exact, s.passed, s.runnable), (1, 1, 1), "{}", item.id);
+            for cursor in [Cursor::LineStart, Cursor::MidLine] {
+                for item in load(set, &dir, Some(2), cursor).unwrap() {
+                    let mut s = Score::default();
+                    let expected = item.expected.trim_end_matches('\n').to_string();
+                    score(&item, &expected, &mut s, usize::MAX, &scratch);
+                    assert_eq!((s.exact, s.passed, s.runnable), (1, 1, 1), "{}", item.id);
+                }
             }
         }
         let _ = std::fs::remove_file(&scratch);

@@ -4,7 +4,9 @@
 
 mod bench_index;
 mod cross;
+mod cursor;
 mod humaneval;
+mod stats;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,6 +42,11 @@ enum Command {
         /// Print each item's cleaned completion.
         #[arg(long)]
         verbose: bool,
+        /// line-start (the gap's first line whole) or mid-line (its first
+        /// token typed, the rest of the line to complete; lines of one
+        /// character left out).
+        #[arg(long, default_value = "line-start")]
+        cursor: cursor::Cursor,
         #[command(flatten)]
         settings: SettingFlags,
     },
@@ -50,9 +57,16 @@ enum Command {
         /// python, java or all.
         #[arg(long, default_value = "all")]
         language: String,
-        /// Items per package.
-        #[arg(long, default_value_t = 10)]
+        /// Items per package (at most; spread evenly over its candidates).
+        #[arg(long, default_value_t = 40)]
         limit: usize,
+        /// Packages: tune (decide on these), test (report these) or all.
+        #[arg(long, default_value = "tune")]
+        split: cross::Split,
+        /// line-start (after the indentation, nothing typed) or mid-line
+        /// (the line's first token typed; the cross-file name in the rest).
+        #[arg(long, default_value = "line-start")]
+        cursor: cursor::Cursor,
         /// Package cache (default: ~/.cache/infill/cross-eval).
         #[arg(long)]
         data: Option<PathBuf>,
@@ -88,8 +102,9 @@ fn main() -> ExitCode {
             limit,
             data,
             verbose,
+            cursor,
             settings,
-        } => match run_eval(set, limit, data, verbose, &settings) {
+        } => match run_eval(set, limit, data, verbose, cursor, &settings) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("infill: {e:#}");
@@ -99,6 +114,8 @@ fn main() -> ExitCode {
         Command::EvalCross {
             language,
             limit,
+            split,
+            cursor,
             data,
             verbose,
             only,
@@ -106,10 +123,14 @@ fn main() -> ExitCode {
             settings,
         } => match run_eval_cross(
             &language,
-            limit,
+            Selection {
+                limit,
+                split,
+                cursor,
+                only,
+            },
             data,
             verbose,
-            &only,
             retrieval_only,
             &settings,
         ) {
@@ -137,11 +158,13 @@ fn run_eval(
     limit: Option<usize>,
     data: Option<PathBuf>,
     verbose: bool,
+    cursor: cursor::Cursor,
     settings: &SettingFlags,
 ) -> anyhow::Result<()> {
     let config = settings.config().map_err(anyhow::Error::msg)?;
     let data = data.unwrap_or_else(humaneval::default_data_dir);
-    let items = humaneval::load(set, &data, limit)?;
+    let items = humaneval::load(set, &data, limit, cursor)?;
+    println!("cursor: {cursor}");
     let engine = ready_engine(&config)?;
     let report = humaneval::run(&items, engine.as_ref(), &config, |i, item, text| {
         if verbose {
@@ -164,12 +187,19 @@ fn ready_engine(
     Ok(engine)
 }
 
+/// Which items `eval-cross` takes.
+struct Selection {
+    limit: usize,
+    split: cross::Split,
+    cursor: cursor::Cursor,
+    only: Vec<String>,
+}
+
 fn run_eval_cross(
     language: &str,
-    limit: usize,
+    selection: Selection,
     data: Option<PathBuf>,
     verbose: bool,
-    only: &[String],
     retrieval_only: bool,
     settings: &SettingFlags,
 ) -> anyhow::Result<()> {
@@ -184,7 +214,13 @@ fn run_eval_cross(
     let data = data.unwrap_or_else(cross::default_data_dir);
     let mut sets = Vec::new();
     for l in languages {
-        let mut packages = cross::load(&data, l, limit)?;
+        let Selection {
+            limit,
+            split,
+            cursor,
+            ref only,
+        } = selection;
+        let mut packages = cross::load(&data, l, limit, cursor, split)?;
         if !only.is_empty() {
             for p in &mut packages {
                 p.items
@@ -200,26 +236,42 @@ fn run_eval_cross(
     };
     let mut reports = Vec::new();
     for (language, mut packages) in sets {
-        let report = cross::run(language, &mut packages, engine.as_deref(), &config, |o| {
-            if !verbose {
-                return;
-            }
-            eprintln!("{}\n  want {:?}", o.item.id, o.item.expected);
-            if !o.needed.is_empty() {
-                eprintln!("  needs {:?}, not in context {:?}", o.needed, o.missing);
-            }
-            // The raw answer too where cleaning changed it, and the
-            // first one where a second try replaced it.
-            for (label, a) in ["off", "on "].iter().zip(o.answers.iter().flatten()) {
-                eprintln!("  {label}  {:?}", a.text);
-                if let Some(first) = &a.dropped_first {
-                    eprintln!("       first {first:?}");
+        let report = cross::run(
+            language,
+            selection.split,
+            selection.cursor,
+            &mut packages,
+            engine.as_deref(),
+            &config,
+            |o| {
+                if !verbose {
+                    return;
                 }
-                if a.output.text.trim() != a.text.trim() {
-                    eprintln!("       raw {:?}", a.output.text);
+                let cceval = if o.item.cceval {
+                    "  (CrossCodeEval)"
+                } else {
+                    ""
+                };
+                eprintln!(
+                    "{}{cceval}\n  typed {:?}, want {:?}",
+                    o.item.id, o.item.typed, o.item.expected
+                );
+                if !o.needed.is_empty() {
+                    eprintln!("  needs {:?}, not in context {:?}", o.needed, o.missing);
                 }
-            }
-        })?;
+                // The raw answer too where cleaning changed it, and the
+                // first one where a second try replaced it.
+                for (label, a) in ["off", "on "].iter().zip(o.answers.iter().flatten()) {
+                    eprintln!("  {label}  {:?}", a.text);
+                    if let Some(first) = &a.dropped_first {
+                        eprintln!("       first {first:?}");
+                    }
+                    if a.output.text.trim() != a.text.trim() {
+                        eprintln!("       raw {:?}", a.output.text);
+                    }
+                }
+            },
+        )?;
         println!("{report}\n");
         reports.push(report);
     }
