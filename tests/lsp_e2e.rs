@@ -545,7 +545,8 @@ fn moved_cache_tokens_are_shifted_and_made_exact_again_when_moves_are_turned_off
     let (mut s, _) = Server::initialized(
         &[],
         utf16_client(),
-        json!({"completion": {"moveCachedTokens": true}, "context": {"crossFile": false}}),
+        // Without anchors, so that the new line moves the suffix.
+        json!({"completion": {"moveCachedTokens": true, "anchoredLines": 0}, "context": {"crossFile": false}}),
     );
     assert_eq!(s.wait_model()["model"], "ready");
     let uri = "file:///work/shapes.py";
@@ -593,6 +594,56 @@ fn moved_cache_tokens_are_shifted_and_made_exact_again_when_moves_are_turned_off
     );
     let fresh = s.inline(uri, 6, 4).map(|a| a.0);
     assert_eq!(exact, fresh);
+    assert!(s.shutdown().success());
+}
+
+/// A new line below the prompt's anchor evaluates only the lines since
+/// it, not the suffix again (`session::anchor`), and answers as a cold
+/// cache does for the same prompt.
+#[test]
+fn a_new_line_below_the_anchor_evaluates_only_the_lines_since_it() {
+    let _g = model_lock();
+    let mut s = ready_server();
+    let uri = "file:///work/anchored.py";
+    let rest = "\n\ndef square_area(side):\n    \"\"\"The area of a square.\"\"\"\n    return side * side\n\n\ndef rectangle_area(width, height):\n    \"\"\"The area of a rectangle.\"\"\"\n    return width * height\n\n\ndef triangle_area(base, height):\n    \"\"\"The area of a triangle.\"\"\"\n    return base * height / 2\n";
+    let text = format!(
+        "import math\n\n\ndef circle_area(radius):\n    area = math.pi * radius ** 2{rest}"
+    );
+    s.open(uri, "python", &text);
+    // Asked at the end of the line: the anchor is its start.
+    let _ = s.inline(uri, 4, 32);
+    // Enter, and asked on the new line.
+    change(&mut s, uri, 2, [4, 32, 4, 32], "\n    ");
+    let anchored = s.inline(uri, 5, 4).map(|a| a.0);
+    let last = s.request_ok("infill/status", json!({}))["lastRequest"].clone();
+    assert!(last["promptTokens"].as_u64().unwrap_or(0) > 60, "{last}");
+    assert!(
+        last["evaluatedTokens"].as_u64().unwrap_or(999) < 24,
+        "only the lines since the anchor: {last}"
+    );
+    // The model loaded again (a cold KV cache), the anchor kept: the same
+    // prompt evaluated whole gives the same answer.
+    s.notify(
+        "workspace/didChangeConfiguration",
+        json!({"settings": {"model": {"keptPrompts": 1}}}),
+    );
+    assert_eq!(s.wait_model()["model"], "ready");
+    let cold = s.inline(uri, 5, 4).map(|a| a.0);
+    let last = s.request_ok("infill/status", json!({}))["lastRequest"].clone();
+    assert_eq!(last["evaluatedTokens"], last["promptTokens"], "{last}");
+    assert_eq!(anchored, cold);
+    // Without anchors a new line evaluates the suffix again.
+    s.notify(
+        "workspace/didChangeConfiguration",
+        json!({"settings": {"completion": {"anchoredLines": 0}}}),
+    );
+    change(&mut s, uri, 3, [5, 4, 5, 4], "pass\n    ");
+    let _ = s.inline(uri, 6, 4);
+    let last = s.request_ok("infill/status", json!({}))["lastRequest"].clone();
+    assert!(
+        last["evaluatedTokens"].as_u64().unwrap_or(0) > 40,
+        "the suffix again: {last}"
+    );
     assert!(s.shutdown().success());
 }
 

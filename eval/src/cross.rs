@@ -651,6 +651,8 @@ pub struct Cost {
     pub prompt_tokens: usize,
     /// Answers that needed a second request (`CursorContext::second_try`).
     pub second_tries: usize,
+    /// Answers that showed nothing.
+    pub empty: usize,
 }
 
 /// One item's result, for progress output.
@@ -668,6 +670,9 @@ pub struct Report {
     pub language: &'static str,
     pub split: Split,
     pub cursor: Cursor,
+    /// The arms' column headings, and what the second changes.
+    pub labels: [String; 2],
+    pub change: String,
     pub packages: Vec<(String, usize)>,
     pub items: usize,
     /// Items in CrossCodeEval's selection.
@@ -715,15 +720,71 @@ fn shown_names(snippets: &[infill::retrieval::Snippet], budget: usize) -> HashSe
     out
 }
 
-/// Completes every item with cross-file context off and on (with no
-/// engine, only measures what retrieval would show).
+/// The two arms an evaluation compares, item by item.
+#[derive(Debug, Clone)]
+pub struct Arms {
+    /// Column headings of the report.
+    pub labels: [String; 2],
+    /// What the second arm changes, printed above the table.
+    pub change: String,
+    configs: [Config; 2],
+    /// Lines before the cursor's that go after the middle marker with it
+    /// (`Extras::anchor`): `Some(0)` the cursor line even when blank,
+    /// `None` as the server without an anchor.
+    pub middle_lines: [Option<usize>; 2],
+}
+
+impl Arms {
+    /// Cross-file context off and on, with `config`'s other settings.
+    pub fn cross_file(config: &Config) -> Arms {
+        let mut off = config.clone();
+        off.context.cross_file = false;
+        let mut on = config.clone();
+        on.context.cross_file = true;
+        Arms {
+            labels: ["in-file".into(), "cross-file".into()],
+            change: "context.crossFile=true".into(),
+            configs: [off, on].map(single_line_without_time_budget),
+            middle_lines: [None; 2],
+        }
+    }
+
+    /// `first` against `second` (which differs by `change`), each with
+    /// cross-file context as it sets it.
+    pub fn versus(first: &Config, second: &Config, change: &str) -> Arms {
+        Arms {
+            labels: ["A".into(), "B".into()],
+            change: change.to_string(),
+            configs: [first.clone(), second.clone()].map(single_line_without_time_budget),
+            middle_lines: [None; 2],
+        }
+    }
+
+    /// Three-character labels for progress lines.
+    pub fn short_labels(&self) -> [String; 2] {
+        self.labels
+            .clone()
+            .map(|l| format!("{:<3}", l.chars().take(3).collect::<String>()))
+    }
+}
+
+/// One line is scored, and quality, not latency, is measured here: no time
+/// budget.
+fn single_line_without_time_budget(mut config: Config) -> Config {
+    config.completion.multiline = Multiline::Never;
+    config.completion.time_budget_ms = 0;
+    config
+}
+
+/// Completes every item in both arms (with no engine, only measures what
+/// retrieval would show).
 pub fn run(
     language: Language,
     split: Split,
     cursor: Cursor,
     packages: &mut [Package],
     engine: Option<&dyn Engine>,
-    config: &Config,
+    arms: &Arms,
     mut progress: impl FnMut(&Outcome),
 ) -> Result<Report> {
     let started = std::time::Instant::now();
@@ -731,13 +792,12 @@ pub fn run(
         language: language.name(),
         split,
         cursor,
+        labels: arms.labels.clone(),
+        change: arms.change.clone(),
         completed: engine.is_some(),
         ..Default::default()
     };
-    let mut cfg = config.clone();
-    cfg.completion.multiline = Multiline::Never;
-    // Quality, not latency, is measured here: no time budget.
-    cfg.completion.time_budget_ms = 0;
+    let cfg = &arms.configs[0];
     for pkg in packages.iter_mut() {
         report.packages.push((pkg.name.clone(), pkg.items.len()));
         for item in &pkg.items {
@@ -745,7 +805,8 @@ pub fn run(
             pkg.index.update(&item.path, &removed);
             let doc = Rope::from_str(&removed);
             let syntax = SyntaxTree::new(language, &doc);
-            let ctx = cursor_context(&doc, syntax.as_ref(), item.prefix.chars().count(), &cfg);
+            let cursor_at = item.prefix.chars().count();
+            let ctx = cursor_context(&doc, syntax.as_ref(), cursor_at, cfg);
             let q = Query {
                 path: &item.path,
                 line: item.line,
@@ -784,20 +845,24 @@ pub fn run(
                 continue;
             };
             let cancel = CancelFlag::default();
-            let off = pipeline::run(engine, &ctx, &cfg, Extras::default(), Mode::Fresh, &cancel)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", item.id))?;
-            let on = pipeline::run(
-                engine,
-                &ctx,
-                &cfg,
-                Extras {
-                    context: Some(context),
+            let mut answers = Vec::with_capacity(2);
+            for (config, middle_lines) in arms.configs.iter().zip(arms.middle_lines) {
+                let ctx = cursor_context(&doc, syntax.as_ref(), cursor_at, config);
+                let extras = Extras {
+                    context: config.context.cross_file.then(|| context.clone()),
                     document: None,
-                },
-                Mode::Fresh,
-                &cancel,
-            )
-            .map_err(|e| anyhow::anyhow!("{}: {e}", item.id))?;
+                    anchor: middle_lines.map(|k| {
+                        let line = doc.char_to_line(cursor_at);
+                        doc.line_to_char(line.saturating_sub(k))
+                    }),
+                };
+                let answer = pipeline::run(engine, &ctx, config, extras, Mode::Fresh, &cancel)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", item.id))?;
+                answers.push(answer);
+            }
+            let (Some(on), Some(off)) = (answers.pop(), answers.pop()) else {
+                unreachable!("two arms");
+            };
             pkg.index.update(&item.path, &item.original);
             report.scored.push(Paired {
                 off: score(&off.text, &item.expected),
@@ -808,6 +873,8 @@ pub fn run(
             report.on.prompt_tokens += on.output.prompt_tokens;
             report.off.second_tries += usize::from(off.second_try());
             report.on.second_tries += usize::from(on.second_try());
+            report.off.empty += usize::from(off.text.trim().is_empty());
+            report.on.empty += usize::from(on.text.trim().is_empty());
             report.items += 1;
             outcome.answers = Some([off, on]);
             progress(&outcome);
@@ -900,8 +967,8 @@ impl std::fmt::Display for Report {
         }
         writeln!(
             f,
-            "{:<24} {:>10} {:>10} {:>8}   paired test (on vs off; 95% interval of the mean difference)",
-            "all items", "in-file", "cross-file", "ratio"
+            "{:<24} {:>10} {:>10} {:>8}   paired test (second vs first, {}; 95% interval of the mean difference)",
+            "all items", self.labels[0], self.labels[1], "ratio", self.change
         )?;
         write_paired(f, &self.scored)?;
         let cceval: Vec<Paired> = self.scored.iter().filter(|p| p.cceval).copied().collect();
@@ -909,8 +976,8 @@ impl std::fmt::Display for Report {
             f,
             "{:<24} {:>10} {:>10} {:>8}   ({} items: the line uses a name imported from another file of the package)",
             "CrossCodeEval selection",
-            "in-file",
-            "cross-file",
+            self.labels[0],
+            self.labels[1],
             "ratio",
             cceval.len()
         )?;
@@ -928,6 +995,11 @@ impl std::fmt::Display for Report {
             f,
             "{:<24} {:>10} {:>10}",
             "second tries", self.off.second_tries, self.on.second_tries
+        )?;
+        writeln!(
+            f,
+            "{:<24} {:>10} {:>10}",
+            "empty answers", self.off.empty, self.on.empty
         )?;
         write!(
             f,

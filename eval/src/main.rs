@@ -80,6 +80,19 @@ enum Command {
         /// Load no model: only measure which needed names retrieval shows.
         #[arg(long)]
         retrieval_only: bool,
+        /// Compare two settings instead of crossFile off and on: the first
+        /// arm has the flags' settings (crossFile as they set it), the
+        /// second these on top (repeatable KEY=VALUE, as `--setting`).
+        #[arg(long, value_name = "KEY=VALUE")]
+        versus: Vec<String>,
+        /// Both arms put this many lines before the cursor's after the FIM
+        /// middle marker with it (the lines typed since the session's
+        /// anchor; 0: the cursor line even when blank).
+        #[arg(long)]
+        middle_lines: Option<usize>,
+        /// The same for the second arm only.
+        #[arg(long)]
+        versus_middle_lines: Option<usize>,
         #[command(flatten)]
         settings: SettingFlags,
     },
@@ -120,6 +133,9 @@ fn main() -> ExitCode {
             verbose,
             only,
             retrieval_only,
+            versus,
+            middle_lines,
+            versus_middle_lines,
             settings,
         } => match run_eval_cross(
             &language,
@@ -133,6 +149,10 @@ fn main() -> ExitCode {
             verbose,
             retrieval_only,
             &settings,
+            &Comparison {
+                versus,
+                middle_lines: [middle_lines, versus_middle_lines.or(middle_lines)],
+            },
         ) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -188,6 +208,12 @@ fn ready_engine(
 }
 
 /// Which items `eval-cross` takes.
+/// What the second arm of `eval-cross` changes, when not cross-file context.
+struct Comparison {
+    versus: Vec<String>,
+    middle_lines: [Option<usize>; 2],
+}
+
 struct Selection {
     limit: usize,
     split: cross::Split,
@@ -202,7 +228,13 @@ fn run_eval_cross(
     verbose: bool,
     retrieval_only: bool,
     settings: &SettingFlags,
+    comparison: &Comparison,
 ) -> anyhow::Result<()> {
+    let Comparison {
+        versus,
+        middle_lines,
+    } = comparison;
+    let middle_lines = *middle_lines;
     use infill::text::syntax::Language;
     let languages = match language {
         "python" => vec![Language::Python],
@@ -211,6 +243,22 @@ fn run_eval_cross(
         other => anyhow::bail!("unknown language `{other}`; python, java or all"),
     };
     let config = settings.config().map_err(anyhow::Error::msg)?;
+    let mut arms = if versus.is_empty() && middle_lines[0] == middle_lines[1] {
+        cross::Arms::cross_file(&config)
+    } else {
+        let second = settings.config_with(versus).map_err(anyhow::Error::msg)?;
+        let mut change = versus.join(" ");
+        if middle_lines[0] != middle_lines[1] {
+            let lines = |m: Option<usize>| m.map_or("none".to_string(), |k| k.to_string());
+            change = format!(
+                "{change} middle lines {} -> {}",
+                lines(middle_lines[0]),
+                lines(middle_lines[1])
+            );
+        }
+        cross::Arms::versus(&config, &second, change.trim())
+    };
+    arms.middle_lines = middle_lines;
     let data = data.unwrap_or_else(cross::default_data_dir);
     let mut sets = Vec::new();
     for l in languages {
@@ -242,7 +290,7 @@ fn run_eval_cross(
             selection.cursor,
             &mut packages,
             engine.as_deref(),
-            &config,
+            &arms,
             |o| {
                 if !verbose {
                     return;
@@ -261,7 +309,7 @@ fn run_eval_cross(
                 }
                 // The raw answer too where cleaning changed it, and the
                 // first one where a second try replaced it.
-                for (label, a) in ["off", "on "].iter().zip(o.answers.iter().flatten()) {
+                for (label, a) in arms.short_labels().iter().zip(o.answers.iter().flatten()) {
                     eprintln!("  {label}  {:?}", a.text);
                     if let Some(first) = &a.dropped_first {
                         eprintln!("       first {first:?}");

@@ -30,6 +30,8 @@ const WINDOW_STEP: usize = 4 * 1024;
 pub struct CursorContext {
     pub prefix: String,
     pub suffix: String,
+    /// Char index in the document where `prefix` starts.
+    pub prefix_start: usize,
     /// Text of the cursor's line before and after the cursor.
     pub line_prefix: String,
     pub line_suffix: String,
@@ -96,6 +98,7 @@ pub fn cursor_context(
     CursorContext {
         prefix,
         suffix,
+        prefix_start: start,
         line_prefix,
         line_suffix,
         stop: StopRule {
@@ -205,11 +208,13 @@ impl CursorContext {
                 .then(|| std::time::Duration::from_millis(config.completion.time_budget_ms)),
             shape: crate::prompt::Shape {
                 cursor_line_after_middle: config.completion.cursor_line_after_middle,
+                middle_from: None,
             },
             evaluate_only: false,
             move_cache: config.completion.move_cached_tokens,
             fresh: false,
             avoid: None,
+            require_content: config.completion.answer_blank_lines && self.on_blank_line_of_code(),
             definition_start: self.definition_start,
             document: None,
         }
@@ -265,6 +270,25 @@ impl CursorContext {
         }
     }
 
+    /// Byte offset in `prefix` of the document's char index `at`, if the
+    /// prefix holds it.
+    pub fn prefix_offset(&self, at: usize) -> Option<usize> {
+        let chars = at.checked_sub(self.prefix_start)?;
+        match self.prefix.char_indices().nth(chars) {
+            Some((i, _)) => Some(i),
+            None => (self.prefix.chars().count() == chars).then_some(self.prefix.len()),
+        }
+    }
+
+    /// The cursor is on a line of code with nothing else on it: the user
+    /// opened it to write something there, so an answer is due
+    /// (`EngineRequest::require_content`, `second_try`).
+    pub fn on_blank_line_of_code(&self) -> bool {
+        self.scope == Scope::Code
+            && self.line_prefix.trim().is_empty()
+            && self.line_suffix.trim().is_empty()
+    }
+
     /// What a second request should not start with, when `finish` dropped
     /// the whole of the first answer `raw` on a blank line of code: its
     /// first line. The user opened the line to write something, so an
@@ -274,8 +298,7 @@ impl CursorContext {
     /// next choice is often the missing line. `None` where no second try
     /// is due.
     pub fn second_try(&self, raw: &str, finished: &str) -> Option<String> {
-        let blank_line = self.line_prefix.trim().is_empty() && self.line_suffix.trim().is_empty();
-        if !finished.trim().is_empty() || self.scope != Scope::Code || !blank_line {
+        if !finished.trim().is_empty() || !self.on_blank_line_of_code() {
             return None;
         }
         clean::cut_code_fence(raw)

@@ -56,6 +56,10 @@ pub struct Extras {
     /// The document asked in, so that the engine can keep its prompt when
     /// another document is asked next (`EngineRequest::document`).
     pub document: Option<String>,
+    /// Char index in the document of the line start from which the text
+    /// goes after the middle marker (`prompt::Shape::middle_from`): the
+    /// anchor the lines typed since follow.
+    pub anchor: Option<usize>,
 }
 
 /// Runs the pipeline at `ctx` with `config`'s settings (budgets, layout,
@@ -71,6 +75,9 @@ pub fn run(
     let mut req = ctx.engine_request(config);
     req.context = extras.context;
     req.document = extras.document;
+    if req.shape.cursor_line_after_middle {
+        req.shape.middle_from = extras.anchor.and_then(|a| ctx.prefix_offset(a));
+    }
     req.fresh = mode == Mode::Fresh;
     if mode == Mode::WarmUp {
         req.evaluate_only = true;

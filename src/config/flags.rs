@@ -49,6 +49,12 @@ pub struct SettingFlags {
 impl SettingFlags {
     /// The settings these flags give, on top of the defaults.
     pub fn config(&self) -> Result<Config, String> {
+        self.config_with(&[])
+    }
+
+    /// The settings these flags give with `extra` `KEY=VALUE` settings on
+    /// top (an evaluation's second arm).
+    pub fn config_with(&self, extra: &[String]) -> Result<Config, String> {
         let mut config = Config::default();
         let mut model = serde_json::Map::new();
         if let Some(p) = &self.model {
@@ -79,10 +85,10 @@ impl SettingFlags {
         if let Some(v) = self.context_budget {
             settings["context"]["budgetTokens"] = v.into();
         }
-        for item in &self.settings {
+        for item in self.settings.iter().chain(extra) {
             let (key, value) = item
                 .split_once('=')
-                .ok_or_else(|| format!("--setting {item}: expected KEY=VALUE"))?;
+                .ok_or_else(|| format!("setting `{item}`: expected KEY=VALUE"))?;
             let value = serde_json::from_str(value)
                 .unwrap_or_else(|_| serde_json::Value::String(value.to_string()));
             let mut at = &mut settings;

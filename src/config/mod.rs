@@ -46,6 +46,11 @@ pub struct CompletionConfig {
     /// Lay out the cursor line after the FIM middle marker (see
     /// `prompt::Shape`); `false` is the plain layout, kept for comparison.
     pub cursor_line_after_middle: bool,
+    /// With `cursor_line_after_middle`: most lines typed since the
+    /// prompt's anchor that go after the middle marker with the cursor
+    /// line, so that a new line does not evaluate the suffix again
+    /// (`session::anchor`); 0: the cursor line alone.
+    pub anchored_lines: u32,
     /// Keep cached tokens that moved (a line entered or deleted before
     /// them) by shifting their positions instead of evaluating them again
     /// (see `engine::reuse`); `false` keeps only the exact common prefix.
@@ -54,6 +59,9 @@ pub struct CompletionConfig {
     /// line or breaks the syntax), ask once more with that start forbidden
     /// (see `CursorContext::second_try`).
     pub second_try: bool,
+    /// On a blank line of code, the model may not answer nothing: it must
+    /// write on the line (`engine::EngineRequest::require_content`).
+    pub answer_blank_lines: bool,
     /// While a suggestion is shown, compute the one that follows it
     /// (as if it were accepted), so that accepting shows the next at once
     /// (`session::ahead`).
@@ -132,8 +140,10 @@ impl Default for Config {
                 in_comments_and_strings: false,
                 time_budget_ms: 2000,
                 cursor_line_after_middle: true,
+                anchored_lines: 8,
                 move_cached_tokens: false,
                 second_try: true,
+                answer_blank_lines: false,
                 compute_ahead: true,
             },
             context: ContextConfig {
@@ -216,8 +226,10 @@ impl Config {
         "completion.multiline",
         "completion.timeBudgetMs",
         "completion.cursorLineAfterMiddle",
+        "completion.anchoredLines",
         "completion.moveCachedTokens",
         "completion.secondTry",
+        "completion.answerBlankLines",
         "completion.computeAhead",
         "completion.inCommentsAndStrings",
         "context.crossFile",
@@ -236,6 +248,7 @@ impl Config {
             "model.gpuLayers" => self.model.gpu_layers = u32_in(v, 0, 100_000)?,
             "model.fimTemplate" => self.model.fim_template = opt_string(v)?,
             "completion.maxTokens" => self.completion.max_tokens = u32_in(v, 1, 4096)?,
+            "completion.anchoredLines" => self.completion.anchored_lines = u32_in(v, 0, 64)?,
             "completion.maxLines" => self.completion.max_lines = u32_in(v, 1, 1000)?,
             "completion.promptTokens" => self.completion.prompt_tokens = u32_in(v, 16, 1 << 20)?,
             "completion.loadWaitMs" => {
@@ -261,6 +274,7 @@ impl Config {
             }
             "completion.moveCachedTokens" => self.completion.move_cached_tokens = bool_of(v)?,
             "completion.secondTry" => self.completion.second_try = bool_of(v)?,
+            "completion.answerBlankLines" => self.completion.answer_blank_lines = bool_of(v)?,
             "completion.computeAhead" => self.completion.compute_ahead = bool_of(v)?,
             "completion.inCommentsAndStrings" => {
                 self.completion.in_comments_and_strings = bool_of(v)?

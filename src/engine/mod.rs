@@ -47,6 +47,15 @@ pub struct EngineRequest {
     /// Set for a second try after the first answer was dropped
     /// (`completion::CursorContext::second_try`).
     pub avoid: Option<String>,
+    /// The answer must have text on the cursor's line: until its first
+    /// non-blank text, no token may end the answer, break the line or be
+    /// blanks alone (past the healed text).
+    /// Set where the user opened a line of code to write on it, where a
+    /// small model often ends at once (it takes the hole for empty) or
+    /// puts a line break first (the line stays blank, so the answer is
+    /// cut to nothing). Greedy choices that already had text are the
+    /// same with it or without it.
+    pub require_content: bool,
     /// Byte offset in `prefix` where the definition around the cursor
     /// starts (`completion::CursorContext::definition_start`): cross-file comments go
     /// there.

@@ -45,6 +45,10 @@ const SUFFIX_SHARE: usize = 4;
 /// prefix and suffix fit (which would invalidate the KV cache behind them).
 const LINE_RESERVE: usize = 48;
 
+/// The same for the lines since an anchor (`Shape::middle_from`): a few
+/// lines typed after it keep the prefix's and suffix's budget.
+const ANCHORED_RESERVE: usize = 192;
+
 /// One line in this many (by a hash of its text) may start the prefix
 /// window. A window start chosen by content moves only every dozen lines or
 /// so as the user types on, instead of on every new line; each move costs a
@@ -60,12 +64,21 @@ pub struct Shape {
     /// prompt's last few tokens, so the KV cache keeps the whole suffix;
     /// in the plain layout every keystroke re-evaluates the suffix.
     pub cursor_line_after_middle: bool,
+    /// With `cursor_line_after_middle`: where the text after the middle
+    /// marker starts, a line start in the prefix at or before the cursor
+    /// line's (bytes). The lines typed since an anchor then go after the
+    /// marker too, so that a new line changes only the prompt's end (the
+    /// KV cache keeps prefix and suffix); with it even a line of only
+    /// indentation goes there. Not a line start, or too long for half the
+    /// budget: the cursor line alone, as without it.
+    pub middle_from: Option<usize>,
 }
 
 impl Default for Shape {
     fn default() -> Self {
         Shape {
             cursor_line_after_middle: true,
+            middle_from: None,
         }
     }
 }
@@ -111,17 +124,32 @@ pub fn build(
     // on HumanEval single-line FIM (first 40 items, whose cursor ends a
     // line with text): exact match 50.0% against 57.5% in the plain layout.
     let at = prefix.rfind('\n').map_or(0, |i| i + 1);
-    let (head, line) = if shape_splits(shape, template) && !prefix[at..].trim().is_empty() {
-        prefix.split_at(at)
-    } else {
-        (prefix, "")
+    let anchored = shape
+        .middle_from
+        .filter(|&m| m <= at && (m == 0 || prefix.as_bytes().get(m - 1) == Some(&b'\n')))
+        .map(|m| (m, tok.tokenize(&prefix[m..])))
+        .filter(|(_, toks)| toks.len() <= avail / 2);
+    let (head, line) = match &anchored {
+        _ if !shape_splits(shape, template) => (prefix, ""),
+        Some((m, _)) => prefix.split_at(*m),
+        None if !prefix[at..].trim().is_empty() => prefix.split_at(at),
+        None => (prefix, ""),
     };
     let mut line_toks = Vec::new();
     if shape_splits(shape, template) {
         // Reserved also while the line is only indentation, so that its
         // first character does not change the budget of the rest.
-        line_toks = fit_end(tok, line, avail / 2).1;
-        avail -= line_toks.len().max(LINE_RESERVE).min(avail);
+        let reserve = if shape.middle_from.is_some() {
+            // At most a quarter of a small budget.
+            ANCHORED_RESERVE.min(avail / 4)
+        } else {
+            LINE_RESERVE
+        };
+        line_toks = match anchored {
+            Some((_, toks)) => toks,
+            None => fit_end(tok, line, avail / 2).1,
+        };
+        avail -= line_toks.len().max(reserve).min(avail);
     }
 
     let suffix = if template.uses_suffix() { suffix } else { "" };
@@ -281,9 +309,11 @@ pub(crate) mod tests {
 
     const PLAIN: Shape = Shape {
         cursor_line_after_middle: false,
+        middle_from: None,
     };
     const SPLIT: Shape = Shape {
         cursor_line_after_middle: true,
+        middle_from: None,
     };
 
     fn qwen() -> FimTemplate {
@@ -396,6 +426,69 @@ pub(crate) mod tests {
         for typed in ["", "r", "re", "ret", "return", "return a b c"] {
             let prefix = format!("{body}    {typed}");
             let p = build(&WordTokenizer, &qwen(), &prefix, &suffix, 300, SPLIT);
+            assert!(p.tokens.len() <= 300);
+            let end = p.tokens.iter().position(|&t| t == -3).unwrap();
+            let stable = p.tokens[..=end].to_vec();
+            if let Some(b) = &before {
+                assert_eq!(b, &stable, "after typing {typed:?}");
+            }
+            before = Some(stable);
+        }
+    }
+
+    #[test]
+    fn lines_since_the_anchor_go_after_the_middle_marker() {
+        let c = |s: &str| s.chars().map(|c| c as Token).collect::<Vec<_>>();
+        let anchored = |m| Shape {
+            cursor_line_after_middle: true,
+            middle_from: Some(m),
+        };
+        // Two lines since the anchor (byte 3), the cursor on a blank line.
+        let prefix = "ab\ncd\n  ";
+        let p = build(&CharTokenizer, &qwen(), prefix, "\nz", 100, anchored(3));
+        let mut want = vec![-1];
+        want.extend(c("ab\n"));
+        want.push(-2);
+        want.extend(c("\nz"));
+        want.push(-3);
+        want.extend(c("cd\n "));
+        assert_eq!(p.tokens, want);
+        assert_eq!(p.healed, b" ");
+        // An anchor at the blank cursor line's start: its indentation goes
+        // after the marker too.
+        let p = build(&CharTokenizer, &qwen(), prefix, "\nz", 100, anchored(6));
+        assert_eq!(p.tokens[p.tokens.len() - 2..], [-3, ' ' as Token]);
+        // Not a line start, or past the cursor line's start: the cursor
+        // line alone (here only indentation: it stays in the prefix).
+        for m in [4, 8, 99] {
+            let p = build(&CharTokenizer, &qwen(), prefix, "\nz", 100, anchored(m));
+            assert_eq!(p.tokens.last(), Some(&-3), "anchor {m}");
+        }
+        // Longer than half the budget: the same.
+        let p = build(&CharTokenizer, &qwen(), prefix, "\nz", 12, anchored(0));
+        assert_eq!(p.tokens.last(), Some(&-3));
+    }
+
+    #[test]
+    fn a_new_line_after_the_anchor_keeps_everything_before_the_middle_marker() {
+        // Far over budget on both sides: entering lines and typing after
+        // the anchor must not change a token before the middle marker.
+        let body: String = (0..200).map(|i| format!("line {i} x\n")).collect();
+        let suffix: String = (0..200).map(|i| format!("after {i}\n")).collect();
+        let mut before: Option<Vec<Token>> = None;
+        for typed in [
+            "",
+            "x = 1",
+            "x = 1\n",
+            "x = 1\n    ",
+            "x = 1\n    y = x\n    re",
+        ] {
+            let prefix = format!("{body}    {typed}");
+            let shape = Shape {
+                cursor_line_after_middle: true,
+                middle_from: Some(body.len()),
+            };
+            let p = build(&WordTokenizer, &qwen(), &prefix, &suffix, 300, shape);
             assert!(p.tokens.len() <= 300);
             let end = p.tokens.iter().position(|&t| t == -3).unwrap();
             let stable = p.tokens[..=end].to_vec();

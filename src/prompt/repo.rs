@@ -314,6 +314,7 @@ mod tests {
     use crate::prompt::Shape;
     const PLAIN: Shape = Shape {
         cursor_line_after_middle: false,
+        middle_from: None,
     };
 
     fn template(family: FimFamily) -> FimTemplate {

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use ropey::Rope;
 use tokio::sync::watch;
 
-use super::{ask_model, lock_state, results, Asked, DocumentId, LiveIndex, State};
+use super::{ask_model, lock_state, results, Anchor, Asked, DocumentId, LiveIndex, State};
 use crate::completion::cursor_context;
 use crate::completion::pipeline::Mode;
 use crate::config::Config;
@@ -65,16 +65,22 @@ pub(super) fn schedule(
         }
         // An O(1) copy; the document as it will be once accepted is made
         // from it on a blocking thread.
-        (doc.text().clone(), doc.language(), st.config.clone())
+        let anchor = st.anchors.get(&id).cloned();
+        (
+            doc.text().clone(),
+            doc.language(),
+            st.config.clone(),
+            anchor,
+        )
     };
     runtime.spawn(async move {
-        let (text, language, config) = snapshot;
+        let (text, language, config, anchor) = snapshot;
         let for_id = id.clone();
         let prepared = tokio::task::spawn_blocking(move || {
-            accepted(&for_id, text, language, cursor, &shown, config)
+            accepted(&for_id, text, language, cursor, &shown, config, anchor)
         })
         .await;
-        let Ok(Some((asked, key))) = prepared else {
+        let Ok(Some((mut asked, key))) = prepared else {
             return;
         };
         let job = {
@@ -101,7 +107,7 @@ pub(super) fn schedule(
         };
         let flag = cancel.clone();
         let done = tokio::task::spawn_blocking(move || {
-            ask_model(engine.as_ref(), &index, &asked, Mode::Suggest, &flag)
+            ask_model(engine.as_ref(), &index, &mut asked, Mode::Suggest, &flag)
         })
         .await;
         {
@@ -130,6 +136,7 @@ fn accepted(
     cursor: usize,
     shown: &str,
     mut config: Config,
+    anchor: Option<Anchor>,
 ) -> Option<(Asked, results::Key)> {
     // The document is matched by its version only, which a client may
     // reuse (a document closed and opened again): its text may be another
@@ -147,11 +154,17 @@ fn accepted(
     // No one waits for it yet: the whole answer, not one cut by the time
     // budget (which would not be kept).
     config.completion.time_budget_ms = 0;
+    // The document's anchor where it serves the accepted text (then the
+    // prompt before the middle marker is the one in the KV cache); else
+    // the cursor line alone, as a new anchor would be.
+    let max = config.completion.anchored_lines as usize;
+    let anchor = anchor.filter(|a| a.serves(&text, after, max));
     let asked = Asked {
         id: id.clone(),
         line: text.char_to_line(after),
         ctx,
         config,
+        anchor,
     };
     Some((asked, key))
 }
@@ -173,6 +186,7 @@ mod tests {
             21,
             "1",
             Config::default(),
+            None,
         )
         .expect("asked");
         assert_eq!(asked.ctx.prefix, "x = 1");

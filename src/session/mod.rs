@@ -17,6 +17,7 @@
 //! - Imports nothing from `lsp` or tower-lsp.
 
 mod ahead;
+mod anchor;
 mod document_id;
 pub mod events;
 pub mod live_index;
@@ -29,8 +30,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use ropey::Rope;
 use serde::Serialize;
 
+use anchor::Anchor;
 pub use document_id::DocumentId;
 use events::{Events, Level, ProgressStep};
 pub use live_index::{FileChange, IndexCheck, LiveIndex};
@@ -170,6 +173,8 @@ struct State {
     shown: Option<ShownSuggestion>,
     /// Recent answers by the text around the cursor.
     results: ResultCache,
+    /// Each document's prompt anchor (`anchor`).
+    anchors: HashMap<DocumentId, Anchor>,
     /// The warm start in progress, cancelled by any completion request.
     warming: Option<CancelFlag>,
     /// The suggestion after the one shown, being computed (`ahead`).
@@ -188,6 +193,38 @@ impl State {
             .is_some_and(|a| !a.cancel.is_cancelled())
     }
 
+    /// The anchor for a request at char `cursor` of document `id` (its
+    /// `text`): the document's own where it serves, else a new one at the
+    /// cursor's line, kept as the document's. `None` with anchors off.
+    fn anchor_for(&mut self, id: &DocumentId, text: &Rope, cursor: usize) -> Option<Anchor> {
+        let max = self.config.completion.anchored_lines as usize;
+        if max == 0 || !self.config.completion.cursor_line_after_middle {
+            return None;
+        }
+        match self.anchors.get(id) {
+            Some(a) if a.serves(text, cursor, max) => Some(a.clone()),
+            _ => {
+                let a = Anchor::at_line_of(text, cursor);
+                self.anchors.insert(id.clone(), a.clone());
+                Some(a)
+            }
+        }
+    }
+
+    /// Keeps the cross-file context a request at `anchor` found, where the
+    /// document's anchor is still that one and has none yet.
+    fn pin_context(&mut self, id: &DocumentId, anchor: Option<&Anchor>) {
+        let (Some(kept), Some(found)) = (
+            self.anchors.get_mut(id),
+            anchor.and_then(|a| Some((a.at, a.context.clone()?))),
+        ) else {
+            return;
+        };
+        if kept.at == found.0 && kept.context.is_none() {
+            kept.context = Some(found.1);
+        }
+    }
+
     /// Document `id`, if it is still at `version` and the model is ready
     /// (and the session not shut down): what work started by the session
     /// itself (warm starts, computing ahead) needs before it begins.
@@ -204,21 +241,24 @@ impl State {
 }
 
 /// Where the model is asked: the cursor's context on line `line` of `id`,
-/// with the settings of the moment.
+/// with the settings of the moment and the document's prompt anchor.
 struct Asked {
     id: DocumentId,
     line: usize,
     ctx: CursorContext,
     config: Config,
+    anchor: Option<Anchor>,
 }
 
 /// Asks the model at `at` as the session does: with the live index's
-/// cross-file context and the document's name (so that the engine keeps
-/// its prompt when another document is asked next). Blocking.
+/// cross-file context (the one pinned to the anchor, else found now and
+/// pinned to it in `at`), the anchor, and the document's name (so that
+/// the engine keeps its prompt when another document is asked next).
+/// Blocking.
 fn ask_model(
     engine: &dyn Engine,
     index: &LiveIndex,
-    at: &Asked,
+    at: &mut Asked,
     mode: Mode,
     cancel: &CancelFlag,
 ) -> Result<pipeline::Suggestion, EngineError> {
@@ -227,9 +267,21 @@ fn ask_model(
         return Err(EngineError::Cancelled);
     }
     let _walk_waits = index.answering();
+    let context = match at.anchor.as_ref().and_then(|a| a.context.clone()) {
+        Some(pinned) => pinned,
+        None => {
+            let found =
+                index.context_for(&at.id, at.line, &at.ctx.prefix, &at.ctx.suffix, &at.config);
+            if let Some(anchor) = &mut at.anchor {
+                anchor.context = Some(found.clone());
+            }
+            found
+        }
+    };
     let extras = Extras {
-        context: index.context_for(&at.id, at.line, &at.ctx.prefix, &at.ctx.suffix, &at.config),
+        context,
         document: Some(at.id.name().to_string()),
+        anchor: at.anchor.as_ref().map(|a| a.at),
     };
     pipeline::run(engine, &at.ctx, &at.config, extras, mode, cancel)
 }
@@ -255,6 +307,7 @@ impl Session {
                 inflight: HashMap::new(),
                 shown: None,
                 results: ResultCache::default(),
+                anchors: HashMap::new(),
                 warming: None,
                 ahead: None,
                 shut_down: false,
@@ -311,6 +364,10 @@ impl Session {
             let before = st.config.clone();
             let report = st.config.merge_json(settings);
             self.report_settings(report);
+            if st.config.context != before.context {
+                // Pinned cross-file contexts were found with the old ones.
+                st.anchors.clear();
+            }
             if st.config != before {
                 // Answers depend on the settings (budgets, layout, model).
                 st.results.clear();
@@ -390,6 +447,7 @@ impl Session {
         let mut st = self.lock();
         // Opened again: the text under any request in flight is gone.
         cancel_document_requests(&mut st.inflight, &id);
+        st.anchors.remove(&id);
         st.documents.insert(id, doc);
     }
 
@@ -425,6 +483,7 @@ impl Session {
     pub fn close(&self, id: &DocumentId) {
         let mut st = self.lock();
         st.documents.remove(id);
+        st.anchors.remove(id);
         self.index.closed(id);
         cancel_document_requests(&mut st.inflight, id);
     }
@@ -567,6 +626,7 @@ impl Session {
             flag,
             version,
             cursor,
+            anchor,
         } = job;
         let Some(engine) = engine else {
             return Ok(None);
@@ -575,20 +635,27 @@ impl Session {
         let guard = CancelOnDrop(flag.clone());
         let wait = Duration::from_millis(config.completion.load_wait_ms);
         let index = self.index.clone();
-        let asked = Asked {
+        let mut asked = Asked {
             id: id.clone(),
             line: position.line as usize,
             ctx: ctx.clone(),
             config,
+            anchor,
         };
         let result = tokio::task::spawn_blocking(move || {
             if engine.wait_ready(wait) == EngineState::Loading {
-                return Err(EngineError::Loading);
+                return (Err(EngineError::Loading), asked.anchor);
             }
-            ask_model(engine.as_ref(), &index, &asked, Mode::Suggest, &flag)
+            let done = ask_model(engine.as_ref(), &index, &mut asked, Mode::Suggest, &flag);
+            (done, asked.anchor)
         })
         .await;
         drop(guard);
+        let result = result.map(|(done, anchor)| {
+            let mut st = self.lock();
+            st.pin_context(id, anchor.as_ref());
+            done
+        });
         {
             let mut st = self.lock();
             if st.inflight.get(&flight).is_some_and(|f| f.is_cancelled()) {
@@ -683,6 +750,8 @@ impl Session {
         let version = doc.version;
         let place = Place::at(doc, cursor, encoding);
         let ctx: CursorContext = cursor_context(doc.text(), doc.syntax(), cursor, &st.config);
+        // An O(1) copy, for the anchor (`State::anchor_for`).
+        let text = doc.text().clone();
         if automatic {
             if let Some(skip) = ctx.automatic_skip(&st.config) {
                 tracing::debug!("no automatic completion here: {skip:?}");
@@ -729,7 +798,9 @@ impl Session {
         if let Some(previous) = st.inflight.insert(flight.clone(), flag.clone()) {
             previous.cancel();
         }
+        let anchor = st.anchor_for(id, &text, cursor);
         Ok(Lookup::AskModel(Box::new(ModelJob {
+            anchor,
             config: st.config.clone(),
             engine: st.engine.clone(),
             ctx,
@@ -756,6 +827,8 @@ struct ModelJob {
     engine: Option<Arc<dyn Engine>>,
     place: Place,
     flag: CancelFlag,
+    /// The document's prompt anchor (`anchor`).
+    anchor: Option<Anchor>,
     /// The document's version and the cursor (a char index) asked at.
     version: i32,
     cursor: usize,

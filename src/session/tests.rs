@@ -625,3 +625,71 @@ async fn opening_a_document_again_stops_its_requests_in_flight() {
     let doc = h.session.document(&h.id).expect("open");
     assert_eq!((doc.text.as_str(), doc.version), ("x", 1));
 }
+
+/// The prompt before the middle marker, as the engine would lay it out:
+/// the prefix up to the anchor (`Shape::middle_from`), else up to the
+/// cursor line.
+fn before_middle(req: &crate::engine::EngineRequest) -> &str {
+    let end = req
+        .shape
+        .middle_from
+        .unwrap_or_else(|| req.prefix.rfind('\n').map_or(0, |i| i + 1));
+    &req.prefix[..end]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_lines_below_the_anchor_keep_the_prompt_before_the_middle_marker() {
+    let h = harness(&["n + 1", "y = 2", "z = 3", "w = 4", "v = 5"]);
+    // Asked on the `return` line: the anchor is its start.
+    assert_eq!(text(ask(&h, at(1, 11)).await).as_deref(), Some("n + 1"));
+    // Enter, and asked on the new line; then once more.
+    type_at(&h, 2, at(1, 11), "n\n    ");
+    assert_eq!(text(ask(&h, at(2, 4)).await).as_deref(), Some("y = 2"));
+    type_at(&h, 3, at(2, 4), "m = n\n    ");
+    assert_eq!(text(ask(&h, at(3, 4)).await).as_deref(), Some("z = 3"));
+    let seen = h.engine.requests();
+    let asked: Vec<_> = seen.iter().filter(|r| !r.evaluate_only).collect();
+    assert_eq!(asked.len(), 3);
+    for r in &asked {
+        assert_eq!(before_middle(r), "def f(n):\n", "{:?}", r.prefix);
+    }
+    assert!(asked[2].prefix.ends_with("    return n\n    m = n\n    "));
+
+    // Anchors off: each line is the prompt's end by itself.
+    h.session
+        .configure(&serde_json::json!({"completion": {"anchoredLines": 0}}));
+    type_at(&h, 4, at(3, 4), "k = m\n    ");
+    assert_eq!(text(ask(&h, at(4, 4)).await).as_deref(), Some("w = 4"));
+    let last = h.engine.requests().pop().expect("asked");
+    assert_eq!(last.shape.middle_from, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_moves_the_anchor_once_half_its_lines_are_used() {
+    let mut config = Config::default();
+    config.completion.compute_ahead = false;
+    config.completion.anchored_lines = 4;
+    let h = harness_with(config, &["n + 1", "y = 2"]);
+    assert_eq!(text(ask(&h, at(1, 11)).await).as_deref(), Some("n + 1"));
+    // One new line, then a pause: the warm start keeps the anchor.
+    type_at(&h, 2, at(1, 11), "n\n    ");
+    until("the warm start ran", || {
+        h.session.status().stats.warm_starts == 1
+    })
+    .await;
+    let warm = h.engine.requests().pop().expect("warmed");
+    assert!(warm.evaluate_only);
+    assert_eq!(before_middle(&warm), "def f(n):\n");
+    // A second line: the pause moves the anchor to the cursor's line.
+    type_at(&h, 3, at(2, 4), "m = n\n    ");
+    until("the second warm start ran", || {
+        h.session.status().stats.warm_starts == 2
+    })
+    .await;
+    let warm = h.engine.requests().pop().expect("warmed");
+    assert_eq!(before_middle(&warm), "def f(n):\n    return n\n    m = n\n");
+    // And the next request keeps it.
+    assert_eq!(text(ask(&h, at(3, 4)).await).as_deref(), Some("y = 2"));
+    let asked = h.engine.requests().pop().expect("asked");
+    assert_eq!(before_middle(&asked), before_middle(&warm));
+}

@@ -46,6 +46,7 @@ pub(super) fn schedule(
                 return;
             }
             let line = doc.text().char_to_line(cursor);
+            let text = doc.text().clone();
             // The user accepted the suggestion being computed ahead, which
             // warms the cache right here; anything else makes it useless.
             if let Some(ahead) = st.ahead.take() {
@@ -59,23 +60,40 @@ pub(super) fn schedule(
             if let Some(previous) = st.warming.replace(flag.clone()) {
                 previous.cancel();
             }
+            // A pause is the time to move the anchor, once the lines since
+            // it are many (`Anchor::worth_moving`): moved now, before the
+            // prompt is evaluated, so that a request that cancels this
+            // warm start goes on from what it evaluated.
+            let max = st.config.completion.anchored_lines as usize;
+            if st
+                .anchors
+                .get(&id)
+                .is_some_and(|a| a.worth_moving(&text, cursor, max))
+            {
+                st.anchors.remove(&id);
+            }
+            let anchor = st.anchor_for(&id, &text, cursor);
             let asked = Asked {
                 id: id.clone(),
                 line,
                 ctx,
                 config: st.config.clone(),
+                anchor,
             };
             (st.engine.clone(), asked, flag)
         };
-        let (Some(engine), asked, flag) = job else {
+        let (Some(engine), mut asked, flag) = job else {
             return;
         };
         let done = tokio::task::spawn_blocking(move || {
-            ask_model(engine.as_ref(), &index, &asked, Mode::WarmUp, &flag)
+            let done = ask_model(engine.as_ref(), &index, &mut asked, Mode::WarmUp, &flag);
+            (done.is_ok(), asked.anchor)
         })
         .await;
-        if let Ok(Ok(_)) = done {
-            lock_state(&state).stats.warm_starts += 1;
+        if let Ok((warmed, anchor)) = done {
+            let mut st = lock_state(&state);
+            st.pin_context(&id, anchor.as_ref());
+            st.stats.warm_starts += u64::from(warmed);
         }
     });
 }

@@ -45,14 +45,18 @@ impl Session<'_> {
             .as_deref()
             .map(|a| a.trim().as_bytes())
             .filter(|a| !a.is_empty());
+        let start_rule = StartRule {
+            avoid,
+            on_this_line: req.require_content,
+        };
         let mut has_content = false;
         while generated < req.max_tokens {
             if cancel.is_cancelled() {
                 return Err(EngineError::Cancelled);
             }
             let logits = self.ctx.get_logits_ith(batch.n_tokens() - 1);
-            let avoiding = avoid.filter(|_| !has_content);
-            let Some(next) = self.next_token(logits, pending, avoiding) else {
+            let starting = (!has_content && start_rule.applies()).then_some(&start_rule);
+            let Some(next) = self.next_token(logits, pending, starting) else {
                 break;
             };
             let token = LlamaToken(next);
@@ -91,6 +95,13 @@ impl Session<'_> {
             self.decode(batch, &[next])?;
         }
         let answer = bytes.get(healed.len()..).unwrap_or(&[]);
+        tracing::debug!(
+            generated,
+            raw = %String::from_utf8_lossy(&bytes),
+            kept = text_len,
+            required = req.require_content,
+            "generated"
+        );
         let answer = &answer[..text_len.min(answer.len())];
         Ok(Generated {
             text: String::from_utf8_lossy(answer).into_owned(),
@@ -100,10 +111,15 @@ impl Session<'_> {
     }
 
     /// The next token by `logits`: the most likely, or, while healed bytes
-    /// are `pending` or the answer is `avoiding` a text, the most likely
-    /// that allows it.
-    fn next_token(&self, logits: &[f32], pending: &[u8], avoiding: Option<&[u8]>) -> Option<Token> {
-        if pending.is_empty() && avoiding.is_none() {
+    /// are `pending` or the answer's start is ruled (`starting`), the most
+    /// likely that allows it.
+    fn next_token(
+        &self,
+        logits: &[f32],
+        pending: &[u8],
+        starting: Option<&StartRule>,
+    ) -> Option<Token> {
+        if pending.is_empty() && starting.is_none() {
             argmax(logits)
         } else {
             let pieces = &self.pieces;
@@ -117,15 +133,47 @@ impl Session<'_> {
                     // have no bytes) and no template stop token (a model
                     // may give those text).
                     heals
-                        && avoiding.is_none_or(|a| {
+                        && starting.is_none_or(|rule| {
                             !p.is_empty()
                                 && !stops.contains(&t)
-                                && !takes_avoided_start(p.get(pending.len()..).unwrap_or(&[]), a)
+                                && rule.allows(p.get(pending.len()..).unwrap_or(&[]))
                         })
                 })
             })
         }
     }
+}
+
+/// What the answer's first tokens must respect until its first non-blank
+/// text: a start to avoid (a second try), and whether that text must come
+/// on the cursor's line (`EngineRequest::require_content`). While either
+/// holds, the answer may not end.
+struct StartRule<'a> {
+    avoid: Option<&'a [u8]>,
+    on_this_line: bool,
+}
+
+impl StartRule<'_> {
+    fn applies(&self) -> bool {
+        self.avoid.is_some() || self.on_this_line
+    }
+
+    /// Whether answer bytes `part`, coming after nothing but blanks, may
+    /// come next.
+    fn allows(&self, part: &[u8]) -> bool {
+        self.avoid.is_none_or(|a| !takes_avoided_start(part, a))
+            && (!self.on_this_line || brings_text_on_this_line(part))
+    }
+}
+
+/// Whether `part` (a token's bytes after any healed ones) is nothing, or
+/// brings text with no line break before it. Blanks alone are refused
+/// too: the line's indentation is typed already, and a model that would
+/// have ended the answer goes on with blanks to no end when it may not.
+fn brings_text_on_this_line(part: &[u8]) -> bool {
+    let blanks = part.iter().take_while(|b| b.is_ascii_whitespace()).count();
+    part.is_empty()
+        || (blanks < part.len() && !part[..blanks].iter().any(|&b| b == b'\n' || b == b'\r'))
 }
 
 /// The longest start of `bytes` that is valid UTF-8.
@@ -178,6 +226,37 @@ mod tests {
         assert!(!takes_avoided_start(b"Map", avoid));
         assert!(!takes_avoided_start(b"fore", avoid));
         assert!(takes_avoided_start(b"x = 1\n", b"x = 1"));
+    }
+
+    #[test]
+    fn text_required_on_this_line_allows_no_blank_token_nor_line_break_before_it() {
+        let rule = StartRule {
+            avoid: None,
+            on_this_line: true,
+        };
+        assert!(rule.applies());
+        assert!(rule.allows(b""));
+        assert!(!rule.allows(b"    "));
+        assert!(rule.allows(b"return"));
+        assert!(rule.allows(b"  return"));
+        assert!(rule.allows(b" x\n"));
+        assert!(rule.allows(b")\n\n"));
+        assert!(!rule.allows(b"\n"));
+        assert!(!rule.allows(b"  \n    x"));
+        assert!(!rule.allows(b"\r\n"));
+        // A second try's avoided start holds as well.
+        let rule = StartRule {
+            avoid: Some(b"return x"),
+            on_this_line: true,
+        };
+        assert!(!rule.allows(b"return"));
+        assert!(rule.allows(b"x = 1"));
+        let none = StartRule {
+            avoid: None,
+            on_this_line: false,
+        };
+        assert!(!none.applies());
+        assert!(none.allows(b"\n"));
     }
 
     #[test]

@@ -1,0 +1,117 @@
+//! The anchor of a document's prompt: the line start from which the text
+//! goes after the FIM middle marker (`prompt::Shape::middle_from`).
+//!
+//! Without it only the cursor line goes there, so a new line (Enter, or a
+//! multi-line suggestion accepted) changes the prompt before the suffix,
+//! and the suffix (hundreds of tokens) is evaluated again: seconds on a
+//! laptop's CPU, right where a multi-line suggestion is worth most. With
+//! it, while the user writes lines below the anchor, every prompt keeps
+//! the same tokens up to the middle marker (the file above the anchor, the
+//! cross-file snippets found when it was set, the suffix), and a new line
+//! costs only the tokens of the lines since the anchor.
+//!
+//! It moves to the cursor's line when it no longer serves (the cursor went
+//! above it or far below it, or the lines since it outgrew
+//! `completion.anchoredLines`), and before that during a pause in typing
+//! (a warm start, `warm_start`), once the lines since it are half that: the
+//! move costs one evaluation of the suffix, best spent while the user
+//! reads.
+
+use ropey::Rope;
+
+use crate::prompt::repo::CrossFileContext;
+
+/// Most chars from the anchor to the cursor: the lines after the middle
+/// marker stay within the prompt's reserve for them
+/// (`prompt::ANCHORED_RESERVE`, 192 tokens), so that they never change the
+/// budget of the prefix and suffix.
+const MAX_CHARS: usize = 480;
+
+#[derive(Debug, Clone)]
+pub(super) struct Anchor {
+    /// Char index of a line start in the document.
+    pub(super) at: usize,
+    /// The cross-file context found when the anchor was set, used while
+    /// it holds, so that the snippets in the prompt stay the same tokens
+    /// (retrieval at each new line would find others). `None` until the
+    /// first request at the anchor found it; `Some(None)`: none (cross-file
+    /// context off, or nothing found).
+    pub(super) context: Option<Option<CrossFileContext>>,
+}
+
+impl Anchor {
+    /// A new anchor at the start of `cursor`'s line.
+    pub(super) fn at_line_of(text: &Rope, cursor: usize) -> Anchor {
+        let cursor = cursor.min(text.len_chars());
+        Anchor {
+            at: text.line_to_char(text.char_to_line(cursor)),
+            context: None,
+        }
+    }
+
+    /// Whether the anchor serves a request at char `cursor` of `text`: it
+    /// is still a line start at or above the cursor's line, at most
+    /// `max_lines` lines and `MAX_CHARS` chars before the cursor.
+    pub(super) fn serves(&self, text: &Rope, cursor: usize, max_lines: usize) -> bool {
+        if self.at > cursor || cursor > text.len_chars() {
+            return false;
+        }
+        let line = text.char_to_line(self.at);
+        text.line_to_char(line) == self.at
+            && text.char_to_line(cursor) - line <= max_lines
+            && cursor - self.at <= MAX_CHARS
+    }
+
+    /// Whether a pause should move the anchor to the cursor's line: the
+    /// lines since it are half of `max_lines` or more (or it no longer
+    /// serves).
+    pub(super) fn worth_moving(&self, text: &Rope, cursor: usize, max_lines: usize) -> bool {
+        if !self.serves(text, cursor, max_lines) {
+            return true;
+        }
+        let lines = text.char_to_line(cursor) - text.char_to_line(self.at);
+        lines >= (max_lines / 2).max(1) || 2 * (cursor - self.at) >= MAX_CHARS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_anchor_serves_the_lines_below_it_up_to_the_limits() {
+        let text = Rope::from_str("a\nbb\ncc\ndd\nee\n");
+        let anchor = Anchor::at_line_of(&text, 3);
+        assert_eq!(anchor.at, 2);
+        // Its own line and the lines below, up to two.
+        assert!(anchor.serves(&text, 2, 2));
+        assert!(anchor.serves(&text, 4, 2));
+        assert!(anchor.serves(&text, 7, 2));
+        assert!(anchor.serves(&text, 10, 2));
+        assert!(!anchor.serves(&text, 11, 2));
+        // Not above it.
+        assert!(!anchor.serves(&text, 1, 2));
+        // Not once its line start moved (text inserted above it).
+        let edited = Rope::from_str("ax\nbb\ncc\n");
+        assert!(!anchor.serves(&edited, 5, 2));
+        // Nor past the end of a shorter text.
+        assert!(!anchor.serves(&Rope::from_str("a\n"), 3, 2));
+        // Not beyond MAX_CHARS.
+        let long = Rope::from_str(&format!("a\n{}\n", "x".repeat(MAX_CHARS + 1)));
+        let anchor = Anchor::at_line_of(&long, 2);
+        assert!(anchor.serves(&long, 2 + MAX_CHARS, 2));
+        assert!(!anchor.serves(&long, 3 + MAX_CHARS, 2));
+    }
+
+    #[test]
+    fn a_pause_moves_the_anchor_once_half_the_lines_are_used() {
+        let text = Rope::from_str("a\nbb\ncc\ndd\nee\n");
+        let anchor = Anchor::at_line_of(&text, 0);
+        assert!(!anchor.worth_moving(&text, 1, 4));
+        assert!(!anchor.worth_moving(&text, 3, 4));
+        assert!(anchor.worth_moving(&text, 5, 4));
+        assert!(anchor.worth_moving(&text, 14, 4));
+        // With one line at most, any new line moves it.
+        assert!(anchor.worth_moving(&text, 3, 1));
+    }
+}
