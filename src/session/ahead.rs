@@ -5,13 +5,14 @@
 //! that question, and is answered at once. llama.vim and llama.vscode do
 //! the same; without it, accepting is followed by a full wait.
 //!
-//! Only single-line suggestions are computed ahead: accepting one changes
-//! only the cursor's line, which the prompt keeps at its end (after the
-//! middle marker), so the computation reuses the whole KV cache and, if the
-//! user types something else instead, the next request still does. A
-//! multi-line suggestion changes lines before the suffix: computing ahead
-//! would evaluate the suffix again and, if cancelled, leave the next
-//! keystroke to evaluate it once more.
+//! A single-line suggestion changes only the cursor's line, which the
+//! prompt keeps at its end (after the middle marker), so the computation
+//! reuses the whole KV cache and, if the user types something else
+//! instead, the next request still does. A multi-line one is computed
+//! ahead only where the document's prompt anchor (`anchor`) serves its
+//! end: its lines then go after the middle marker too. Elsewhere it would
+//! evaluate the suffix again and, if cancelled, leave the next keystroke to
+//! evaluate it once more.
 //!
 //! Exact by construction: the answer is found by the text around the
 //! cursor (`results::Key`), so a document that changed otherwise since
@@ -60,7 +61,7 @@ pub(super) fn schedule(
         let Some(doc) = st.ready_document(&id, version) else {
             return;
         };
-        if !st.config.completion.compute_ahead || shown.contains('\n') || st.ahead_running() {
+        if !st.config.completion.compute_ahead || st.ahead_running() {
             return;
         }
         // An O(1) copy; the document as it will be once accepted is made
@@ -158,7 +159,10 @@ fn accepted(
     // prompt before the middle marker is the one in the KV cache); else
     // the cursor line alone, as a new anchor would be.
     let max = config.completion.anchored_lines as usize;
-    let anchor = anchor.filter(|a| a.serves(&text, after, max));
+    let anchor = anchor.filter(|a| max > 0 && a.serves(&text, after, max));
+    if shown.contains('\n') && anchor.is_none() {
+        return None;
+    }
     let asked = Asked {
         id: id.clone(),
         line: text.char_to_line(after),

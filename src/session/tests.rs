@@ -432,8 +432,20 @@ async fn an_accept_before_the_computation_ends_waits_for_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn multi_line_suggestions_are_not_computed_ahead() {
-    let h = harness_computing_ahead(&["if n < 2:\n        return n"]);
+async fn multi_line_suggestions_are_computed_ahead_only_below_an_anchor() {
+    // Below the anchor (the line asked on): computed ahead.
+    let h = harness_computing_ahead(&["if n < 2:\n        return n", "return n"]);
+    type_at(&h, 2, at(0, 9), "\n    ");
+    let answer = text(ask(&h, at(1, 4)).await);
+    assert!(answer.is_some_and(|a| a.contains('\n')));
+    until("computed ahead", || h.engine.answering_requests() == 2).await;
+    let ahead = h.engine.requests().pop().expect("asked");
+    assert!(ahead.prefix.ends_with("if n < 2:\n        return n"));
+    assert_eq!(ahead.shape.middle_from, Some("def f(n):\n".len()));
+    // Without anchors: not computed ahead.
+    let mut config = Config::default();
+    config.completion.anchored_lines = 0;
+    let h = harness_with(config, &["if n < 2:\n        return n"]);
     type_at(&h, 2, at(0, 9), "\n    ");
     let answer = text(ask(&h, at(1, 4)).await);
     assert!(answer.is_some_and(|a| a.contains('\n')));
