@@ -110,6 +110,15 @@ pub struct Config {
     pub model: ModelConfig,
     pub completion: CompletionConfig,
     pub context: ContextConfig,
+    pub stats: StatsConfig,
+}
+
+/// Acceptance and persistence measured locally (`infill stats`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatsConfig {
+    /// Record events in the user's state directory. Off: nothing more is
+    /// recorded, and what was recorded stays (the user is told where).
+    pub enabled: bool,
 }
 
 impl Default for Config {
@@ -143,6 +152,7 @@ impl Default for Config {
                 max_index_bytes: DEFAULT_MAX_INDEX_BYTES,
                 layout: ContextLayout::Auto,
             },
+            stats: StatsConfig { enabled: true },
         }
     }
 }
@@ -225,6 +235,7 @@ impl Config {
         "context.layout",
         "context.maxFileBytes",
         "context.maxIndexMegabytes",
+        "stats.enabled",
     ];
 
     fn set(&mut self, name: &str, v: &Value) -> Result<(), SetError> {
@@ -285,6 +296,7 @@ impl Config {
             "context.maxIndexMegabytes" => {
                 self.context.max_index_bytes = u64::from(u32_in(v, 1, 1 << 20)?) << 20
             }
+            "stats.enabled" => self.stats.enabled = bool_of(v)?,
             _ => return Err(SetError::Unknown),
         }
         Ok(())

@@ -240,16 +240,16 @@ pub struct Today {
 }
 
 impl Today {
-    /// Counts `e` if it is of today (`day`); a new day starts afresh.
-    pub fn count(&mut self, e: &Event) {
-        let day = e.t / DAY_MS;
-        if day > self.day {
+    /// Counts `e` if it is of day `today` (UTC days since the Unix epoch,
+    /// the day now); a new day starts afresh.
+    pub fn count(&mut self, e: &Event, today: u64) {
+        if today != self.day {
             *self = Today {
-                day,
+                day: today,
                 ..Today::default()
             };
         }
-        if day != self.day {
+        if e.t / DAY_MS != today {
             return;
         }
         match &e.what {
@@ -370,7 +370,7 @@ mod tests {
         assert_eq!((days[1].0, days[1].1.acceptance_rate), (1, 1.0));
         let mut today = Today::default();
         for e in &events {
-            today.count(e);
+            today.count(e, 1);
         }
         assert_eq!((today.day, today.shown, today.accepted), (1, 1, 1));
     }
