@@ -12,6 +12,8 @@ import {
   WorkDoneProgress,
   WorkDoneProgressCreateRequest,
   InlineCompletionTriggerKind,
+  InlineCompletionRequest,
+  ExecuteCommandRequest,
 } from "vscode-languageclient/node";
 
 const SECTION = "infill";
@@ -39,6 +41,7 @@ const SERVER_SETTINGS = [
   "context.maxFileBytes",
   "context.maxIndexMegabytes",
   "context.layout",
+  "stats.enabled",
 ];
 // Changing one of these needs a new server process.
 const RESTART_SETTINGS = ["serverPath", "languages", "trace.server"];
@@ -50,6 +53,58 @@ interface StatusResult {
   detail: string;
   modelAnswers?: number;
   reusedAnswers?: number;
+  /** Today's suggestions shown and accepted, while statistics are recorded. */
+  today?: { shown: number; accepted: number; acceptanceRate: number } | null;
+}
+
+/** The command the server puts on its items (`infill.accepted`), run on accept. */
+const ACCEPTED = "infill.accepted";
+
+/**
+ * The client library's inline provider, with VS Code's partial-accept
+ * callback added: VS Code tells only the provider that a word or line of a
+ * suggestion was accepted (Ctrl+→), and the library's provider has no such
+ * callback. The request path is the library's own (middleware included).
+ */
+function reportPartialAccepts(client: LanguageClient): void {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const feature = client.getFeature(InlineCompletionRequest.method) as any;
+  if (!feature || typeof feature.registerLanguageProvider !== "function") return;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  feature.registerLanguageProvider = (options: any): [vscode.Disposable, vscode.InlineCompletionItemProvider] => {
+    type Next = (
+      d: vscode.TextDocument,
+      p: vscode.Position,
+      c: vscode.InlineCompletionContext,
+      t: vscode.CancellationToken,
+    ) => vscode.ProviderResult<vscode.InlineCompletionItem[] | vscode.InlineCompletionList>;
+    const send: Next = (d, p, c, t) =>
+      client
+        .sendRequest(InlineCompletionRequest.type, client.code2ProtocolConverter.asInlineCompletionParams(d, p, c), t)
+        .then(
+          (r) => (t.isCancellationRequested ? null : client.protocol2CodeConverter.asInlineCompletionResult(r, t)),
+          (e) => client.handleFailedRequest(InlineCompletionRequest.type, t, e, null),
+        );
+    const provider = {
+      provideInlineCompletionItems: (d: vscode.TextDocument, p: vscode.Position, c: vscode.InlineCompletionContext, t: vscode.CancellationToken) => {
+        const mw = client.middleware.provideInlineCompletionItems;
+        return mw ? mw(d, p, c, t, send) : send(d, p, c, t);
+      },
+      handleDidPartiallyAcceptCompletionItem: (item: vscode.InlineCompletionItem, info: number | { acceptedLength: number }) => {
+        const length = typeof info === "number" ? info : info.acceptedLength;
+        const id = item.command?.command === ACCEPTED ? item.command.arguments?.[0]?.id : undefined;
+        const text = typeof item.insertText === "string" ? item.insertText : item.insertText.value;
+        if (typeof id !== "number" || !(length > 0)) return;
+        // The server counts chars (code points); VS Code, UTF-16 units.
+        const chars = [...text.slice(0, length)].length;
+        void client
+          .sendRequest(ExecuteCommandRequest.type, { command: ACCEPTED, arguments: [{ id, length: chars }] })
+          .catch(() => undefined);
+      },
+    };
+    const selector = client.protocol2CodeConverter.asDocumentSelector(options.documentSelector);
+    return [vscode.languages.registerInlineCompletionItemProvider(selector, provider), provider];
+  };
 }
 
 /** The server's settings object: `{model: {...}, completion: {...}, context: {...}}`. */
@@ -118,6 +173,10 @@ class Infill {
         case "ready":
           text = auto ? "$(sparkle) infill" : "$(circle-slash) infill";
           tooltip = auto ? "infill: ready" : "infill: ready; automatic suggestions are off";
+          if (this.today && this.today.shown > 0) {
+            text += ` ${Math.round(this.today.acceptanceRate * 100)}%`;
+            tooltip += `\n${this.today.accepted} of ${this.today.shown} suggestions accepted today`;
+          }
           break;
         case "none":
           text = "$(circle-slash) infill";
@@ -190,6 +249,7 @@ class Infill {
     this.render();
     const client = new LanguageClient("infill", "infill", serverOptions, clientOptions);
     this.client = client;
+    reportPartialAccepts(client);
     client.onDidChangeState((e) => {
       if (e.newState === State.Stopped && this.client === client) {
         this.model = "stopped";
@@ -243,6 +303,8 @@ class Infill {
     await this.refresh();
   }
   private title = "";
+  /** Today's acceptance, from the last `infill/status`. */
+  today?: { shown: number; accepted: number; acceptanceRate: number };
 
   /** Asks the server how the model is; polls while it loads. */
   async refresh(): Promise<StatusResult | undefined> {
@@ -255,6 +317,7 @@ class Infill {
       return undefined;
     }
     this.model = status.model;
+    this.today = status.today ?? undefined;
     if (status.model === "failed") {
       this.error = status.detail || "the model failed to load";
     } else if (status.model === "ready" && this.error && !this.progress) {
@@ -265,6 +328,9 @@ class Infill {
     if (this.poll) clearTimeout(this.poll);
     if (status.model === "loading") {
       this.poll = setTimeout(() => void this.refresh(), 1000);
+    } else {
+      // Today's acceptance rate in the status bar stays current.
+      this.poll = setTimeout(() => void this.refresh(), 30000);
     }
     return status;
   }

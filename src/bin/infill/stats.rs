@@ -239,7 +239,7 @@ fn by_day_chart(days: &[(u64, Figures)]) -> Result<String> {
         checkpoints.sort_unstable();
         checkpoints.dedup();
         for (i, secs) in checkpoints.iter().enumerate() {
-            let color = Palette99::pick(i + 1);
+            let color = Palette99::pick(i + 1).to_rgba();
             let points: Vec<(u64, f64)> = days
                 .iter()
                 .filter_map(|(d, f)| {
