@@ -15,10 +15,8 @@ use infill::stats::{Event, Lines, Meta, Source, Trigger, What, VERSION};
 use serde_json::{json, Value};
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "infill-stats-{name}-{}",
-        stats_store::random_hex()
-    ));
+    let dir =
+        std::env::temp_dir().join(format!("infill-stats-{name}-{}", stats_store::random_hex()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -28,7 +26,10 @@ fn server(state: &Path) -> Server {
     let mut s = Server::start_with_env(
         &[],
         &["--context-size", "1024"],
-        &[("XDG_STATE_HOME", state), ("INFILL_STATS_CHECKPOINTS", "1,2")],
+        &[
+            ("XDG_STATE_HOME", state),
+            ("INFILL_STATS_CHECKPOINTS", "1,2"),
+        ],
     );
     s.request_ok(
         "initialize",
@@ -74,7 +75,10 @@ fn accepts_and_checkpoints_are_recorded() {
     let item = item(&mut s, uri, 1, 11);
     let suggestion = item["insertText"].as_str().unwrap_or("").to_string();
     let chars: Vec<char> = suggestion.chars().collect();
-    assert!(chars.len() >= 4, "need a suggestion of 4 chars or more: {item}");
+    assert!(
+        chars.len() >= 4,
+        "need a suggestion of 4 chars or more: {item}"
+    );
     assert_eq!(item["command"]["command"], "infill.accepted", "{item}");
     let id = item["command"]["arguments"][0]["id"].as_u64().unwrap();
 
@@ -93,7 +97,10 @@ fn accepts_and_checkpoints_are_recorded() {
         "workspace/executeCommand",
         json!({"command": "infill.accepted", "arguments": [{"id": 987654}]}),
     );
-    assert!(bad["error"]["message"].as_str().unwrap_or("").contains("987654"));
+    assert!(bad["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("987654"));
     // Delete the accepted text's last char.
     let end = 11 + chars.len() as u32;
     s.notify(
@@ -153,7 +160,10 @@ fn accepts_and_checkpoints_are_recorded() {
     assert_eq!(e.meta.trigger, Trigger::Invoked);
     // No file text and no file name in the store.
     let stored = std::fs::read_to_string(state.join("infill").join(stats_store::FILE)).unwrap();
-    assert!(!stored.contains("calc") && !stored.contains(&suggestion), "{stored}");
+    assert!(
+        !stored.contains("calc") && !stored.contains(&suggestion),
+        "{stored}"
+    );
     let _ = std::fs::remove_dir_all(&state);
 }
 
@@ -161,21 +171,27 @@ fn accepts_and_checkpoints_are_recorded() {
 fn kill_9_while_writing_leaves_a_readable_store() {
     let _lock = model_lock();
     let state = scratch("kill");
-    let uri = "file:///tmp/infill-stats-test/kill.py";
-    let text = "def add(a, b):\n    return \n\ndef sub(a, b):\n    return \n";
+    let uris = [
+        "file:///tmp/infill-stats-test/add.py",
+        "file:///tmp/infill-stats-test/mul.py",
+    ];
     let mut written = 0;
     for round in 0..2 {
         let mut s = server(&state);
-        s.open(uri, "python", text);
+        s.open(uris[0], "python", "def add(a, b):\n    return ");
+        s.open(uris[1], "python", "def mul(a, b):\n    return ");
         // Two answers by the model, then a storm of the same two questions:
         // each answer from the recent answers is a shown event written.
-        item(&mut s, uri, 1, 11);
-        item(&mut s, uri, 4, 11);
+        let a = item(&mut s, uris[0], 1, 11);
+        let b = item(&mut s, uris[1], 1, 11);
+        assert!(
+            a["insertText"].is_string() && b["insertText"].is_string(),
+            "{a} {b}"
+        );
         for i in 0..3000 {
-            let line = if i % 2 == 0 { 1 } else { 4 };
             s.request_async(
                 "textDocument/inlineCompletion",
-                common::inline_params(uri, line, 11),
+                common::inline_params(uris[i % 2], 1, 11),
             );
         }
         std::thread::sleep(Duration::from_millis(300 + 200 * round));
@@ -275,7 +291,11 @@ fn the_stats_command_prints_the_figures_of_a_store() {
             .arg(&dir)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     };
     let all = run(&["--since", "7d"]);
@@ -284,12 +304,16 @@ fn the_stats_command_prints_the_figures_of_a_store() {
         all.contains("all: 4 shown, 1 accepted (25.0%; 0 in part only, 10 chars), 0 dismissed"),
         "{all}"
     );
-    assert!(all.contains("30s 80.0% (1 measured, 0.0% deleted)"), "{all}");
+    assert!(
+        all.contains("30s 80.0% (1 measured, 0.0% deleted)"),
+        "{all}"
+    );
     assert!(all.contains("p50 200 ms, p90 300 ms"), "{all}");
     assert!(all.contains("from cache: 25.0% of shown"), "{all}");
     let everything = run(&[]);
     assert!(everything.contains("all: 5 shown"), "{everything}");
-    let json: Value = serde_json::from_str(&run(&["--since", "7d", "--by", "trigger", "--json"])).unwrap();
+    let json: Value =
+        serde_json::from_str(&run(&["--since", "7d", "--by", "trigger", "--json"])).unwrap();
     let groups = json["groups"].as_array().unwrap();
     assert_eq!(groups.len(), 2);
     assert_eq!(groups[0]["key"], "automatic");

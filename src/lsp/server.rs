@@ -382,9 +382,7 @@ impl LanguageServer for LspServer {
             let (id, length) = convert::accepted_params(&params)?;
             // An unknown number (too old, or made up) is answered as bad
             // parameters; nothing is recorded.
-            self.session
-                .accepted(id, length)
-                .map_err(convert::error)?;
+            self.session.accepted(id, length).map_err(convert::error)?;
             Ok(None)
         })
         .await

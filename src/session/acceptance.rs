@@ -218,7 +218,13 @@ impl Recorder {
 
     fn dismiss(&self, o: Open) {
         if o.shown && !o.accepted {
-            self.emit(o.n, What::Dismissed { typed_chars: o.typed }, &o.meta);
+            self.emit(
+                o.n,
+                What::Dismissed {
+                    typed_chars: o.typed,
+                },
+                &o.meta,
+            );
         }
     }
 

@@ -38,7 +38,11 @@ const QUEUE: usize = 4096;
 pub fn default_dir() -> Option<PathBuf> {
     // Unit tests and fuzzing never touch the user's store.
     if cfg!(any(test, feature = "fuzzing")) {
-        return Some(std::env::temp_dir().join("infill-test-state").join("infill"));
+        return Some(
+            std::env::temp_dir()
+                .join("infill-test-state")
+                .join("infill"),
+        );
     }
     let base = match std::env::var_os("XDG_STATE_HOME")
         .map(PathBuf::from)

@@ -58,9 +58,10 @@ fn now_ms() -> u64 {
 pub fn run(args: &StatsArgs) -> Result<String> {
     let by = match &args.by {
         None => None,
-        Some(b) => Some(By::parse(b).with_context(|| {
-            format!("--by {b}: expected language, model, trigger or lines")
-        })?),
+        Some(b) => Some(
+            By::parse(b)
+                .with_context(|| format!("--by {b}: expected language, model, trigger or lines"))?,
+        ),
     };
     let since = match &args.since {
         Some(s) => now_ms().saturating_sub(period_ms(s)?),
@@ -174,7 +175,13 @@ fn html(events: &[Event], since: u64, groups: &[Figures]) -> Result<String> {
         let persistence: Vec<String> = g
             .persistence
             .iter()
-            .map(|p| format!("{} {}", checkpoint_name(p.checkpoint_secs), pct(p.similarity)))
+            .map(|p| {
+                format!(
+                    "{} {}",
+                    checkpoint_name(p.checkpoint_secs),
+                    pct(p.similarity)
+                )
+            })
             .collect();
         let _ = write!(
             out,
@@ -283,7 +290,10 @@ fn latency_chart(latencies: &[u64]) -> Result<String> {
             .margin(10)
             .x_label_area_size(30)
             .y_label_area_size(40)
-            .build_cartesian_2d((0u64..width * 20).into_segmented(), 0u32..most + most / 10 + 1)
+            .build_cartesian_2d(
+                (0u64..width * 20).into_segmented(),
+                0u32..most + most / 10 + 1,
+            )
             .map_err(chart_error)?;
         chart
             .configure_mesh()
@@ -296,7 +306,12 @@ fn latency_chart(latencies: &[u64]) -> Result<String> {
                 Histogram::vertical(&chart)
                     .style(BLUE.filled())
                     .margin(1)
-                    .data(counts.iter().enumerate().map(|(i, c)| (i as u64 * width, *c))),
+                    .data(
+                        counts
+                            .iter()
+                            .enumerate()
+                            .map(|(i, c)| (i as u64 * width, *c)),
+                    ),
             )
             .map_err(chart_error)?;
         root.present().map_err(chart_error)?;
