@@ -256,10 +256,8 @@ impl Today {
             What::Shown => self.shown += 1,
             // The first accept of a suggestion (a whole accept after
             // partial ones is not another suggestion accepted).
-            What::Accepted { .. } => {
-                if self.accepted_ids.insert((e.session.clone(), e.n)) {
-                    self.accepted += 1;
-                }
+            What::Accepted { .. } if self.accepted_ids.insert((e.session.clone(), e.n)) => {
+                self.accepted += 1;
             }
             _ => {}
         }

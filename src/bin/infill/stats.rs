@@ -96,7 +96,7 @@ fn pct(x: f64) -> String {
 }
 
 fn checkpoint_name(secs: u64) -> String {
-    if secs >= 60 && secs % 60 == 0 {
+    if secs >= 60 && secs.is_multiple_of(60) {
         format!("{}m", secs / 60)
     } else {
         format!("{secs}s")
