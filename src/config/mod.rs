@@ -387,7 +387,7 @@ mod tests {
             let Some((section, name)) = setting.split_once('.') else {
                 continue;
             };
-            if !["model", "completion", "context"].contains(&section) {
+            if !["model", "completion", "context", "stats"].contains(&section) {
                 continue;
             }
             let default = spec.get("default").cloned().unwrap_or(Value::Null);
