@@ -12,7 +12,6 @@ import {
   WorkDoneProgress,
   WorkDoneProgressCreateRequest,
   InlineCompletionTriggerKind,
-  InlineCompletionRequest,
   ExecuteCommandRequest,
 } from "vscode-languageclient/node";
 
@@ -60,51 +59,71 @@ interface StatusResult {
 /** The command the server puts on its items (`infill.accepted`), run on accept. */
 const ACCEPTED = "infill.accepted";
 
+/** The suggestion number on an item's `infill.accepted` command. */
+function acceptedId(item: vscode.InlineCompletionItem): number | undefined {
+  const id = item.command?.command === ACCEPTED ? item.command.arguments?.[0]?.id : undefined;
+  return typeof id === "number" ? id : undefined;
+}
+
+/** How many UTF-16 units of `text` stand in `doc` from `start` on. */
+function standing(doc: vscode.TextDocument, start: vscode.Position, text: string): number {
+  const from = doc.offsetAt(start);
+  const now = doc.getText(new vscode.Range(start, doc.positionAt(from + text.length)));
+  let i = 0;
+  while (i < now.length && i < text.length && now[i] === text[i]) i++;
+  return i;
+}
+
 /**
- * The client library's inline provider, with VS Code's partial-accept
- * callback added: VS Code tells only the provider that a word or line of a
- * suggestion was accepted (Ctrl+→), and the library's provider has no such
- * callback. The request path is the library's own (middleware included).
+ * Partial accepts (accept-word, accept-line), told from the document's
+ * changes: VS Code runs an item's command only when all of it is accepted,
+ * and tells a provider of a partial accept only through a proposed API
+ * (`handleDidPartiallyAcceptCompletionItem`, refused to extensions installed
+ * from a .vsix). A single change that puts two or more further chars of the
+ * last suggestion in place, but not all of it, is reported as a part
+ * accepted; one char at a time is typing (the server counts that itself).
+ * Limits: a one-char word accepted counts as typed; pasting the
+ * suggestion's start, or an auto-closed pair that matches it, counts as
+ * accepted.
  */
-function reportPartialAccepts(client: LanguageClient): void {
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  const feature = client.getFeature(InlineCompletionRequest.method) as any;
-  if (!feature || typeof feature.registerLanguageProvider !== "function") return;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  feature.registerLanguageProvider = (options: any): [vscode.Disposable, vscode.InlineCompletionItemProvider] => {
-    type Next = (
-      d: vscode.TextDocument,
-      p: vscode.Position,
-      c: vscode.InlineCompletionContext,
-      t: vscode.CancellationToken,
-    ) => vscode.ProviderResult<vscode.InlineCompletionItem[] | vscode.InlineCompletionList>;
-    const send: Next = (d, p, c, t) =>
-      client
-        .sendRequest(InlineCompletionRequest.type, client.code2ProtocolConverter.asInlineCompletionParams(d, p, c), t)
-        .then(
-          (r) => (t.isCancellationRequested ? null : client.protocol2CodeConverter.asInlineCompletionResult(r, t)),
-          (e) => client.handleFailedRequest(InlineCompletionRequest.type, t, e, null),
-        );
-    const provider = {
-      provideInlineCompletionItems: (d: vscode.TextDocument, p: vscode.Position, c: vscode.InlineCompletionContext, t: vscode.CancellationToken) => {
-        const mw = client.middleware.provideInlineCompletionItems;
-        return mw ? mw(d, p, c, t, send) : send(d, p, c, t);
-      },
-      handleDidPartiallyAcceptCompletionItem: (item: vscode.InlineCompletionItem, info: number | { acceptedLength: number }) => {
-        const length = typeof info === "number" ? info : info.acceptedLength;
-        const id = item.command?.command === ACCEPTED ? item.command.arguments?.[0]?.id : undefined;
-        const text = typeof item.insertText === "string" ? item.insertText : item.insertText.value;
-        if (typeof id !== "number" || !(length > 0)) return;
-        // The server counts chars (code points); VS Code, UTF-16 units.
-        const chars = [...text.slice(0, length)].length;
-        void client
-          .sendRequest(ExecuteCommandRequest.type, { command: ACCEPTED, arguments: [{ id, length: chars }] })
-          .catch(() => undefined);
-      },
-    };
-    const selector = client.protocol2CodeConverter.asDocumentSelector(options.documentSelector);
-    return [vscode.languages.registerInlineCompletionItemProvider(selector, provider), provider];
-  };
+class PartialAccepts {
+  private last: { uri: string; start: vscode.Position; text: string; id: number; have: number } | undefined;
+
+  constructor(private readonly report: (id: number, chars: number) => void) {}
+
+  /** `item` was answered for `doc` at `position` (the version asked at). */
+  answered(doc: vscode.TextDocument, position: vscode.Position, item: vscode.InlineCompletionItem | undefined): void {
+    const id = item && acceptedId(item);
+    const text = item && typeof item.insertText === "string" ? item.insertText : undefined;
+    if (!item || id === undefined || !text) {
+      this.last = undefined;
+      return;
+    }
+    const start = item.range?.start ?? position;
+    this.last = { uri: doc.uri.toString(), start, text, id, have: standing(doc, start, text) };
+  }
+
+  changed(e: vscode.TextDocumentChangeEvent): void {
+    const s = this.last;
+    if (!s || e.document.uri.toString() !== s.uri || e.contentChanges.length === 0) return;
+    const change = e.contentChanges[0];
+    if (e.contentChanges.length !== 1 || change.range.start.isBefore(s.start)) {
+      this.last = undefined;
+      return;
+    }
+    const have = standing(e.document, s.start, s.text);
+    const grew = have - s.have;
+    s.have = have;
+    if (have >= s.text.length) {
+      // All of it stands: a whole accept runs the item's command.
+      this.last = undefined;
+      return;
+    }
+    if (grew >= 2 && change.text.length >= grew) {
+      // The server counts chars (code points); VS Code, UTF-16 units.
+      this.report(s.id, [...s.text.slice(have - grew, have)].length);
+    }
+  }
 }
 
 /** The server's settings object: `{model: {...}, completion: {...}, context: {...}}`. */
@@ -133,13 +152,28 @@ class Infill {
   /** Inline requests VS Code made (by trigger kind), and those sent to the server. */
   requests = { automatic: 0, invoked: 0, sent: 0, completion: 0, completionSent: 0 };
   private poll: NodeJS.Timeout | undefined;
+  /** Partial accepts of the last suggestion, reported to the server. */
+  readonly partial = new PartialAccepts((id, length) => {
+    const client = this.client;
+    if (!client?.isRunning()) return;
+    this.partialAccepts++;
+    void client
+      .sendRequest(ExecuteCommandRequest.type, { command: ACCEPTED, arguments: [{ id, length }] })
+      .catch(() => undefined);
+  });
+  /** Partial accepts reported (for the test). */
+  partialAccepts = 0;
 
   constructor(private readonly context: vscode.ExtensionContext) {
     this.item = vscode.window.createStatusBarItem("infill.status", vscode.StatusBarAlignment.Right, 100);
     this.item.name = "infill";
     this.item.command = "infill.showStatus";
     this.output = vscode.window.createOutputChannel("infill", { log: true });
-    context.subscriptions.push(this.item, this.output);
+    context.subscriptions.push(
+      this.item,
+      this.output,
+      vscode.workspace.onDidChangeTextDocument((e) => this.partial.changed(e)),
+    );
     this.render();
     this.item.show();
   }
@@ -231,9 +265,13 @@ class Infill {
             return null;
           }
           this.requests.sent++;
+          const version = document.version;
           const result = await next(document, position, ctx, token);
           const items = Array.isArray(result) ? result : result?.items;
           const first = items?.[0];
+          if (document.version === version && !token.isCancellationRequested) {
+            this.partial.answered(document, position, first);
+          }
           if (first) {
             this.suggestions++;
             const text = typeof first.insertText === "string" ? first.insertText : first.insertText.value;
@@ -249,7 +287,6 @@ class Infill {
     this.render();
     const client = new LanguageClient("infill", "infill", serverOptions, clientOptions);
     this.client = client;
-    reportPartialAccepts(client);
     client.onDidChangeState((e) => {
       if (e.newState === State.Stopped && this.client === client) {
         this.model = "stopped";
@@ -381,6 +418,7 @@ export interface InfillApi {
   suggestionCount(): number;
   requestCounts(): { automatic: number; invoked: number; sent: number; completion: number; completionSent: number };
   refresh(): Promise<StatusResult | undefined>;
+  partialAccepts(): number;
 }
 
 export async function activate(context: vscode.ExtensionContext): Promise<InfillApi> {
@@ -416,6 +454,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Infill
     suggestionCount: () => it.suggestions,
     requestCounts: () => ({ ...it.requests }),
     refresh: () => it.refresh(),
+    partialAccepts: () => it.partialAccepts,
   };
 }
 
