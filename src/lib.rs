@@ -11,5 +11,6 @@ pub mod models;
 pub mod prompt;
 pub mod retrieval;
 pub mod session;
+pub mod stats;
 pub mod text;
 pub mod workspace;

@@ -15,6 +15,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("models", &[]),
     ("workspace", &[]),
     ("logging", &[]),
+    ("stats", &[]),
     ("retrieval", &["text"]),
     ("prompt", &["text", "config", "retrieval"]),
     ("engine", &["text", "config", "prompt", "models"]),
@@ -30,6 +31,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "prompt",
             "engine",
             "completion",
+            "stats",
         ],
     ),
     (

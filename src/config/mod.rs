@@ -118,6 +118,15 @@ pub struct Config {
     pub model: ModelConfig,
     pub completion: CompletionConfig,
     pub context: ContextConfig,
+    pub stats: StatsConfig,
+}
+
+/// Acceptance and persistence measured locally (`infill stats`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatsConfig {
+    /// Record events in the user's state directory. Off: nothing more is
+    /// recorded, and what was recorded stays (the user is told where).
+    pub enabled: bool,
 }
 
 impl Default for Config {
@@ -153,6 +162,7 @@ impl Default for Config {
                 max_index_bytes: DEFAULT_MAX_INDEX_BYTES,
                 layout: ContextLayout::Auto,
             },
+            stats: StatsConfig { enabled: true },
         }
     }
 }
@@ -237,6 +247,7 @@ impl Config {
         "context.layout",
         "context.maxFileBytes",
         "context.maxIndexMegabytes",
+        "stats.enabled",
     ];
 
     fn set(&mut self, name: &str, v: &Value) -> Result<(), SetError> {
@@ -299,6 +310,7 @@ impl Config {
             "context.maxIndexMegabytes" => {
                 self.context.max_index_bytes = u64::from(u32_in(v, 1, 1 << 20)?) << 20
             }
+            "stats.enabled" => self.stats.enabled = bool_of(v)?,
             _ => return Err(SetError::Unknown),
         }
         Ok(())
@@ -389,7 +401,7 @@ mod tests {
             let Some((section, name)) = setting.split_once('.') else {
                 continue;
             };
-            if !["model", "completion", "context"].contains(&section) {
+            if !["model", "completion", "context", "stats"].contains(&section) {
                 continue;
             }
             let default = spec.get("default").cloned().unwrap_or(Value::Null);

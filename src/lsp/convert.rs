@@ -116,7 +116,7 @@ pub fn message_type(level: Level) -> MessageType {
 
 pub fn error(e: RequestError) -> Error {
     match e {
-        RequestError::NotOpen(_) => Error::invalid_params(e.to_string()),
+        RequestError::NotOpen(_) | RequestError::Invalid(_) => Error::invalid_params(e.to_string()),
         RequestError::Cancelled => Error::request_cancelled(),
         RequestError::Internal(why) => {
             tracing::error!("{why}");
@@ -135,11 +135,47 @@ pub fn inline_items(answer: Option<Answer>) -> InlineCompletionList {
                 start: position(answer.cursor),
                 end: position(answer.cursor),
             }),
-            command: None,
+            command: answer.id.map(accepted_command),
         })
         .into_iter()
         .collect();
     InlineCompletionList { items }
+}
+
+/// The command a client runs when it accepts a suggestion: LSP 3.18 runs
+/// an inline item's command after inserting it, and a completion item's.
+pub const ACCEPTED_COMMAND: &str = "infill.accepted";
+
+fn accepted_command(id: u64) -> Command {
+    Command {
+        title: "infill: suggestion accepted".into(),
+        command: ACCEPTED_COMMAND.into(),
+        arguments: Some(vec![serde_json::json!({ "id": id })]),
+        tooltip: None,
+    }
+}
+
+/// The suggestion number and accepted length (chars; none: the whole
+/// rest) of an `infill.accepted` command: `[{"id": N, "length": L}]`.
+pub fn accepted_params(params: &ExecuteCommandParams) -> Result<(u64, Option<u64>), Error> {
+    if params.command != ACCEPTED_COMMAND {
+        return Err(Error::invalid_params(format!(
+            "unknown command `{}`",
+            params.command
+        )));
+    }
+    let arg = params.arguments.as_ref().and_then(|a| a.first());
+    let id = arg
+        .and_then(|a| a.get("id"))
+        .and_then(serde_json::Value::as_u64)
+        .ok_or_else(|| Error::invalid_params("infill.accepted needs [{\"id\": N}]"))?;
+    let length = match arg.and_then(|a| a.get("length")) {
+        None | Some(serde_json::Value::Null) => None,
+        Some(l) => Some(l.as_u64().ok_or_else(|| {
+            Error::invalid_params("infill.accepted: `length` must be a whole number")
+        })?),
+    };
+    Ok((id, length))
 }
 
 /// An answer as one completion list item.
@@ -171,6 +207,7 @@ pub fn list_items(answer: Option<Answer>) -> CompletionList {
                     new_text: full,
                 })),
                 preselect: Some(true),
+                command: answer.id.map(accepted_command),
                 ..Default::default()
             }
         })

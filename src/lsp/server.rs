@@ -276,6 +276,10 @@ impl LanguageServer for LspServer {
                 ),
                 completion_provider: Some(CompletionOptions::default()),
                 inline_completion_provider: Some(true.into()),
+                execute_command_provider: Some(ExecuteCommandOptions {
+                    commands: vec![convert::ACCEPTED_COMMAND.into()],
+                    ..Default::default()
+                }),
                 ..Default::default()
             },
             server_info: Some(ServerInfo {
@@ -369,6 +373,17 @@ impl LanguageServer for LspServer {
                 )
                 .await?;
             Ok(Some(convert::inline_items(answer).into()))
+        })
+        .await
+    }
+
+    async fn execute_command(&self, params: ExecuteCommandParams) -> Result<Option<Value>> {
+        catching("executeCommand", async move {
+            let (id, length) = convert::accepted_params(&params)?;
+            // An unknown number (too old, or made up) is answered as bad
+            // parameters; nothing is recorded.
+            self.session.accepted(id, length).map_err(convert::error)?;
+            Ok(None)
         })
         .await
     }

@@ -16,19 +16,21 @@
 //! - A warm start never delays a request: any request cancels it.
 //! - Imports nothing from `lsp` or tower-lsp.
 
+mod acceptance;
 mod ahead;
 mod anchor;
 mod document_id;
 pub mod events;
 pub mod live_index;
 mod results;
+pub mod stats_store;
 mod typed_through;
 mod warm_start;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ropey::Rope;
 use serde::Serialize;
@@ -45,6 +47,8 @@ use crate::completion::{cursor_context, CursorContext};
 use crate::config::{Config, MergeReport};
 use crate::engine::{CancelFlag, CancelOnDrop, Engine, EngineError, EngineOutput, EngineState};
 use crate::retrieval::{Root, Snippet};
+use crate::stats::aggregate::Today;
+use crate::stats::{Lines, Meta, Source, Trigger};
 use crate::text::document::{Document, TextChange};
 use crate::text::position::{from_char_index, LinePosition, PositionEncoding};
 
@@ -73,6 +77,9 @@ pub struct Answer {
     /// Start of the identifier the cursor is in, for completion lists.
     pub word_start: LinePosition,
     pub word: String,
+    /// The suggestion's number, which the client sends back when it is
+    /// accepted (`Session::accepted`); `None` when statistics are off.
+    pub id: Option<u64>,
 }
 
 /// Why a request was not answered with a completion (an empty answer is
@@ -83,6 +90,9 @@ pub enum RequestError {
     NotOpen(String),
     #[error("the request was cancelled")]
     Cancelled,
+    /// Bad parameters from the client (an unknown suggestion number).
+    #[error("{0}")]
+    Invalid(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -127,6 +137,9 @@ pub struct Status {
     pub detail: String,
     #[serde(flatten)]
     pub stats: Stats,
+    /// Today's suggestions shown and accepted (the local store: every
+    /// server that records into it), while statistics are recorded.
+    pub today: Option<Today>,
 }
 
 /// How completions were answered so far.
@@ -182,6 +195,8 @@ struct State {
     /// `shutdown` was called: the session starts no work of its own.
     shut_down: bool,
     stats: Stats,
+    /// Acceptance and persistence events (`stats.enabled`).
+    recorder: acceptance::Recorder,
 }
 
 impl State {
@@ -262,6 +277,17 @@ fn ask_model(
     mode: Mode,
     cancel: &CancelFlag,
 ) -> Result<pipeline::Suggestion, EngineError> {
+    ask_model_with_context(engine, index, at, mode, cancel).map(|(s, _)| s)
+}
+
+/// `ask_model`, and whether cross-file snippets went to the model.
+fn ask_model_with_context(
+    engine: &dyn Engine,
+    index: &LiveIndex,
+    at: &mut Asked,
+    mode: Mode,
+    cancel: &CancelFlag,
+) -> Result<(pipeline::Suggestion, bool), EngineError> {
     // Superseded while it waited for a thread: no retrieval, no engine.
     if cancel.is_cancelled() {
         return Err(EngineError::Cancelled);
@@ -283,7 +309,11 @@ fn ask_model(
         document: Some(at.id.name().to_string()),
         anchor: at.anchor.as_ref().map(|a| a.at),
     };
-    pipeline::run(engine, &at.ctx, &at.config, extras, mode, cancel)
+    let cross_file = extras
+        .context
+        .as_ref()
+        .is_some_and(|c| !c.snippets.is_empty());
+    pipeline::run(engine, &at.ctx, &at.config, extras, mode, cancel).map(|s| (s, cross_file))
 }
 
 fn lock_state(state: &Mutex<State>) -> MutexGuard<'_, State> {
@@ -312,6 +342,7 @@ impl Session {
                 ahead: None,
                 shut_down: false,
                 stats: Stats::default(),
+                recorder: acceptance::Recorder::default(),
             })),
             index: Arc::new(LiveIndex::default()),
             events,
@@ -340,6 +371,9 @@ impl Session {
         let engine = {
             let mut st = self.lock();
             st.started = true;
+            if st.config.stats.enabled {
+                self.record_stats(&mut st, true);
+            }
             let engine = (self.start_engine)(&st.config);
             st.engine = Some(engine.clone());
             if st.config.context.cross_file {
@@ -368,7 +402,13 @@ impl Session {
                 // Pinned cross-file contexts were found with the old ones.
                 st.anchors.clear();
             }
-            if st.config != before {
+            if st.started && st.config.stats.enabled != before.stats.enabled {
+                let on = st.config.stats.enabled;
+                self.record_stats(&mut st, on);
+            }
+            let mut answers_before = before.clone();
+            answers_before.stats = st.config.stats.clone();
+            if st.config != answers_before {
                 // Answers depend on the settings (budgets, layout, model).
                 st.results.clear();
                 st.shown = None;
@@ -392,6 +432,77 @@ impl Session {
         if let Some(engine) = restarted {
             self.watch_engine(engine);
         }
+    }
+
+    /// Starts (`on`) or stops recording acceptance events; stopping wipes
+    /// nothing and says where the store is.
+    fn record_stats(&self, st: &mut State, on: bool) {
+        let dir = stats_store::default_dir();
+        if on {
+            match &dir {
+                Some(dir) => {
+                    st.recorder.set_store(Some(dir.clone()));
+                    self.schedule_checkpoints();
+                }
+                None => self.events.log(
+                    Level::Warning,
+                    "infill: statistics are not recorded: no state directory (HOME is not set)"
+                        .into(),
+                ),
+            }
+        } else if st.recorder.recording() {
+            st.recorder.set_store(None);
+            let place = dir.map_or_else(String::new, |d| format!(" in {}", d.display()));
+            self.events.message(
+                Level::Info,
+                format!(
+                    "infill: statistics are off: nothing more is recorded; what was recorded stays{place} (delete the folder to remove it)"
+                ),
+            );
+        }
+    }
+
+    /// Measures the accepted texts at their checkpoints while statistics
+    /// are recorded (a task on the runtime; ends with the session).
+    fn schedule_checkpoints(&self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let state = Arc::downgrade(&self.state);
+        runtime.spawn(async move {
+            loop {
+                let every = {
+                    let Some(state) = state.upgrade() else { return };
+                    let st = lock_state(&state);
+                    if st.shut_down || !st.recorder.recording() {
+                        return;
+                    }
+                    st.recorder.tick_every()
+                };
+                tokio::time::sleep(every).await;
+                let Some(state) = state.upgrade() else { return };
+                let mut st = lock_state(&state);
+                let State {
+                    recorder,
+                    documents,
+                    ..
+                } = &mut *st;
+                recorder.tick(|id| documents.get(id).map(|d| d.text().clone()));
+            }
+        });
+    }
+
+    /// Suggestion `n` was accepted, whole or its first `length` chars.
+    pub fn accepted(&self, n: u64, length: Option<u64>) -> Result<(), RequestError> {
+        let mut st = self.lock();
+        let State {
+            recorder,
+            documents,
+            ..
+        } = &mut *st;
+        recorder
+            .accepted(n, length, |id| documents.get(id).map(|d| d.text().clone()))
+            .map_err(|e| RequestError::Invalid(e.to_string()))
     }
 
     fn report_settings(&self, report: MergeReport) {
@@ -445,6 +556,7 @@ impl Session {
         self.index
             .opened(&id, doc.text().clone(), doc.tree_snapshot());
         let mut st = self.lock();
+        st.recorder.opened(&id, language_id);
         // Opened again: the text under any request in flight is gone.
         cancel_document_requests(&mut st.inflight, &id);
         st.anchors.remove(&id);
@@ -454,9 +566,16 @@ impl Session {
     pub fn change(&self, id: &DocumentId, version: i32, changes: &[TextChange]) {
         let mut st = self.lock();
         let encoding = st.encoding;
-        match st.documents.get_mut(id) {
+        let State {
+            documents,
+            recorder,
+            inflight,
+            ..
+        } = &mut *st;
+        match documents.get_mut(id) {
             Some(doc) => {
-                doc.apply_changes(version, changes, encoding);
+                let edits = doc.apply_changes(version, changes, encoding);
+                recorder.edited(id, &edits);
                 // Rope and tree clones are O(1): the copy to text happens after the debounce.
                 self.index
                     .changed(id, doc.text().clone(), doc.tree_snapshot());
@@ -470,7 +589,7 @@ impl Session {
             None => tracing::warn!("a change for a document that is not open: {id}"),
         }
         // The text under any request in flight is gone: stop it.
-        cancel_document_requests(&mut st.inflight, id);
+        cancel_document_requests(inflight, id);
     }
 
     pub fn save(&self, id: &DocumentId) {
@@ -482,7 +601,9 @@ impl Session {
 
     pub fn close(&self, id: &DocumentId) {
         let mut st = self.lock();
-        st.documents.remove(id);
+        if let Some(doc) = st.documents.remove(id) {
+            st.recorder.closed(id, doc.text());
+        }
         st.anchors.remove(id);
         self.index.closed(id);
         cancel_document_requests(&mut st.inflight, id);
@@ -497,6 +618,14 @@ impl Session {
     pub fn shutdown(&self) {
         let mut st = self.lock();
         st.shut_down = true;
+        {
+            let State {
+                recorder,
+                documents,
+                ..
+            } = &mut *st;
+            recorder.shutdown(|id| documents.get(id).map(|d| d.text().clone()));
+        }
         for flag in st.inflight.values() {
             flag.cancel();
         }
@@ -576,9 +705,9 @@ impl Session {
     }
 
     pub fn status(&self) -> Status {
-        let (engine, stats) = {
+        let (engine, stats, today) = {
             let st = self.lock();
-            (st.engine.clone(), st.stats.clone())
+            (st.engine.clone(), st.stats.clone(), st.recorder.today())
         };
         let (model, detail) = match engine.map(|e| e.state()) {
             None => ("none", String::new()),
@@ -590,6 +719,7 @@ impl Session {
             model,
             detail,
             stats,
+            today,
         }
     }
 
@@ -604,10 +734,23 @@ impl Session {
         automatic: bool,
         kind: RequestKind,
     ) -> Result<Option<Answer>, RequestError> {
+        let asked_at = Instant::now();
+        let trigger = match (kind, automatic) {
+            (RequestKind::List, _) => Trigger::List,
+            (RequestKind::Inline, true) => Trigger::Automatic,
+            (RequestKind::Inline, false) => Trigger::Invoked,
+        };
         let flight = (id.clone(), kind);
         let mut may_wait = true;
         let job = loop {
-            match self.answer_without_model(id, position, automatic, &flight, may_wait)? {
+            match self.answer_without_model(
+                id,
+                position,
+                automatic,
+                &flight,
+                may_wait,
+                (trigger, asked_at),
+            )? {
                 Lookup::Answered(answer) => return Ok(answer),
                 Lookup::AskModel(job) => break *job,
                 Lookup::WaitAhead(mut ended) => {
@@ -646,7 +789,8 @@ impl Session {
             if engine.wait_ready(wait) == EngineState::Loading {
                 return (Err(EngineError::Loading), asked.anchor);
             }
-            let done = ask_model(engine.as_ref(), &index, &mut asked, Mode::Suggest, &flag);
+            let done =
+                ask_model_with_context(engine.as_ref(), &index, &mut asked, Mode::Suggest, &flag);
             (done, asked.anchor)
         })
         .await;
@@ -681,6 +825,7 @@ impl Session {
                 )));
             }
         };
+        let (done, cross_file) = done;
         let second_try = done.second_try();
         let (output, text) = (done.output, done.text);
         tracing::debug!(
@@ -694,6 +839,7 @@ impl Session {
             generate_ms = output.generate_time.as_millis() as u64,
             "completion"
         );
+        let suggestion;
         {
             let mut st = self.lock();
             st.stats.model_answers += 1;
@@ -704,12 +850,25 @@ impl Session {
                 st.results.put(results::Key::new(id, &ctx), text.clone());
             }
             st.shown = shown(id, &ctx, &text);
+            // Shown only if no edit overtook it (see `acceptance`).
+            let current = st.documents.get(id).is_some_and(|d| d.version == version);
+            let meta = answer_meta(
+                &st,
+                id,
+                &ctx,
+                (trigger, asked_at),
+                Source::Model,
+                &text,
+                output.evaluated_tokens,
+                cross_file,
+            );
+            suggestion = st.recorder.answered(id, cursor, &text, meta, current);
         }
         if text.is_empty() {
             return Ok(None);
         }
         self.compute_ahead(id, version, cursor, &text);
-        Ok(Some(place.answer(text)))
+        Ok(Some(place.answer(text, suggestion)))
     }
 
     /// Starts computing the suggestion that follows `text`, shown at char
@@ -735,6 +894,7 @@ impl Session {
         automatic: bool,
         flight: &(DocumentId, RequestKind),
         may_wait: bool,
+        asked: (Trigger, Instant),
     ) -> Result<Lookup, RequestError> {
         let mut st = self.lock();
         // A real request goes before any warm start.
@@ -768,7 +928,8 @@ impl Session {
             if let Some(previous) = st.inflight.remove(flight) {
                 previous.cancel();
             }
-            return Ok(Lookup::Answered(Some(place.answer(rest))));
+            let suggestion = st.recorder.typed_through(id, cursor, &rest);
+            return Ok(Lookup::Answered(Some(place.answer(rest, suggestion))));
         }
         let key = results::Key::new(id, &ctx);
         if let Some(text) = st.results.get(key) {
@@ -780,9 +941,11 @@ impl Session {
             if text.is_empty() {
                 return Ok(Lookup::Answered(None));
             }
+            let meta = answer_meta(&st, id, &ctx, asked, Source::Cache, &text, 0, false);
+            let suggestion = st.recorder.answered(id, cursor, &text, meta, true);
             drop(st);
             self.compute_ahead(id, version, cursor, &text);
-            return Ok(Lookup::Answered(Some(place.answer(text))));
+            return Ok(Lookup::Answered(Some(place.answer(text, suggestion))));
         }
         // The model is needed: what is computed ahead goes first only if
         // it is this very question.
@@ -856,13 +1019,60 @@ impl Place {
         }
     }
 
-    fn answer(self, text: String) -> Answer {
+    fn answer(self, text: String, id: Option<u64>) -> Answer {
         Answer {
             text,
             cursor: self.cursor,
             word_start: self.word_start,
             word: self.word,
+            id,
         }
+    }
+}
+
+/// What the events of a suggestion carry (`stats::Meta`).
+#[allow(clippy::too_many_arguments)]
+fn answer_meta(
+    st: &State,
+    id: &DocumentId,
+    ctx: &CursorContext,
+    (trigger, asked_at): (Trigger, Instant),
+    source: Source,
+    text: &str,
+    evaluated_tokens: usize,
+    cross_file: bool,
+) -> Meta {
+    let (file, language) = st.recorder.describe(id);
+    let model = st
+        .config
+        .model
+        .path
+        .as_ref()
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .or_else(|| crate::models::model_file_name(None))
+        .unwrap_or_default();
+    Meta {
+        language,
+        model,
+        engine: if cfg!(feature = "llama") {
+            "llama.cpp"
+        } else {
+            "none"
+        }
+        .into(),
+        trigger,
+        lines: if ctx.stop.multiline {
+            Lines::Multi
+        } else {
+            Lines::Single
+        },
+        latency_ms: asked_at.elapsed().as_millis() as u64,
+        evaluated_tokens: evaluated_tokens as u64,
+        chars: text.chars().count() as u64,
+        cross_file,
+        source,
+        file,
     }
 }
 

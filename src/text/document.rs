@@ -15,6 +15,41 @@ pub struct TextChange {
     pub text: String,
 }
 
+/// An edit as applied: chars `start..end` of the text before it were
+/// replaced by `inserted` chars.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppliedEdit {
+    pub start: usize,
+    pub end: usize,
+    pub inserted: usize,
+}
+
+impl AppliedEdit {
+    /// The one edit that turns `old` into `new`: their common prefix and
+    /// suffix stay.
+    fn between(old: &Rope, new: &str) -> AppliedEdit {
+        let prefix = old
+            .chars()
+            .zip(new.chars())
+            .take_while(|(a, b)| a == b)
+            .count();
+        let (old_len, new_len) = (old.len_chars(), new.chars().count());
+        let suffix = old
+            .chars_at(old_len)
+            .reversed()
+            .zip(new.chars().rev())
+            .take_while(|(a, b)| a == b)
+            .count()
+            .min(old_len - prefix)
+            .min(new_len - prefix);
+        AppliedEdit {
+            start: prefix,
+            end: old_len - suffix,
+            inserted: new_len - suffix - prefix,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Document {
     pub path: String,
@@ -69,25 +104,33 @@ impl Document {
         self.last_edit.map(|c| c.min(self.text.len_chars()))
     }
 
-    pub fn apply_changes(&mut self, version: i32, changes: &[TextChange], enc: PositionEncoding) {
-        for change in changes {
-            self.apply_one(change, enc);
-        }
+    /// Applies `changes` in order; returns each as the chars it replaced
+    /// (a whole-text change as the one edit between the texts: their
+    /// common prefix and suffix), for what follows ranges through edits.
+    pub fn apply_changes(
+        &mut self,
+        version: i32,
+        changes: &[TextChange],
+        enc: PositionEncoding,
+    ) -> Vec<AppliedEdit> {
+        let applied = changes.iter().map(|c| self.apply_one(c, enc)).collect();
         self.version = version;
         if let Some(syntax) = self.syntax.as_mut() {
             syntax.reparse(&self.text);
         }
+        applied
     }
 
-    fn apply_one(&mut self, change: &TextChange, enc: PositionEncoding) {
+    fn apply_one(&mut self, change: &TextChange, enc: PositionEncoding) -> AppliedEdit {
         let Some((start, end)) = change.range else {
+            let applied = AppliedEdit::between(&self.text, &change.text);
             self.last_edit = None;
             self.text = Rope::from_str(&change.text);
             if let Some(lang) = self.language() {
                 // A full replacement shares nothing with the old tree.
                 self.syntax = SyntaxTree::new(lang, &self.text);
             }
-            return;
+            return applied;
         };
         let start_char = to_char_index(&self.text, start, enc);
         let end_char = to_char_index(&self.text, end, enc).max(start_char);
@@ -111,6 +154,11 @@ impl Document {
                 old_end_position,
                 new_end_position: point_at_byte(&self.text, new_end_byte),
             });
+        }
+        AppliedEdit {
+            start: start_char,
+            end: end_char,
+            inserted: change.text.chars().count(),
         }
     }
 

@@ -54,6 +54,13 @@ impl Server {
 
     /// Starts `infill serve` under a wrapper command (e.g. `unshare -n`).
     pub fn start_wrapped(wrapper: &[&str], args: &[&str]) -> Server {
+        Server::start_with_env(wrapper, args, &[])
+    }
+
+    /// Starts `infill serve` with environment variables set. Its statistics
+    /// store is a scratch folder of this test process unless `env` sets
+    /// `XDG_STATE_HOME`, never the user's.
+    pub fn start_with_env(wrapper: &[&str], args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut cmd = match wrapper.split_first() {
             Some((program, rest)) => {
                 let mut c = Command::new(program);
@@ -67,6 +74,13 @@ impl Server {
             cmd.arg("--model").arg(model_path());
         }
         cmd.args(["--threads", "2"]).args(args);
+        cmd.env(
+            "XDG_STATE_HOME",
+            std::env::temp_dir().join(format!("infill-test-state-{}", std::process::id())),
+        );
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -107,6 +121,12 @@ impl Server {
         );
         s.notify("initialized", json!({}));
         (s, result)
+    }
+
+    /// Kills the server at once (SIGKILL: no shutdown, no flush).
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     pub fn pid(&self) -> u32 {

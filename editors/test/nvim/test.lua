@@ -5,6 +5,8 @@
 --   INFILL_FIXTURE a copy of the fixture workspace
 --   INFILL_EXPECT_MODE  "builtin" or "plugin": the ghost-text path this Neovim must take
 --   INFILL_RESULTS a file to which one line per check is appended: "PASS name" / "FAIL name: why"
+--   XDG_STATE_HOME the server's statistics store is under it (infill/events.jsonl)
+--   INFILL_STATS_CHECKPOINTS the server's checkpoints (seconds), the first a few seconds
 local env = vim.env
 vim.opt.rtp:prepend(env.INFILL_PLUGIN)
 vim.cmd("runtime! plugin/infill.lua")
@@ -98,6 +100,36 @@ local function ghost()
     end
   end
   return nil
+end
+
+-- The statistics store the server writes: its events, decoded.
+local store = (env.XDG_STATE_HOME or "") .. "/infill/events.jsonl"
+local first_checkpoint = tonumber((env.INFILL_STATS_CHECKPOINTS or ""):match("^(%d+)"))
+local function stats_events()
+  local f = io.open(store, "r")
+  if not f then
+    return {}
+  end
+  local out = {}
+  for l in f:lines() do
+    local ok, ev = pcall(vim.json.decode, l)
+    if ok and type(ev) == "table" then
+      out[#out + 1] = ev
+    end
+  end
+  f:close()
+  return out
+end
+
+-- Events after the first `mark` ones of kind `kind` (and language `lang`).
+local function stats_since(mark, kind, lang)
+  local out = {}
+  for i, ev in ipairs(stats_events()) do
+    if i > mark and ev.kind == kind and (lang == nil or ev.language == lang) then
+      out[#out + 1] = ev
+    end
+  end
+  return out
 end
 
 local function buffer_text()
@@ -200,9 +232,11 @@ local function check_file(path, lnum, typed, lang, partial)
     expect_after = expect_after .. "\n" .. table.concat(vim.list_slice(lines, row + 1), "\n")
   end
   local shown = g.text
+  local mark = #stats_events()
+  local word
   if partial then
     -- accept-word takes the next word; the rest stays shown
-    local word = require("infill.ghost").cut(shown, "word", 0)
+    word = require("infill.ghost").cut(shown, "word", 0)
     feed("<M-Right>")
     local ok = wait_for(function()
       return vim.api.nvim_get_current_line() == typed .. word
@@ -220,15 +254,70 @@ local function check_file(path, lnum, typed, lang, partial)
   end, 5000)
   record(accepted, name .. ": <Tab> accepts " .. vim.inspect(shown),
     "buffer:\n" .. buffer_text() .. "\nexpected:\n" .. expect_after)
+  -- The accepts are recorded in the statistics store, with their lengths
+  -- in chars: accept-word's part, then <Tab>'s rest (or all of it).
+  local total = vim.fn.strchars(shown)
+  local want = {}
+  if word and word ~= shown then
+    want = { { partial = true, chars = vim.fn.strchars(word) }, { partial = false, chars = total - vim.fn.strchars(word) } }
+  else
+    want = { { partial = false, chars = total } }
+  end
+  local got = wait_for(function()
+    local evs = stats_since(mark, "accepted", lang)
+    return #evs >= #want and evs
+  end, 5000) or stats_since(mark, "accepted", lang)
+  local same = #got == #want
+  for i, w in ipairs(want) do
+    same = same and got[i].partial == w.partial and got[i].acceptedChars == w.chars
+  end
+  record(same, name .. ": the store records the accept" .. (#want > 1 and "-word and <Tab> accepts with their lengths" or " with its length"),
+    vim.inspect({ want = want, got = got }))
   -- The server's copy of the document matches Neovim's.
   sleep(100)
   local resp = require("infill").call(client, "request_sync", "infill/documentText",
     { uri = vim.uri_from_bufnr(0) }, 5000)
   record(resp and resp.result and resp.result.text == buffer_text() .. "\n",
     name .. ": server's copy matches the buffer", vim.inspect(resp))
+  if not partial and #got == 1 and first_checkpoint then
+    -- An edit before the first checkpoint: the accepted text's last k
+    -- chars deleted; the checkpoint records 1 - k / its length.
+    local cur = vim.api.nvim_win_get_cursor(0)
+    local cur_line = vim.api.nvim_get_current_line()
+    local before = cur_line:sub(1, cur[2])
+    local last = vim.split(shown, "\n", { plain = true })
+    local k = math.min(3, vim.fn.strchars(last[#last]) - 1)
+    if k >= 1 and before:sub(-#last[#last]) == last[#last] then
+      local keep = vim.fn.strcharpart(before, 0, vim.fn.strchars(before) - k)
+      vim.api.nvim_buf_set_text(0, cur[1] - 1, #keep, cur[1] - 1, cur[2], { "" })
+      local n = got[1].n
+      local p = wait_for(function()
+        for _, ev in ipairs(stats_since(mark, "persisted", lang)) do
+          if ev.n == n and ev.session == got[1].session and ev.checkpointSecs == first_checkpoint then
+            return ev
+          end
+        end
+      end, (first_checkpoint + 5) * 1000)
+      local expect = 1 - k / total
+      record(p and math.abs(p.similarity - expect) < 1e-9 and p.deleted == false and p.early == nil,
+        name .. string.format(": the %d s checkpoint after deleting %d of %d chars records similarity %.4f", first_checkpoint, k, total, expect),
+        vim.inspect(p or stats_since(mark, "persisted", lang)))
+    else
+      record(false, name .. ": an accepted text to edit", vim.inspect({ shown = shown, line = cur_line }))
+    end
+  end
   feed("<Esc>")
   sleep(50)
   record(ghost() == nil, name .. ": leaving insert mode clears ghost text", vim.inspect(ghost()))
+  -- The status line shows today's acceptance rate (asked for on leaving
+  -- insert mode).
+  local today = (require("infill").status() or {}).today
+  local rate = type(today) == "table" and today.shown > 0 and string.format("infill %d%%", math.floor(today.acceptanceRate * 100 + 0.5))
+  local line_shown = rate and wait_for(function()
+    return require("infill.status").get() == rate
+  end, 5000)
+  record(line_shown and today.accepted > 0, name .. ": the status line shows today's acceptance rate (" .. tostring(rate) .. ")",
+    vim.inspect({ today = today, line = require("infill.status").get() }))
   vim.cmd("write")
 end
 

@@ -12,6 +12,7 @@ import {
   WorkDoneProgress,
   WorkDoneProgressCreateRequest,
   InlineCompletionTriggerKind,
+  ExecuteCommandRequest,
 } from "vscode-languageclient/node";
 
 const SECTION = "infill";
@@ -41,6 +42,7 @@ const SERVER_SETTINGS = [
   "context.maxFileBytes",
   "context.maxIndexMegabytes",
   "context.layout",
+  "stats.enabled",
 ];
 // Changing one of these needs a new server process.
 const RESTART_SETTINGS = ["serverPath", "languages", "trace.server"];
@@ -52,6 +54,78 @@ interface StatusResult {
   detail: string;
   modelAnswers?: number;
   reusedAnswers?: number;
+  /** Today's suggestions shown and accepted, while statistics are recorded. */
+  today?: { shown: number; accepted: number; acceptanceRate: number } | null;
+}
+
+/** The command the server puts on its items (`infill.accepted`), run on accept. */
+const ACCEPTED = "infill.accepted";
+
+/** The suggestion number on an item's `infill.accepted` command. */
+function acceptedId(item: vscode.InlineCompletionItem): number | undefined {
+  const id = item.command?.command === ACCEPTED ? item.command.arguments?.[0]?.id : undefined;
+  return typeof id === "number" ? id : undefined;
+}
+
+/** How many UTF-16 units of `text` stand in `doc` from `start` on. */
+function standing(doc: vscode.TextDocument, start: vscode.Position, text: string): number {
+  const from = doc.offsetAt(start);
+  const now = doc.getText(new vscode.Range(start, doc.positionAt(from + text.length)));
+  let i = 0;
+  while (i < now.length && i < text.length && now[i] === text[i]) i++;
+  return i;
+}
+
+/**
+ * Partial accepts (accept-word, accept-line), told from the document's
+ * changes: VS Code runs an item's command only when all of it is accepted,
+ * and tells a provider of a partial accept only through a proposed API
+ * (`handleDidPartiallyAcceptCompletionItem`, refused to extensions installed
+ * from a .vsix). A single change that puts two or more further chars of the
+ * last suggestion in place, but not all of it, is reported as a part
+ * accepted; one char at a time is typing (the server counts that itself).
+ * Limits: a one-char word accepted counts as typed; pasting the
+ * suggestion's start, or an auto-closed pair that matches it, counts as
+ * accepted.
+ */
+class PartialAccepts {
+  private last: { uri: string; start: vscode.Position; text: string; id: number; have: number } | undefined;
+
+  constructor(private readonly report: (id: number, chars: number) => void) {}
+
+  /** `item` was answered for `doc` at `position` (the version asked at). */
+  answered(doc: vscode.TextDocument, position: vscode.Position, item: vscode.InlineCompletionItem | undefined): void {
+    const id = item && acceptedId(item);
+    const text = item && typeof item.insertText === "string" ? item.insertText : undefined;
+    if (!item || id === undefined || !text) {
+      this.last = undefined;
+      return;
+    }
+    const start = item.range?.start ?? position;
+    this.last = { uri: doc.uri.toString(), start, text, id, have: standing(doc, start, text) };
+  }
+
+  changed(e: vscode.TextDocumentChangeEvent): void {
+    const s = this.last;
+    if (!s || e.document.uri.toString() !== s.uri || e.contentChanges.length === 0) return;
+    const change = e.contentChanges[0];
+    if (e.contentChanges.length !== 1 || change.range.start.isBefore(s.start)) {
+      this.last = undefined;
+      return;
+    }
+    const have = standing(e.document, s.start, s.text);
+    const grew = have - s.have;
+    s.have = have;
+    if (have >= s.text.length) {
+      // All of it stands: a whole accept runs the item's command.
+      this.last = undefined;
+      return;
+    }
+    if (grew >= 2 && change.text.length >= grew) {
+      // The server counts chars (code points); VS Code, UTF-16 units.
+      this.report(s.id, [...s.text.slice(have - grew, have)].length);
+    }
+  }
 }
 
 /** The server's settings object: `{model: {...}, completion: {...}, context: {...}}`. */
@@ -80,13 +154,28 @@ class Infill {
   /** Inline requests VS Code made (by trigger kind), and those sent to the server. */
   requests = { automatic: 0, invoked: 0, sent: 0, completion: 0, completionSent: 0 };
   private poll: NodeJS.Timeout | undefined;
+  /** Partial accepts of the last suggestion, reported to the server. */
+  readonly partial = new PartialAccepts((id, length) => {
+    const client = this.client;
+    if (!client?.isRunning()) return;
+    this.partialAccepts++;
+    void client
+      .sendRequest(ExecuteCommandRequest.type, { command: ACCEPTED, arguments: [{ id, length }] })
+      .catch(() => undefined);
+  });
+  /** Partial accepts reported (for the test). */
+  partialAccepts = 0;
 
   constructor(private readonly context: vscode.ExtensionContext) {
     this.item = vscode.window.createStatusBarItem("infill.status", vscode.StatusBarAlignment.Right, 100);
     this.item.name = "infill";
     this.item.command = "infill.showStatus";
     this.output = vscode.window.createOutputChannel("infill", { log: true });
-    context.subscriptions.push(this.item, this.output);
+    context.subscriptions.push(
+      this.item,
+      this.output,
+      vscode.workspace.onDidChangeTextDocument((e) => this.partial.changed(e)),
+    );
     this.render();
     this.item.show();
   }
@@ -120,6 +209,10 @@ class Infill {
         case "ready":
           text = auto ? "$(sparkle) infill" : "$(circle-slash) infill";
           tooltip = auto ? "infill: ready" : "infill: ready; automatic suggestions are off";
+          if (this.today && this.today.shown > 0) {
+            text += ` ${Math.round(this.today.acceptanceRate * 100)}%`;
+            tooltip += `\n${this.today.accepted} of ${this.today.shown} suggestions accepted today`;
+          }
           break;
         case "none":
           text = "$(circle-slash) infill";
@@ -174,9 +267,13 @@ class Infill {
             return null;
           }
           this.requests.sent++;
+          const version = document.version;
           const result = await next(document, position, ctx, token);
           const items = Array.isArray(result) ? result : result?.items;
           const first = items?.[0];
+          if (document.version === version && !token.isCancellationRequested) {
+            this.partial.answered(document, position, first);
+          }
           if (first) {
             this.suggestions++;
             const text = typeof first.insertText === "string" ? first.insertText : first.insertText.value;
@@ -245,6 +342,8 @@ class Infill {
     await this.refresh();
   }
   private title = "";
+  /** Today's acceptance, from the last `infill/status`. */
+  today?: { shown: number; accepted: number; acceptanceRate: number };
 
   /** Asks the server how the model is; polls while it loads. */
   async refresh(): Promise<StatusResult | undefined> {
@@ -257,6 +356,7 @@ class Infill {
       return undefined;
     }
     this.model = status.model;
+    this.today = status.today ?? undefined;
     if (status.model === "failed") {
       this.error = status.detail || "the model failed to load";
     } else if (status.model === "ready" && this.error && !this.progress) {
@@ -267,6 +367,9 @@ class Infill {
     if (this.poll) clearTimeout(this.poll);
     if (status.model === "loading") {
       this.poll = setTimeout(() => void this.refresh(), 1000);
+    } else {
+      // Today's acceptance rate in the status bar stays current.
+      this.poll = setTimeout(() => void this.refresh(), 30000);
     }
     return status;
   }
@@ -317,6 +420,7 @@ export interface InfillApi {
   suggestionCount(): number;
   requestCounts(): { automatic: number; invoked: number; sent: number; completion: number; completionSent: number };
   refresh(): Promise<StatusResult | undefined>;
+  partialAccepts(): number;
 }
 
 export async function activate(context: vscode.ExtensionContext): Promise<InfillApi> {
@@ -352,6 +456,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Infill
     suggestionCount: () => it.suggestions,
     requestCounts: () => ({ ...it.requests }),
     refresh: () => it.refresh(),
+    partialAccepts: () => it.partialAccepts,
   };
 }
 

@@ -3,6 +3,7 @@
 //! binary, `infill-eval` (the `eval/` crate): this one ships to users.
 
 mod complete;
+mod stats;
 
 use std::process::ExitCode;
 
@@ -32,6 +33,8 @@ enum Command {
         settings: SettingFlags,
     },
     /// Print the completion at FILE:LINE:COL (1-based; COL in characters).
+    /// Acceptance and persistence of suggestions, from the local store.
+    Stats(stats::StatsArgs),
     Complete {
         location: complete::Location,
         /// Read the file's text from stdin instead of FILE.
@@ -77,6 +80,16 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Command::Stats(args) => match stats::run(&args) {
+            Ok(text) => {
+                println!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("infill: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Complete {
             location,
             stdin,

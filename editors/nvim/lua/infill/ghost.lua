@@ -171,7 +171,24 @@ local function on_answer(buf, row, col, tick, enc, err, result)
   if text == "" then
     return
   end
-  show(buf, { row = row, col = col, text = text, end_col = end_col, tick = tick })
+  show(buf, { row = row, col = col, text = text, end_col = end_col, tick = tick, command = item.command })
+end
+
+--- Tells the server that (part of) a suggestion was accepted, through the
+--- command it put on the item (`infill.accepted`): `chars` for a part, nil
+--- for all that was left of it.
+local function report_accept(buf, command, chars)
+  local b = buffers[buf]
+  local client = b and vim.lsp.get_client_by_id(b.client_id)
+  if not client or type(command) ~= "table" or type(command.arguments) ~= "table" then
+    return
+  end
+  local arg = vim.deepcopy(command.arguments[1] or {})
+  arg.length = chars
+  call(client, "request", "workspace/executeCommand", {
+    command = command.command,
+    arguments = { arg },
+  }, function() end, buf)
 end
 
 --- Asks the server for a suggestion at the cursor. `invoked`: at the
@@ -266,6 +283,7 @@ function M.accept(kind)
   local row = s.row + #lines - 1
   local col = (#lines == 1 and s.col or 0) + #lines[#lines]
   api.nvim_win_set_cursor(0, { row + 1, col })
+  report_accept(buf, s.command, rest ~= "" and vim.fn.strchars(part) or nil)
   if rest ~= "" then
     -- Keep showing the rest; the edit's own TextChangedI leaves it.
     show(buf, {
@@ -274,6 +292,7 @@ function M.accept(kind)
       text = rest,
       end_col = col + math.max(0, s.end_col - s.col),
       tick = vim.b[buf].changedtick,
+      command = s.command,
     })
   end
   return true

@@ -208,8 +208,17 @@ local function set_keymaps()
             typed = col - sc
           end
         end
-        item.insert_text = item.insert_text:sub(1, typed)
-          .. require("infill.ghost").cut(item.insert_text, kind, typed)
+        local part = require("infill.ghost").cut(item.insert_text, kind, typed)
+        local whole = typed + #part >= #item.insert_text
+        item.insert_text = item.insert_text:sub(1, typed) .. part
+        -- The server's accept command (run after the insert) gets the
+        -- part's length in chars, unless the part is all that was left.
+        local cmd = item.command
+        if not whole and type(cmd) == "table" and type(cmd.arguments) == "table" then
+          local arg = vim.deepcopy(cmd.arguments[1] or {})
+          arg.length = vim.fn.strchars(part)
+          item.command = { title = cmd.title, command = cmd.command, arguments = { arg } }
+        end
         return item
       end,
     })

@@ -1,13 +1,15 @@
--- What the server reports: model load progress ($/progress) and errors
--- (window/showMessage), for a statusline: `require("infill.status").get()`.
-local M = { text = "", error = nil, progress = nil }
+-- What the server reports: model load progress ($/progress), errors
+-- (window/showMessage) and today's acceptance rate (`infill/status`'s
+-- `today`), for a statusline: `require("infill.status").get()`.
+local M = { text = "", error = nil, progress = nil, today = nil }
 
 local function redraw()
   pcall(vim.cmd, "redrawstatus")
 end
 
 --- A short line for the statusline: "infill: loading model 40%",
---- "infill: <error>", or "" when all is well.
+--- "infill: <error>", "infill 42%" (today's suggestions accepted, once one
+--- was shown today and while statistics are recorded), or "" otherwise.
 function M.get()
   if M.progress then
     return M.progress
@@ -15,7 +17,33 @@ function M.get()
   if M.error then
     return "infill: " .. M.error
   end
+  local t = M.today
+  if type(t) == "table" and type(t.shown) == "number" and t.shown > 0 and type(t.acceptanceRate) == "number" then
+    return string.format("infill %d%%", math.floor(t.acceptanceRate * 100 + 0.5))
+  end
   return ""
+end
+
+--- Asks the current buffer's server for today's figures (`infill/status`), asynchronously;
+--- the statusline shows them once answered. Called on leaving insert mode
+--- and every 30 s while an infill client runs.
+function M.refresh()
+  local infill = require("infill")
+  local get = vim.lsp.get_clients or vim.lsp.get_active_clients
+  -- The current buffer's server: each counts the store as it found it
+  -- at its start, and its own suggestions since.
+  local client = infill.client(0) or get({ name = "infill" })[1]
+  if not client then
+    return
+  end
+  pcall(infill.call, client, "request", "infill/status", vim.empty_dict(), function(err, res)
+    if err or type(res) ~= "table" then
+      return
+    end
+    local today = res.today
+    M.today = type(today) == "table" and today or nil
+    redraw()
+  end)
 end
 
 function M.handlers()
@@ -31,12 +59,24 @@ function M.handlers()
   }
 end
 
+local timer
 function M.setup()
+  local group = vim.api.nvim_create_augroup("infill.status", { clear = true })
+  vim.api.nvim_create_autocmd("InsertLeave", {
+    group = group,
+    callback = function()
+      M.refresh()
+    end,
+  })
+  if not timer then
+    timer = (vim.uv or vim.loop).new_timer()
+    timer:start(30000, 30000, vim.schedule_wrap(M.refresh))
+  end
   if vim.fn.exists("##LspProgress") == 0 then
     return -- before 0.10: no progress event
   end
   vim.api.nvim_create_autocmd("LspProgress", {
-    group = vim.api.nvim_create_augroup("infill.status", { clear = true }),
+    group = group,
     callback = function(ev)
       local client = vim.lsp.get_client_by_id(ev.data.client_id)
       if not client or client.name ~= "infill" then
@@ -49,6 +89,7 @@ function M.setup()
       if value.kind == "end" then
         M.progress = nil
         M.error = nil
+        M.refresh()
       else
         local text = value.title or M.title or "working"
         if value.message and value.message ~= "" then

@@ -29,6 +29,32 @@ async function waitFor(fn, ms, step = 200) {
   }
 }
 
+// The statistics store the server writes (the server inherits
+// XDG_STATE_HOME): its events, decoded, and the first checkpoint (seconds).
+const storeFile = path.join(process.env.XDG_STATE_HOME || "/nonexistent", "infill", "events.jsonl");
+const firstCheckpoint = Number((process.env.INFILL_STATS_CHECKPOINTS || "").split(",")[0]) || undefined;
+function events() {
+  let text = "";
+  try {
+    text = fs.readFileSync(storeFile, "utf8");
+  } catch {
+    return [];
+  }
+  return text
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => {
+      try {
+        return JSON.parse(l);
+      } catch {
+        return null;
+      }
+    })
+    .filter(Boolean);
+}
+const since = (mark, kind) => events().slice(mark).filter((e) => e.kind === kind && e.language === "python");
+const chars = (s) => [...s].length;
+
 async function main() {
   const folder = vscode.workspace.workspaceFolders && vscode.workspace.workspaceFolders[0];
   if (!record(!!folder, "the fixture workspace is open", "no workspace folder")) return;
@@ -64,6 +90,7 @@ async function main() {
   }
   record(doc.lineAt(4).text === typed, "typing reaches the document", JSON.stringify(doc.lineAt(4).text));
   let committed;
+  let mark = events().length;
   const deadline = Date.now() + 90000;
   while (!committed && Date.now() < deadline) {
     await vscode.commands.executeCommand("editor.action.inlineSuggest.trigger");
@@ -78,13 +105,121 @@ async function main() {
   }
   if (record(!!committed, "an inline suggestion is triggered and committed", "the line never changed")) {
     const { sug, line } = committed;
+    // At once (before the first checkpoint): the accepted text's last k
+    // chars deleted; the checkpoint then records 1 - k / its length.
+    const start = new vscode.Position(4, typed.length);
+    const end = doc.positionAt(doc.offsetAt(start) + (sug ? sug.text.length : 0));
+    const lastLine = sug ? sug.text.split("\n").pop() : "";
+    const k = Math.min(3, lastLine.length - 1);
+    let edited = false;
+    if (sug && doc.getText(new vscode.Range(start, end)) === sug.text && k >= 1 && /^[\x20-\x7e]*$/.test(lastLine)) {
+      edited = await editor.edit((e) => e.delete(new vscode.Range(end.translate(0, -k), end)));
+    }
     record(sug && line === typed + sug.text.split("\n")[0], "the document holds the suggestion", JSON.stringify({ line, sug }));
     const after = await waitFor(async () => {
       const r = await client.sendRequest("infill/documentText", { uri });
       return r.text === doc.getText() && r;
     }, 5000);
     record(!!after, "the server's copy matches after the commit", "differs");
+    const accepted = await waitFor(() => {
+      const a = since(mark, "accepted");
+      return a.length > 0 && a;
+    }, 5000);
+    record(
+      accepted && accepted.length === 1 && !accepted[0].partial && accepted[0].acceptedChars === chars(sug.text),
+      "the store records the commit as an accept of all " + (sug ? chars(sug.text) : "?") + " chars",
+      JSON.stringify({ accepted, storeFile }),
+    );
+    if (record(edited && accepted && firstCheckpoint, "the accepted text's end is deleted", JSON.stringify({ sug, k, firstCheckpoint }))) {
+      const n = accepted[0].n;
+      const p = await waitFor(
+        () => since(mark, "persisted").find((e) => e.n === n && e.session === accepted[0].session && e.checkpointSecs === firstCheckpoint),
+        (firstCheckpoint + 5) * 1000,
+      );
+      const expect = 1 - k / chars(sug.text);
+      record(
+        p && Math.abs(p.similarity - expect) < 1e-9 && p.deleted === false && p.early === undefined,
+        `the ${firstCheckpoint} s checkpoint after deleting ${k} of ${chars(sug.text)} chars records similarity ${expect.toFixed(4)}`,
+        JSON.stringify(p || since(mark, "persisted")),
+      );
+    }
   }
+
+  // Accept-word (editor.action.inlineSuggest.acceptNextWord) in a new
+  // function at the end: the store records the word's length as a partial accept,
+  // then committing the rest records the rest.
+  {
+    // A second recursive function: the model answers the other call, of
+    // which accept-word takes the name.
+    const last = doc.lineCount - 1;
+    await editor.edit((e) => e.insert(doc.lineAt(last).range.end, "\n\n\ndef fib2(n):\n    if n < 2:\n        return n\n"));
+    const row = doc.lineCount - 1;
+    editor.selection = new vscode.Selection(row, 0, row, 0);
+    for (const ch of "    return fib2(n - 1) + ") {
+      await vscode.commands.executeCommand("type", { text: ch });
+    }
+    const before = doc.lineAt(row).text;
+    mark = events().length;
+    let word;
+    const until = Date.now() + 90000;
+    while (!word && Date.now() < until) {
+      const count = api.suggestionCount();
+      await vscode.commands.executeCommand("editor.action.inlineSuggest.trigger");
+      const sug = await waitFor(() => api.suggestionCount() > count && api.lastSuggestion(), 5000);
+      await sleep(500);
+      await vscode.commands.executeCommand("editor.action.inlineSuggest.acceptNextWord");
+      await sleep(300);
+      const now = doc.lineAt(row).text;
+      if (now !== before) word = { sug, part: now.slice(before.length) };
+    }
+    if (record(!!word, "accept-word inserts a part of a suggestion", "the line never changed")) {
+      const { sug, part } = word;
+      record(
+        sug && sug.text.startsWith(part) && part.length >= 2 && part.length < sug.text.length,
+        `accept-word inserts the suggestion's first word (${JSON.stringify(part)} of ${JSON.stringify(sug && sug.text)})`,
+        "a one-char part is not told from typing",
+      );
+      const partial = await waitFor(() => {
+        const a = since(mark, "accepted");
+        return a.length > 0 && a;
+      }, 5000);
+      record(
+        partial && partial.length === 1 && partial[0].partial === true && partial[0].acceptedChars === chars(part),
+        `the store records accept-word as a partial accept of ${chars(part)} chars`,
+        JSON.stringify({ partial, reported: api.partialAccepts() }),
+      );
+      // The rest stays shown; committing it records the rest.
+      let rest = doc.lineAt(row).text;
+      for (let i = 0; i < 5 && rest === before + part; i++) {
+        if (i > 0) await vscode.commands.executeCommand("editor.action.inlineSuggest.trigger");
+        await sleep(500);
+        await vscode.commands.executeCommand("editor.action.inlineSuggest.commit");
+        await sleep(300);
+        rest = doc.lineAt(row).text;
+      }
+      const restText = rest.slice((before + part).length);
+      const whole = await waitFor(() => {
+        const a = since(mark, "accepted");
+        return a.length > 1 && a;
+      }, 5000);
+      record(
+        sug && restText.length > 0 && sug.text.startsWith(part + restText) && whole && whole.length === 2 &&
+          whole[1].partial === false && whole[1].acceptedChars === chars(restText) && whole[1].n === whole[0].n,
+        `committing the rest records an accept of the other ${chars(restText)} chars of the same suggestion`,
+        JSON.stringify({ rest: restText, whole }),
+      );
+    }
+  }
+
+  // The status bar shows today's acceptance rate.
+  const st = await api.refresh();
+  const today = st && st.today;
+  const rate = today && today.shown > 0 ? `infill ${Math.round(today.acceptanceRate * 100)}%` : undefined;
+  record(
+    rate && today.accepted > 0 && api.statusText().includes(rate),
+    `the status bar shows today's acceptance rate (${rate})`,
+    JSON.stringify({ today, status: api.statusText() }),
+  );
 
   // A changed setting reaches the server: a model path that does not exist
   // makes it reload and fail, with the path in the reason.
