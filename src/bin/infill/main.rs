@@ -32,9 +32,9 @@ enum Command {
         #[command(flatten)]
         settings: SettingFlags,
     },
-    /// Print the completion at FILE:LINE:COL (1-based; COL in characters).
     /// Acceptance and persistence of suggestions, from the local store.
     Stats(stats::StatsArgs),
+    /// Print the completion at FILE:LINE:COL (1-based; COL in characters).
     Complete {
         location: complete::Location,
         /// Read the file's text from stdin instead of FILE.
