@@ -31,12 +31,25 @@ const MAX_CHARS: usize = 480;
 pub(super) struct Anchor {
     /// Char index of a line start in the document.
     pub(super) at: usize,
-    /// The cross-file context found when the anchor was set, used while
-    /// it holds, so that the snippets in the prompt stay the same tokens
-    /// (retrieval at each new line would find others). `None` until the
-    /// first request at the anchor found it; `Some(None)`: none (cross-file
-    /// context off, or nothing found).
-    pub(super) context: Option<Option<CrossFileContext>>,
+    /// What the first request at the anchor found, used while it holds:
+    /// `None` until then.
+    pub(super) pinned: Option<Pinned>,
+}
+
+/// What stays the same for every request at an anchor, so that the prompt
+/// before the middle marker stays the same tokens.
+#[derive(Debug, Clone)]
+pub(super) struct Pinned {
+    /// The cross-file context (retrieval at each new line would find other
+    /// snippets); `None`: none (cross-file context off, or nothing found).
+    pub(super) context: Option<CrossFileContext>,
+    /// Where the comments of that context go: the char index of the start
+    /// of the definition around the cursor (`CursorContext::
+    /// definition_start`). A blank line after a function's last statement
+    /// is outside it for the syntax tree, and a typo makes the tree
+    /// recover another way: either would move the comments and with them
+    /// everything after.
+    pub(super) definition: Option<usize>,
 }
 
 impl Anchor {
@@ -45,7 +58,7 @@ impl Anchor {
         let cursor = cursor.min(text.len_chars());
         Anchor {
             at: text.line_to_char(text.char_to_line(cursor)),
-            context: None,
+            pinned: None,
         }
     }
 

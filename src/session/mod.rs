@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use ropey::Rope;
 use serde::Serialize;
 
-use anchor::Anchor;
+use anchor::{Anchor, Pinned};
 pub use document_id::DocumentId;
 use events::{Events, Level, ProgressStep};
 pub use live_index::{FileChange, IndexCheck, LiveIndex};
@@ -226,17 +226,17 @@ impl State {
         }
     }
 
-    /// Keeps the cross-file context a request at `anchor` found, where the
-    /// document's anchor is still that one and has none yet.
+    /// Keeps what a request at `anchor` found (`anchor::Pinned`), where
+    /// the document's anchor is still that one and has nothing pinned yet.
     fn pin_context(&mut self, id: &DocumentId, anchor: Option<&Anchor>) {
         let (Some(kept), Some(found)) = (
             self.anchors.get_mut(id),
-            anchor.and_then(|a| Some((a.at, a.context.clone()?))),
+            anchor.and_then(|a| Some((a.at, a.pinned.clone()?))),
         ) else {
             return;
         };
-        if kept.at == found.0 && kept.context.is_none() {
-            kept.context = Some(found.1);
+        if kept.at == found.0 && kept.pinned.is_none() {
+            kept.pinned = Some(found.1);
         }
     }
 
@@ -293,13 +293,22 @@ fn ask_model_with_context(
         return Err(EngineError::Cancelled);
     }
     let _walk_waits = index.answering();
-    let context = match at.anchor.as_ref().and_then(|a| a.context.clone()) {
-        Some(pinned) => pinned,
+    let context = match at.anchor.as_ref().and_then(|a| a.pinned.clone()) {
+        Some(pinned) => {
+            at.ctx.definition_start = pinned.definition.and_then(|d| at.ctx.prefix_offset(d));
+            pinned.context
+        }
         None => {
             let found =
                 index.context_for(&at.id, at.line, &at.ctx.prefix, &at.ctx.suffix, &at.config);
             if let Some(anchor) = &mut at.anchor {
-                anchor.context = Some(found.clone());
+                let ctx = &at.ctx;
+                anchor.pinned = Some(Pinned {
+                    context: found.clone(),
+                    definition: ctx.definition_start.map(|d| {
+                        ctx.prefix_start + ctx.prefix.get(..d).map_or(0, |p| p.chars().count())
+                    }),
+                });
             }
             found
         }

@@ -705,3 +705,34 @@ async fn a_pause_moves_the_anchor_once_half_its_lines_are_used() {
     let asked = h.engine.requests().pop().expect("asked");
     assert_eq!(before_middle(&asked), before_middle(&warm));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_anchor_keeps_where_the_definition_starts() {
+    let mut config = Config::default();
+    config.completion.compute_ahead = false;
+    let h = harness_with(config, &["1", "y = 2", "1", "y = 2"]);
+    let doc = "class A:\n    def f(self):\n        x = 1\n";
+    h.session.change(
+        &h.id,
+        2,
+        &[TextChange {
+            range: None,
+            text: doc.into(),
+        }],
+    );
+    let _ = ask(&h, at(2, 13)).await;
+    // Enter: the blank line after the method's last statement is outside
+    // it for the syntax tree.
+    type_at(&h, 3, at(2, 13), "\n        ");
+    let _ = ask(&h, at(3, 8)).await;
+    let seen = h.engine.requests();
+    let def = "class A:\n".len();
+    assert_eq!(seen[0].definition_start, Some(def));
+    assert_eq!(seen.last().map(|r| r.definition_start), Some(Some(def)));
+    // Without anchors the blank line is between the class's members.
+    h.session
+        .configure(&serde_json::json!({"completion": {"anchoredLines": 0}}));
+    let _ = ask(&h, at(3, 8)).await;
+    let last = h.engine.requests().pop().expect("asked");
+    assert_ne!(last.definition_start, Some(def));
+}
