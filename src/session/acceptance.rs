@@ -25,7 +25,7 @@ use ropey::Rope;
 use super::stats_store::{self, Writer};
 use super::DocumentId;
 use crate::stats::aggregate::Today;
-use crate::stats::track::{self, CharEdit, Tracker};
+use crate::stats::track::{self, CharEdit, Measured, Tracker};
 use crate::stats::{Early, Event, Meta, What, CHECKPOINTS, VERSION};
 use crate::text::document::AppliedEdit;
 
@@ -135,6 +135,18 @@ impl Recorder {
         self.clock.elapsed().as_millis() as u64
     }
 
+    /// A checkpoint's measure, `early` where it was taken before its time.
+    fn emit_persisted(&self, m: &Measured<(u64, Meta)>, early: Option<Early>) {
+        let (n, meta) = &m.payload;
+        let what = What::Persisted {
+            checkpoint_secs: m.checkpoint_secs,
+            similarity: m.similarity,
+            deleted: m.deleted,
+            early,
+        };
+        self.emit(*n, what, meta);
+    }
+
     fn emit(&self, n: u64, what: What, meta: &Meta) {
         if let Some(w) = &self.writer {
             w.record(Event {
@@ -196,17 +208,7 @@ impl Recorder {
             return;
         }
         for m in self.tracker.finish(doc, &text.to_string()) {
-            let (n, meta) = &m.payload;
-            self.emit(
-                *n,
-                What::Persisted {
-                    checkpoint_secs: m.checkpoint_secs,
-                    similarity: m.similarity,
-                    deleted: m.deleted,
-                    early: Some(early),
-                },
-                meta,
-            );
+            self.emit_persisted(&m, Some(early));
         }
         let (gone, kept): (VecDeque<Open>, VecDeque<Open>) =
             self.open.drain(..).partition(|o| o.doc == *doc);
@@ -360,17 +362,7 @@ impl Recorder {
             Some(rope.slice(start..end).to_string())
         };
         for m in self.tracker.due(now, &read) {
-            let (n, meta) = &m.payload;
-            self.emit(
-                *n,
-                What::Persisted {
-                    checkpoint_secs: m.checkpoint_secs,
-                    similarity: m.similarity,
-                    deleted: m.deleted,
-                    early: None,
-                },
-                meta,
-            );
+            self.emit_persisted(&m, None);
         }
     }
 

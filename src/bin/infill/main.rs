@@ -80,16 +80,7 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Command::Stats(args) => match stats::run(&args) {
-            Ok(text) => {
-                println!("{text}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("infill: {e:#}");
-                ExitCode::FAILURE
-            }
-        },
+        Command::Stats(args) => print_result(stats::run(&args)),
         Command::Complete {
             location,
             stdin,
@@ -102,16 +93,21 @@ fn main() -> ExitCode {
             // The engine, dropped with `complete`'s return, frees its model
             // before the process exits (see `serve`).
             infill::engine::wait_for_threads(std::time::Duration::from_secs(3));
-            match result {
-                Ok(text) => {
-                    println!("{text}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("infill: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
+            print_result(result)
+        }
+    }
+}
+
+/// Prints a command's text, or its error; the process's exit status.
+fn print_result(result: anyhow::Result<String>) -> ExitCode {
+    match result {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("infill: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }
