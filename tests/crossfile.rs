@@ -163,8 +163,18 @@ fn defining_chunk_of_a_cross_file_call_is_retrieved_with_progress() {
             .any(|(p, t)| p == "pkg/geometry.py" && t.contains("return abs(total) / 2")),
         "{got:?}"
     );
-    // Indexing reported begin, percentage and end through $/progress.
-    let progress = s.drain_notifications("$/progress");
+    // Indexing reported begin, percentage and end through $/progress
+    // (the end is sent after the index is done: it may still be on its way).
+    let mut progress = s.drain_notifications("$/progress");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !progress
+        .iter()
+        .any(|p| p["params"]["value"]["kind"] == "end")
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        progress.extend(s.drain_notifications("$/progress"));
+    }
     let kinds: Vec<&str> = progress
         .iter()
         .filter(|p| p["params"]["token"] == "infill/index")
