@@ -845,8 +845,7 @@ pub fn run(
                 continue;
             };
             let cancel = CancelFlag::default();
-            let mut answers = Vec::with_capacity(2);
-            for (config, middle_lines) in arms.configs.iter().zip(arms.middle_lines) {
+            let ask = |config: &Config, middle_lines: Option<usize>| {
                 let ctx = cursor_context(&doc, syntax.as_ref(), cursor_at, config);
                 let extras = Extras {
                     context: config.context.cross_file.then(|| context.clone()),
@@ -856,13 +855,11 @@ pub fn run(
                         doc.line_to_char(line.saturating_sub(k))
                     }),
                 };
-                let answer = pipeline::run(engine, &ctx, config, extras, Mode::Fresh, &cancel)
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", item.id))?;
-                answers.push(answer);
-            }
-            let (Some(on), Some(off)) = (answers.pop(), answers.pop()) else {
-                unreachable!("two arms");
+                pipeline::run(engine, &ctx, config, extras, Mode::Fresh, &cancel)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", item.id))
             };
+            let off = ask(&arms.configs[0], arms.middle_lines[0])?;
+            let on = ask(&arms.configs[1], arms.middle_lines[1])?;
             pkg.index.update(&item.path, &item.original);
             report.scored.push(Paired {
                 off: score(&off.text, &item.expected),

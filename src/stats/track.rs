@@ -21,30 +21,6 @@ pub struct CharEdit {
 }
 
 impl CharEdit {
-    /// The one edit that turns `old` into `new`: their common prefix and
-    /// suffix stay (a client that sends whole texts).
-    pub fn between(old: &str, new: &str) -> CharEdit {
-        let prefix = old
-            .chars()
-            .zip(new.chars())
-            .take_while(|(a, b)| a == b)
-            .count();
-        let (old_len, new_len) = (old.chars().count(), new.chars().count());
-        let suffix = old
-            .chars()
-            .rev()
-            .zip(new.chars().rev())
-            .take_while(|(a, b)| a == b)
-            .count()
-            .min(old_len - prefix)
-            .min(new_len - prefix);
-        CharEdit {
-            start: prefix,
-            end: old_len - suffix,
-            inserted: new_len - suffix - prefix,
-        }
-    }
-
     fn delta(&self) -> isize {
         self.inserted as isize - (self.end - self.start) as isize
     }
@@ -339,14 +315,6 @@ mod tests {
         assert_eq!(anchor(5, &edit(0, 0, 3)), 8);
         assert_eq!(anchor(5, &edit(2, 7, 0)), 2);
         assert_eq!(anchor(5, &edit(6, 7, 0)), 5);
-    }
-
-    #[test]
-    fn whole_text_edits_are_one_diff() {
-        assert_eq!(CharEdit::between("abcdef", "abXYef"), edit(2, 4, 2));
-        assert_eq!(CharEdit::between("aaa", "aaaa"), edit(3, 3, 1));
-        assert_eq!(CharEdit::between("ab", ""), edit(0, 2, 0));
-        assert_eq!(CharEdit::between("é", "é"), edit(1, 1, 0));
     }
 
     #[test]

@@ -172,6 +172,20 @@ impl Document {
 mod tests {
     use super::*;
 
+    #[test]
+    fn whole_text_edits_are_one_diff() {
+        let edit = |start, end, inserted| AppliedEdit {
+            start,
+            end,
+            inserted,
+        };
+        let between = |old: &str, new: &str| AppliedEdit::between(&Rope::from_str(old), new);
+        assert_eq!(between("abcdef", "abXYef"), edit(2, 4, 2));
+        assert_eq!(between("aaa", "aaaa"), edit(3, 3, 1));
+        assert_eq!(between("ab", ""), edit(0, 2, 0));
+        assert_eq!(between("é", "é"), edit(1, 1, 0));
+    }
+
     fn change(l0: u32, c0: u32, l1: u32, c1: u32, text: &str) -> TextChange {
         TextChange {
             range: Some((
