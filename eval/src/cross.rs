@@ -653,6 +653,8 @@ pub struct Cost {
     pub second_tries: usize,
     /// Answers that showed nothing.
     pub empty: usize,
+    /// Why they showed nothing (`empty_cause`), with counts.
+    pub empty_causes: std::collections::BTreeMap<String, usize>,
 }
 
 /// One item's result, for progress output.
@@ -673,6 +675,8 @@ pub struct Report {
     /// The arms' column headings, and what the second changes.
     pub labels: [String; 2],
     pub change: String,
+    /// Asked as an editor asks (`Arms::as_editor`).
+    pub as_editor: bool,
     pub packages: Vec<(String, usize)>,
     pub items: usize,
     /// Items in CrossCodeEval's selection.
@@ -732,6 +736,12 @@ pub struct Arms {
     /// (`Extras::anchor`): `Some(0)` the cursor line even when blank,
     /// `None` as the server without an anchor.
     pub middle_lines: [Option<usize>; 2],
+    /// The arms' settings as given, for `as_editor`.
+    given: [Config; 2],
+    /// Ask as an editor's automatic request does: the settings' own answer
+    /// shape and time budget (multi-line where the cursor allows it), and
+    /// nothing where the trigger rules decline (an empty answer).
+    pub as_editor: bool,
 }
 
 impl Arms {
@@ -744,8 +754,10 @@ impl Arms {
         Arms {
             labels: ["in-file".into(), "cross-file".into()],
             change: "context.crossFile=true".into(),
+            given: [off.clone(), on.clone()],
             configs: [off, on].map(single_line_without_time_budget),
             middle_lines: [None; 2],
+            as_editor: false,
         }
     }
 
@@ -755,8 +767,19 @@ impl Arms {
         Arms {
             labels: ["A".into(), "B".into()],
             change: change.to_string(),
+            given: [first.clone(), second.clone()],
             configs: [first.clone(), second.clone()].map(single_line_without_time_budget),
             middle_lines: [None; 2],
+            as_editor: false,
+        }
+    }
+
+    /// The settings each arm asks with.
+    fn settings(&self) -> &[Config; 2] {
+        if self.as_editor {
+            &self.given
+        } else {
+            &self.configs
         }
     }
 
@@ -794,10 +817,11 @@ pub fn run(
         cursor,
         labels: arms.labels.clone(),
         change: arms.change.clone(),
+        as_editor: arms.as_editor,
         completed: engine.is_some(),
         ..Default::default()
     };
-    let cfg = &arms.configs[0];
+    let cfg = &arms.settings()[0];
     for pkg in packages.iter_mut() {
         report.packages.push((pkg.name.clone(), pkg.items.len()));
         for item in &pkg.items {
@@ -845,8 +869,13 @@ pub fn run(
                 continue;
             };
             let cancel = CancelFlag::default();
-            let ask = |config: &Config, middle_lines: Option<usize>| {
+            let ask = |config: &Config,
+                       middle_lines: Option<usize>|
+             -> Result<(Suggestion, Option<String>)> {
                 let ctx = cursor_context(&doc, syntax.as_ref(), cursor_at, config);
+                if let Some(skip) = arms.as_editor.then(|| ctx.automatic_skip(config)).flatten() {
+                    return Ok((not_asked(), Some(format!("not asked: {skip:?}"))));
+                }
                 let extras = Extras {
                     context: config.context.cross_file.then(|| context.clone()),
                     document: None,
@@ -855,15 +884,35 @@ pub fn run(
                         doc.line_to_char(line.saturating_sub(k))
                     }),
                 };
-                pipeline::run(engine, &ctx, config, extras, Mode::Fresh, &cancel)
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", item.id))
+                let answer = pipeline::run(engine, &ctx, config, extras, Mode::Fresh, &cancel)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", item.id))?;
+                let cause = empty_cause(&answer);
+                Ok((answer, cause))
             };
-            let off = ask(&arms.configs[0], arms.middle_lines[0])?;
-            let on = ask(&arms.configs[1], arms.middle_lines[1])?;
+            let [first, second] = arms.settings();
+            let (off, off_cause) = ask(first, arms.middle_lines[0])?;
+            let (on, on_cause) = ask(second, arms.middle_lines[1])?;
+            for (cost, cause) in [(&mut report.off, off_cause), (&mut report.on, on_cause)] {
+                if let Some(cause) = cause {
+                    *cost.empty_causes.entry(cause).or_default() += 1;
+                }
+            }
             pkg.index.update(&item.path, &item.original);
+            // A multi-line answer (asked as an editor) is scored on its
+            // first line: the line that was blanked.
+            let line = |text: &str| -> String {
+                if arms.as_editor {
+                    text.lines()
+                        .find(|l| !l.trim().is_empty())
+                        .unwrap_or("")
+                        .to_string()
+                } else {
+                    text.to_string()
+                }
+            };
             report.scored.push(Paired {
-                off: score(&off.text, &item.expected),
-                on: score(&on.text, &item.expected),
+                off: score(&line(&off.text), &item.expected),
+                on: score(&line(&on.text), &item.expected),
                 cceval: item.cceval,
             });
             report.off.prompt_tokens += off.output.prompt_tokens;
@@ -879,6 +928,35 @@ pub fn run(
     }
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// An answer that was never asked (the trigger rules declined).
+fn not_asked() -> Suggestion {
+    Suggestion {
+        output: Default::default(),
+        text: String::new(),
+        dropped_first: None,
+        dropped: None,
+        first_dropped: None,
+    }
+}
+
+/// Why `answer` shows nothing, `None` where it shows something: the
+/// cleaning step that emptied it (both tries' where a second try was made),
+/// and whether the time budget had cut it.
+fn empty_cause(answer: &Suggestion) -> Option<String> {
+    if !answer.text.trim().is_empty() {
+        return None;
+    }
+    let step = |d: Option<infill::completion::Dropped>| d.map_or("?", |d| d.describe());
+    let mut cause = match answer.first_dropped {
+        Some(first) => format!("{}, then {}", first.describe(), step(answer.dropped)),
+        None => step(answer.dropped).to_string(),
+    };
+    if answer.output.cut_by_time {
+        cause.push_str(" (time budget)");
+    }
+    Some(cause)
 }
 
 /// A ratio of the second arm to the first, `-` where the first is 0.
@@ -942,12 +1020,17 @@ impl std::fmt::Display for Report {
             .collect();
         writeln!(
             f,
-            "{}: {} items from {}  (split {}, cursor {}, {:.0} s)",
+            "{}: {} items from {}  (split {}, cursor {}{}, {:.0} s)",
             self.language,
             self.items,
             pkgs.join(", "),
             self.split,
             self.cursor,
+            if self.as_editor {
+                ", asked as an editor: answer shape, time budget, trigger rules"
+            } else {
+                ""
+            },
             self.seconds
         )?;
         if !self.completed {
@@ -998,6 +1081,22 @@ impl std::fmt::Display for Report {
             "{:<24} {:>10} {:>10}",
             "empty answers", self.off.empty, self.on.empty
         )?;
+        let causes: std::collections::BTreeSet<&String> = self
+            .off
+            .empty_causes
+            .keys()
+            .chain(self.on.empty_causes.keys())
+            .collect();
+        for cause in causes {
+            let count = |c: &Cost| c.empty_causes.get(cause).copied().unwrap_or(0);
+            writeln!(
+                f,
+                "  {:<46} {:>10} {:>10}",
+                cause,
+                count(&self.off),
+                count(&self.on)
+            )?;
+        }
         write!(
             f,
             "{:<24} {:>10.0} {:>10.0}",

@@ -93,6 +93,11 @@ enum Command {
         /// The same for the second arm only.
         #[arg(long)]
         versus_middle_lines: Option<usize>,
+        /// Ask as an editor's automatic request does: the settings' answer
+        /// shape (multi-line where the cursor allows) and time budget, and
+        /// no answer where the trigger rules decline; scores the first line.
+        #[arg(long)]
+        as_editor: bool,
         #[command(flatten)]
         settings: SettingFlags,
     },
@@ -136,6 +141,7 @@ fn main() -> ExitCode {
             versus,
             middle_lines,
             versus_middle_lines,
+            as_editor,
             settings,
         } => match run_eval_cross(
             &language,
@@ -152,6 +158,7 @@ fn main() -> ExitCode {
             &Comparison {
                 versus,
                 middle_lines: [middle_lines, versus_middle_lines.or(middle_lines)],
+                as_editor,
             },
         ) {
             Ok(()) => ExitCode::SUCCESS,
@@ -212,6 +219,7 @@ fn ready_engine(
 struct Comparison {
     versus: Vec<String>,
     middle_lines: [Option<usize>; 2],
+    as_editor: bool,
 }
 
 struct Selection {
@@ -233,6 +241,7 @@ fn run_eval_cross(
     let Comparison {
         versus,
         middle_lines,
+        as_editor,
     } = comparison;
     let middle_lines = *middle_lines;
     use infill::text::syntax::Language;
@@ -259,6 +268,7 @@ fn run_eval_cross(
         cross::Arms::versus(&config, &second, change.trim())
     };
     arms.middle_lines = middle_lines;
+    arms.as_editor = *as_editor;
     let data = data.unwrap_or_else(cross::default_data_dir);
     let mut sets = Vec::new();
     for l in languages {

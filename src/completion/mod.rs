@@ -47,6 +47,41 @@ pub struct CursorContext {
     pub definition_start: Option<usize>,
 }
 
+/// Why `CursorContext::finish` left nothing of an answer: the step that
+/// emptied it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Dropped {
+    /// The model ended at once, or gave only blanks.
+    ModelGaveNothing,
+    /// The answer began with a Markdown code fence.
+    CodeFence,
+    /// The stop rule left no text: the answer's first text was on a line
+    /// less indented than the cursor's block, or past the line limit.
+    StopRule,
+    /// After blank lines, it re-typed the code that follows the cursor.
+    RepeatsSuffix,
+    /// The answer was only what the cursor's line already has after it.
+    RestOfLine,
+    /// Every line of it added a syntax error.
+    BreaksSyntax,
+    /// It made the cursor's line the line that already follows.
+    RepeatsNextLine,
+}
+
+impl Dropped {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Dropped::ModelGaveNothing => "the model gave nothing",
+            Dropped::CodeFence => "a code fence first",
+            Dropped::StopRule => "outside the cursor's block",
+            Dropped::RepeatsSuffix => "blank lines, then the code after the cursor",
+            Dropped::RestOfLine => "only the rest of the line",
+            Dropped::BreaksSyntax => "every line breaks the syntax",
+            Dropped::RepeatsNextLine => "repeats the next line",
+        }
+    }
+}
+
 /// Splits the document at `cursor` (a char index) and decides the answer's
 /// shape; `syntax` is the document's current tree, if it has a grammar.
 pub fn cursor_context(
@@ -233,18 +268,37 @@ impl CursorContext {
     /// Cleans a raw model answer into the text to insert at the cursor:
     /// the steps of `clean`, in order.
     pub fn finish(&self, raw: &str) -> String {
-        let raw = clean::cut_code_fence(raw);
+        self.finish_explained(raw).0
+    }
+
+    /// `finish`, with the step that left nothing of a non-empty answer,
+    /// where one did (evaluations count why answers are empty).
+    pub fn finish_explained(&self, raw: &str) -> (String, Option<Dropped>) {
+        if raw.trim().is_empty() {
+            return (String::new(), Some(Dropped::ModelGaveNothing));
+        }
+        let fenced = clean::cut_code_fence(raw);
+        if fenced.trim().is_empty() {
+            return (String::new(), Some(Dropped::CodeFence));
+        }
+        let raw = fenced;
         // The last line counts as complete too: the model has finished.
         let mut text = match self.stop.cut(&format!("{raw}\n")) {
             Some(n) => &raw[..n.min(raw.len())],
             None => raw,
         };
+        if text.trim().is_empty() {
+            return (String::new(), Some(Dropped::StopRule));
+        }
         if let Scope::String { delimiter } = &self.scope {
             if delimiter.len() == 3 {
                 text = clean::cut_after_string_close(text, delimiter);
             }
         }
         text = clean::cut_repeated_suffix_lines(text.trim_end(), &self.suffix);
+        if text.trim().is_empty() {
+            return (String::new(), Some(Dropped::RepeatsSuffix));
+        }
         // Token boundary: after `return ` the model may still begin with a
         // space of its own; one is enough.
         if !self.stop.multiline
@@ -254,6 +308,9 @@ impl CursorContext {
             text = text.trim_start_matches([' ', '\t']);
         }
         let mut out = clean::trim_line_overlap(text, &self.line_prefix, &self.line_suffix);
+        if out.trim().is_empty() {
+            return (String::new(), Some(Dropped::RestOfLine));
+        }
         if let (Some(language), Scope::Code) = (self.language, &self.scope) {
             out = clean::keep_valid_lines(
                 language,
@@ -261,12 +318,14 @@ impl CursorContext {
                 &out,
                 head_chars(&self.suffix, SYNTAX_WINDOW_CHARS),
             );
+            if out.trim().is_empty() {
+                return (String::new(), Some(Dropped::BreaksSyntax));
+            }
         }
-        if out.trim().is_empty() || clean::repeats_next_line(&self.line_prefix, &out, &self.suffix)
-        {
-            String::new()
+        if clean::repeats_next_line(&self.line_prefix, &out, &self.suffix) {
+            (String::new(), Some(Dropped::RepeatsNextLine))
         } else {
-            out
+            (out, None)
         }
     }
 
@@ -339,6 +398,28 @@ mod tests {
         let text = format!("{before}{after}");
         let rope = Rope::from_str(&text);
         cursor_context(&rope, None, before.chars().count(), &Config::default())
+    }
+
+    #[test]
+    fn finish_explained_names_the_step_that_emptied_an_answer() {
+        let rope = Rope::from_str("def f(m):\n    n = 1\n    \n    for k in m:\n        n += k\n");
+        let syntax = SyntaxTree::new(Language::Python, &rope);
+        let c = cursor_context(&rope, syntax.as_ref(), 24, &Config::default());
+        let cause = |raw: &str| c.finish_explained(raw).1;
+        assert_eq!(cause("  \n"), Some(Dropped::ModelGaveNothing));
+        assert_eq!(cause("```\n"), Some(Dropped::CodeFence));
+        assert_eq!(cause("for k in m:\n"), Some(Dropped::RepeatsNextLine));
+        assert_eq!(cause("n = (\n"), Some(Dropped::BreaksSyntax));
+        assert_eq!(
+            cause("\n\n    for k in m:\n        n += k\n"),
+            Some(Dropped::RepeatsSuffix)
+        );
+        // A kept answer has no cause, and is what `finish` gives.
+        assert_eq!(c.finish_explained("n += 2"), ("n += 2".to_string(), None));
+        assert_eq!(c.finish("n += 2"), "n += 2");
+        // Only the rest of the line: the model re-typed what follows.
+        let c = ctx("def f(m):\n    return m", "[0]\n");
+        assert_eq!(c.finish_explained("[0]").1, Some(Dropped::RestOfLine));
     }
 
     #[test]

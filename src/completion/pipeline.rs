@@ -5,7 +5,7 @@
 //! forbidden. Every front end calls `run`: the server's requests and warm
 //! starts, `infill complete`, and both evaluations, so they answer alike.
 
-use super::CursorContext;
+use super::{CursorContext, Dropped};
 use crate::config::Config;
 use crate::engine::{CancelFlag, Engine, EngineError, EngineOutput};
 use crate::prompt::repo::CrossFileContext;
@@ -34,6 +34,11 @@ pub struct Suggestion {
     /// The first answer's raw text, where the cleaning dropped it whole
     /// and a second try replaced it (`CursorContext::second_try`).
     pub dropped_first: Option<String>,
+    /// Why `text` is empty, where the cleaning left nothing of the answer
+    /// (of the second try's, where there was one).
+    pub dropped: Option<Dropped>,
+    /// Why the first answer was dropped, where a second try replaced it.
+    pub first_dropped: Option<Dropped>,
 }
 
 impl Suggestion {
@@ -86,11 +91,13 @@ pub fn run(
             output,
             text: String::new(),
             dropped_first: None,
+            dropped: None,
+            first_dropped: None,
         });
     }
     let mut retry = req.clone();
     let first = engine.complete(req, cancel.clone())?;
-    let text = ctx.finish(&first.text);
+    let (text, dropped) = ctx.finish_explained(&first.text);
     let avoid = if config.completion.second_try && !first.cut_by_time {
         ctx.second_try(&first.text, &text)
     } else {
@@ -101,6 +108,8 @@ pub fn run(
             output: first,
             text,
             dropped_first: None,
+            dropped,
+            first_dropped: None,
         });
     };
     retry.avoid = Some(avoid);
@@ -123,10 +132,13 @@ pub fn run(
         generate_time: first.generate_time + second.generate_time,
         ..second
     };
+    let (text, second_dropped) = ctx.finish_explained(&output.text);
     Ok(Suggestion {
-        text: ctx.finish(&output.text),
+        text,
         output,
         dropped_first: Some(first.text),
+        dropped: second_dropped,
+        first_dropped: dropped,
     })
 }
 
