@@ -34,7 +34,7 @@ const QUEUE: usize = 256;
 pub(crate) enum Fault {
     /// No connection (refused, no route, unknown host, TLS failure).
     Unreachable(String),
-    /// No answer, or no end of it, within `engine.timeoutMs`.
+    /// No answer, or no progress in it, within `engine.timeoutMs`.
     Slow(Duration),
     /// An HTTP error status, with what the server said.
     Status(u16, String),
@@ -50,7 +50,7 @@ impl std::fmt::Display for Fault {
             Fault::Unreachable(why) => write!(f, "cannot reach the inference server: {why}"),
             Fault::Slow(after) => write!(
                 f,
-                "the inference server did not answer within {} ms (engine.timeoutMs)",
+                "the inference server did not answer within {} ms (engine.timeoutMs, per wait)",
                 after.as_millis()
             ),
             Fault::Status(code, said) if said.is_empty() => {
@@ -113,7 +113,12 @@ impl Client {
             // Only the configured URL is ever contacted: no proxy from
             // the environment.
             .proxy(None)
-            .timeout_global(Some(self.timeout))
+            // `engine.timeoutMs` bounds each wait (connecting, each read
+            // and write), not a whole answer: a long answer streaming
+            // steadily is not slow.
+            .timeout_connect(Some(self.timeout))
+            .timeout_per_read(Some(self.timeout))
+            .timeout_per_write(Some(self.timeout))
             .max_idle_connections(0)
             .build();
         ureq::Agent::new_with_config(config)
@@ -154,7 +159,8 @@ impl Client {
 
     /// POST `body` to `url` and hand each event of the answer's stream
     /// (the text after `data:`) to `on_event`, until it says `Stop`, the
-    /// stream ends, `cancel` is set or `engine.timeoutMs` passes. The
+    /// stream ends, `cancel` is set or `engine.timeoutMs` passes without
+    /// an event. The
     /// connection is closed on return in every case.
     pub(crate) fn post_stream(
         &self,
@@ -163,7 +169,6 @@ impl Client {
         cancel: &CancelFlag,
         mut on_event: impl FnMut(&str) -> Result<Flow, Fault>,
     ) -> Result<(), Ended> {
-        let started = Instant::now();
         let agent = self.agent();
         let watcher = agent.clone();
         let (tx, rx) = mpsc::sync_channel::<Read_>(QUEUE);
@@ -181,19 +186,24 @@ impl Client {
                 "cannot start a thread: {e}"
             ))));
         }
+        // The last sign of progress: the request sent, or an event.
+        let mut progress = Instant::now();
         let result = loop {
             if cancel.is_cancelled() {
                 break Err(Ended::Cancelled);
             }
-            if started.elapsed() > self.timeout {
+            if progress.elapsed() > self.timeout {
                 break Err(Ended::Fault(Fault::Slow(self.timeout)));
             }
             match rx.recv_timeout(WATCH) {
-                Ok(Read_::Event(data)) => match on_event(&data) {
-                    Ok(Flow::More) => {}
-                    Ok(Flow::Stop) => break Ok(()),
-                    Err(fault) => break Err(Ended::Fault(fault)),
-                },
+                Ok(Read_::Event(data)) => {
+                    progress = Instant::now();
+                    match on_event(&data) {
+                        Ok(Flow::More) => {}
+                        Ok(Flow::Stop) => break Ok(()),
+                        Err(fault) => break Err(Ended::Fault(fault)),
+                    }
+                }
                 Ok(Read_::Failed(fault)) => break Err(Ended::Fault(fault)),
                 Ok(Read_::End) => break Ok(()),
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -308,6 +318,19 @@ fn status_fault(status: u16, response: ureq::http::Response<ureq::Body>) -> Faul
 fn transport_fault(e: ureq::Error, timeout: Duration) -> Fault {
     match e {
         ureq::Error::Timeout(_) => Fault::Slow(timeout),
+        // Before any answer, a connection closed or reset means nobody
+        // serves there (a server going down, a port with no server).
+        ureq::Error::Io(io)
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::UnexpectedEof
+            ) =>
+        {
+            Fault::Unreachable(io.to_string())
+        }
         ureq::Error::Io(io) => read_fault(&io, timeout),
         ureq::Error::HostNotFound => Fault::Unreachable("host not found".into()),
         ureq::Error::ConnectionFailed => Fault::Unreachable("connection failed".into()),
