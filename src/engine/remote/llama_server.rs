@@ -19,12 +19,14 @@ pub(crate) const TOKENIZE: &str = "/tokenize";
 /// prompts change only at their end as the user types), and the token
 /// ids of the answer (`return_tokens`), so that the answer's bytes and its
 /// stop tokens are judged by infill's own vocabulary.
-pub(crate) fn body(prompt: &[Token], max_tokens: usize) -> Value {
+/// `fresh` (evaluations) turns the cache off, so that an answer depends on
+/// its prompt alone, as in process (`EngineRequest::fresh`).
+pub(crate) fn body(prompt: &[Token], max_tokens: usize, fresh: bool) -> Value {
     json!({
         "prompt": prompt,
         "n_predict": max_tokens,
         "stream": true,
-        "cache_prompt": true,
+        "cache_prompt": !fresh,
         "return_tokens": true,
         "temperature": 0.0,
         "top_k": 1,

@@ -461,7 +461,7 @@ impl RemoteEngine {
             }
             _ => (
                 http::endpoint(&s.url, llama_server::COMPLETION),
-                llama_server::body(prompt, req.max_tokens),
+                llama_server::body(prompt, req.max_tokens, req.fresh),
                 llama_server::parse,
             ),
         };
