@@ -341,6 +341,14 @@ fn transport_fault(e: ureq::Error, timeout: Duration) -> Fault {
 
 fn read_fault(e: &std::io::Error, timeout: Duration) -> Fault {
     use std::io::ErrorKind::*;
+    // ureq's own timeouts reach a body reader as an I/O error around it.
+    let ureq_timeout = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<ureq::Error>())
+        .is_some_and(|inner| matches!(inner, ureq::Error::Timeout(_)));
+    if ureq_timeout {
+        return Fault::Slow(timeout);
+    }
     match e.kind() {
         ConnectionRefused | HostUnreachable | NetworkUnreachable | NetworkDown
         | AddrNotAvailable => Fault::Unreachable(e.to_string()),
@@ -353,4 +361,91 @@ fn read_fault(e: &std::io::Error, timeout: Duration) -> Fault {
 /// strip it).
 pub(crate) fn endpoint(base: &str, path: &str) -> String {
     format!("{base}{path}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::net::TcpListener;
+
+    /// A server that sends one event, then holds the stream open; returns
+    /// its URL and when it saw the client close.
+    fn holding_server() -> (String, mpsc::Receiver<Instant>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut line = String::new();
+            // Headers, then the body (a few bytes of JSON, read below).
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            conn.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n8\r\ndata: 1\n\r\n",
+            )
+            .unwrap();
+            let mut buf = [0u8; 64];
+            while matches!(reader.read(&mut buf), Ok(n) if n > 0) {}
+            let _ = tx.send(Instant::now());
+        });
+        (url, rx)
+    }
+
+    #[test]
+    fn a_cancelled_stream_closes_its_connection_at_once() {
+        let (url, closed) = holding_server();
+        let client = Client::new(None, Duration::from_secs(10));
+        let cancel = CancelFlag::default();
+        let flag = cancel.clone();
+        let mut events = Vec::new();
+        let mut cancelled_at = None;
+        let result = client.post_stream(&url, &serde_json::json!({}), &cancel, |data| {
+            events.push(data.to_string());
+            // Cancelled from elsewhere while the stream is held open.
+            let flag = flag.clone();
+            thread::spawn(move || {
+                thread::sleep(Duration::from_millis(50));
+                flag.cancel();
+            });
+            cancelled_at = Some(Instant::now() + Duration::from_millis(50));
+            Ok(Flow::More)
+        });
+        assert_eq!(result, Err(Ended::Cancelled));
+        assert_eq!(events, vec!["1"]);
+        let closed = closed.recv_timeout(Duration::from_secs(5)).unwrap();
+        let took = closed.saturating_duration_since(cancelled_at.unwrap());
+        assert!(took < Duration::from_millis(100), "closed after {took:?}");
+    }
+
+    #[test]
+    fn a_held_stream_is_slow_after_the_timeout_and_no_server_is_unreachable() {
+        let (url, _closed) = holding_server();
+        let client = Client::new(None, Duration::from_millis(200));
+        let result =
+            client.post_stream(&url, &serde_json::json!({}), &CancelFlag::default(), |_| {
+                Ok(Flow::More)
+            });
+        assert_eq!(
+            result,
+            Err(Ended::Fault(Fault::Slow(Duration::from_millis(200))))
+        );
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let result = client.post_stream(
+            &format!("http://127.0.0.1:{port}"),
+            &serde_json::json!({}),
+            &CancelFlag::default(),
+            |_| Ok(Flow::More),
+        );
+        assert!(
+            matches!(result, Err(Ended::Fault(Fault::Unreachable(_)))),
+            "{result:?}"
+        );
+    }
 }

@@ -501,6 +501,14 @@ impl RemoteEngine {
                 "the stream ended before the answer did".into(),
             )));
         }
+        tracing::debug!(
+            generated = answer.generated,
+            kept = %answer.text(),
+            diverged = outcome == Step::Diverged,
+            avoided = answer.avoided(),
+            evaluated,
+            "remote answer"
+        );
         Ok(Generated {
             diverged: outcome == Step::Diverged,
             avoided: answer.avoided(),
