@@ -37,6 +37,10 @@ pub(crate) fn body(prompt: &[Token], max_tokens: usize, fresh: bool) -> Value {
         "frequency_penalty": 0.0,
         "dry_multiplier": 0.0,
         "n_probs": 0,
+        // Timings in every event, not only the last: infill closes the
+        // stream as soon as its stop rule ends the answer, before the
+        // server's last event, and still learns what was evaluated.
+        "timings_per_token": true,
     })
 }
 
