@@ -12,6 +12,22 @@ use super::Config;
 /// client settings, when sent, take precedence over them.
 #[derive(Args, Debug, Clone, Default)]
 pub struct SettingFlags {
+    /// engine.kind: where the model runs: local (in this process, the
+    /// default), llama-server, openai.
+    #[arg(long, value_name = "KIND")]
+    engine: Option<String>,
+    /// engine.url: the inference server's base URL (remote kinds).
+    #[arg(long, value_name = "URL")]
+    engine_url: Option<String>,
+    /// engine.model: the model name an OpenAI-style server serves.
+    #[arg(long, value_name = "NAME")]
+    engine_model: Option<String>,
+    /// engine.apiKeyEnv: the environment variable holding the API key.
+    #[arg(long, value_name = "VAR")]
+    engine_api_key_env: Option<String>,
+    /// engine.timeoutMs: longest wait for a remote answer.
+    #[arg(long, value_name = "MS")]
+    engine_timeout_ms: Option<u32>,
     /// model.path: the GGUF model file.
     #[arg(long, value_name = "PATH")]
     model: Option<PathBuf>,
@@ -72,7 +88,23 @@ impl SettingFlags {
         if let Some(v) = &self.fim_template {
             model.insert("fimTemplate".into(), v.clone().into());
         }
-        let mut settings = serde_json::json!({ "model": model });
+        let mut engine = serde_json::Map::new();
+        if let Some(v) = &self.engine {
+            engine.insert("kind".into(), v.clone().into());
+        }
+        if let Some(v) = &self.engine_url {
+            engine.insert("url".into(), v.clone().into());
+        }
+        if let Some(v) = &self.engine_model {
+            engine.insert("model".into(), v.clone().into());
+        }
+        if let Some(v) = &self.engine_api_key_env {
+            engine.insert("apiKeyEnv".into(), v.clone().into());
+        }
+        if let Some(v) = self.engine_timeout_ms {
+            engine.insert("timeoutMs".into(), v.into());
+        }
+        let mut settings = serde_json::json!({ "engine": engine, "model": model });
         if let Some(v) = self.max_tokens {
             settings["completion"] = serde_json::json!({ "maxTokens": v });
         }

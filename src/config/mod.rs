@@ -113,8 +113,49 @@ pub struct ContextConfig {
     pub layout: ContextLayout,
 }
 
+/// Where the model runs (`engine.*`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineConfig {
+    pub kind: EngineKind,
+    /// Base URL of the inference server (`http://host:port`, maybe with a
+    /// path prefix such as `/v1`'s parent); required by the remote kinds.
+    pub url: Option<String>,
+    /// Model name sent to an OpenAI-style server (`model` field), and
+    /// checked against its `/v1/models` list.
+    pub model: Option<String>,
+    /// Name of the environment variable holding the API key (sent as a
+    /// bearer token). The key itself is never a setting, so that it is in
+    /// no settings file, log line or status.
+    pub api_key_env: Option<String>,
+    /// Longest wait for a remote answer (connect, first byte, whole
+    /// stream) before the request counts as failed.
+    pub timeout_ms: u64,
+}
+
+/// Which engine answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineKind {
+    /// llama.cpp in this process (the default: no socket is opened).
+    Local,
+    /// llama.cpp's `llama-server`, through its `/completion` endpoint.
+    LlamaServer,
+    /// An OpenAI-style `/v1/completions` endpoint (vLLM, llama-server, ...).
+    OpenAi,
+}
+
+impl EngineKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineKind::Local => "local",
+            EngineKind::LlamaServer => "llama-server",
+            EngineKind::OpenAi => "openai",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
+    pub engine: EngineConfig,
     pub model: ModelConfig,
     pub completion: CompletionConfig,
     pub context: ContextConfig,
@@ -132,6 +173,13 @@ pub struct StatsConfig {
 impl Default for Config {
     fn default() -> Self {
         Config {
+            engine: EngineConfig {
+                kind: EngineKind::Local,
+                url: None,
+                model: None,
+                api_key_env: None,
+                timeout_ms: 5000,
+            },
             model: ModelConfig {
                 path: None,
                 threads: None,
@@ -179,7 +227,7 @@ pub struct MergeReport {
 impl Config {
     /// True when a change between `self` and `other` needs the model reloaded.
     pub fn model_changed(&self, other: &Config) -> bool {
-        self.model != other.model
+        self.model != other.model || self.engine != other.engine
     }
 
     /// Applies the keys present in `settings`. Accepts the settings object
@@ -223,6 +271,11 @@ impl Config {
     /// Every setting's dotted name, in `set`'s order (a test checks that
     /// `set` knows each; the fuzz target draws keys from here).
     pub const KEYS: &'static [&'static str] = &[
+        "engine.kind",
+        "engine.url",
+        "engine.model",
+        "engine.apiKeyEnv",
+        "engine.timeoutMs",
         "model.path",
         "model.threads",
         "model.contextSize",
@@ -252,6 +305,33 @@ impl Config {
 
     fn set(&mut self, name: &str, v: &Value) -> Result<(), SetError> {
         match name {
+            "engine.kind" => {
+                self.engine.kind = match v.as_str() {
+                    Some("local") => EngineKind::Local,
+                    Some("llama-server") => EngineKind::LlamaServer,
+                    Some("openai") => EngineKind::OpenAi,
+                    _ => {
+                        return Err(SetError::Invalid(
+                            "expected \"local\", \"llama-server\" or \"openai\"",
+                        ))
+                    }
+                }
+            }
+            "engine.url" => {
+                let url = opt_string(v)?;
+                // Only http(s): the one address a remote engine contacts
+                // must be plain to see in the settings.
+                if url
+                    .as_deref()
+                    .is_some_and(|u| !(u.starts_with("http://") || u.starts_with("https://")))
+                {
+                    return Err(SetError::Invalid("expected an http:// or https:// URL"));
+                }
+                self.engine.url = url.map(|u| u.trim_end_matches('/').to_string());
+            }
+            "engine.model" => self.engine.model = opt_string(v)?,
+            "engine.apiKeyEnv" => self.engine.api_key_env = opt_string(v)?,
+            "engine.timeoutMs" => self.engine.timeout_ms = u64::from(u32_in(v, 100, 600_000)?),
             "model.path" => self.model.path = opt_string(v)?.map(PathBuf::from),
             "model.threads" => self.model.threads = opt_u32(v, 1, 1024)?,
             "model.contextSize" => self.model.context_size = u32_in(v, 256, 1 << 20)?,
@@ -401,7 +481,7 @@ mod tests {
             let Some((section, name)) = setting.split_once('.') else {
                 continue;
             };
-            if !["model", "completion", "context", "stats"].contains(&section) {
+            if !["engine", "model", "completion", "context", "stats"].contains(&section) {
                 continue;
             }
             let default = spec.get("default").cloned().unwrap_or(Value::Null);
@@ -427,6 +507,30 @@ mod tests {
         let mut sorted = forwarded.clone();
         sorted.sort();
         assert_eq!(sorted, declared);
+    }
+
+    #[test]
+    fn engine_settings_take_a_kind_and_an_http_url() {
+        let mut c = Config::default();
+        assert_eq!(c.engine.kind, EngineKind::Local);
+        let r = c.merge_json(&json!({"engine": {
+            "kind": "openai", "url": "https://gpu.example:8000/", "model": "qwen",
+            "apiKeyEnv": "TEAM_KEY", "timeoutMs": 3000
+        }}));
+        assert_eq!(r, MergeReport::default());
+        assert_eq!(c.engine.kind, EngineKind::OpenAi);
+        assert_eq!(c.engine.url.as_deref(), Some("https://gpu.example:8000"));
+        assert_eq!(c.engine.model.as_deref(), Some("qwen"));
+        assert_eq!(c.engine.api_key_env.as_deref(), Some("TEAM_KEY"));
+        assert_eq!(c.engine.timeout_ms, 3000);
+        let r =
+            c.merge_json(&json!({"engine": {"kind": "vllm", "url": "gpu:8000", "timeoutMs": 5}}));
+        assert_eq!(r.errors.len(), 3, "{:?}", r.errors);
+        assert_eq!(c.engine.kind, EngineKind::OpenAi);
+        assert_eq!(c.engine.url.as_deref(), Some("https://gpu.example:8000"));
+        let before = c.clone();
+        c.merge_json(&json!({"engine": {"kind": "llama-server"}}));
+        assert!(c.model_changed(&before), "a new engine is a new model");
     }
 
     #[test]

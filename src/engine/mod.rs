@@ -3,6 +3,8 @@
 
 #[cfg(feature = "llama")]
 pub mod llama;
+#[cfg(feature = "llama")]
+pub mod remote;
 pub mod reuse;
 pub mod stop;
 
@@ -146,6 +148,15 @@ impl Drop for CancelOnDrop {
     }
 }
 
+/// A change in an engine's health that the user should hear of once: the
+/// first fault of an episode (a remote server down, overloaded, answering
+/// garbage, or settings it cannot serve), or the episode's end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FaultNews {
+    Began(String),
+    Ended,
+}
+
 pub trait Engine: Send + Sync {
     fn state(&self) -> EngineState;
     /// Blocks until the engine is ready or failed, or `timeout` passes.
@@ -153,6 +164,12 @@ pub trait Engine: Send + Sync {
     /// Blocks until the completion is done, cancelled or failed.
     fn complete(&self, req: EngineRequest, cancel: CancelFlag)
         -> Result<EngineOutput, EngineError>;
+    /// What the user has not been told of the engine's health yet; each
+    /// piece of news is returned once. An in-process engine has none (its
+    /// one failure, the model load, is its state).
+    fn fault_news(&self) -> Option<FaultNews> {
+        None
+    }
 }
 
 /// Waits until `engine` has loaded its model: its description, or why it
@@ -176,12 +193,26 @@ pub mod scripted;
 /// while the model loads in the background.
 #[cfg(feature = "llama")]
 pub fn start(config: &crate::config::Config) -> Arc<dyn Engine> {
+    use crate::config::EngineKind;
+    let vocab_path = config
+        .model
+        .path
+        .clone()
+        .unwrap_or_else(crate::models::default_model_path);
+    if config.engine.kind != EngineKind::Local {
+        return remote::RemoteEngine::spawn(remote::RemoteSettings {
+            kind: config.engine.kind,
+            url: config.engine.url.clone().unwrap_or_default(),
+            model: config.engine.model.clone(),
+            api_key_env: config.engine.api_key_env.clone(),
+            timeout: Duration::from_millis(config.engine.timeout_ms),
+            vocab_path,
+            fim_template: config.model.fim_template.clone(),
+            context_size: config.model.context_size as usize,
+        });
+    }
     let settings = llama::LlamaSettings {
-        path: config
-            .model
-            .path
-            .clone()
-            .unwrap_or_else(crate::models::default_model_path),
+        path: vocab_path,
         threads: config
             .model
             .threads

@@ -45,7 +45,9 @@ use typed_through::ShownSuggestion;
 use crate::completion::pipeline::{self, Extras, Mode};
 use crate::completion::{cursor_context, CursorContext};
 use crate::config::{Config, MergeReport};
-use crate::engine::{CancelFlag, CancelOnDrop, Engine, EngineError, EngineOutput, EngineState};
+use crate::engine::{
+    CancelFlag, CancelOnDrop, Engine, EngineError, EngineOutput, EngineState, FaultNews,
+};
 use crate::retrieval::{Root, Snippet};
 use crate::stats::aggregate::Today;
 use crate::stats::{Lines, Meta, Source, Trigger};
@@ -524,6 +526,23 @@ impl Session {
         }
     }
 
+    /// Tells the user of an engine fault once per episode (a remote
+    /// server down, overloaded, garbled): a message when it begins, a log
+    /// line when it ends.
+    fn tell_fault_news(&self, news: Option<FaultNews>) {
+        match news {
+            Some(FaultNews::Began(why)) => self.events.message(
+                Level::Warning,
+                format!("infill: {why}; completions are off until it answers again (retrying)"),
+            ),
+            Some(FaultNews::Ended) => self.events.log(
+                Level::Info,
+                "infill: the inference server answers again".to_string(),
+            ),
+            None => {}
+        }
+    }
+
     /// Reports the model load: progress while it runs, an error message
     /// once if it fails.
     fn watch_engine(&self, engine: Arc<dyn Engine>) {
@@ -796,15 +815,16 @@ impl Session {
         };
         let result = tokio::task::spawn_blocking(move || {
             if engine.wait_ready(wait) == EngineState::Loading {
-                return (Err(EngineError::Loading), asked.anchor);
+                return (Err(EngineError::Loading), asked.anchor, None);
             }
             let done =
                 ask_model_with_context(engine.as_ref(), &index, &mut asked, Mode::Suggest, &flag);
-            (done, asked.anchor)
+            (done, asked.anchor, engine.fault_news())
         })
         .await;
         drop(guard);
-        let result = result.map(|(done, anchor)| {
+        let result = result.map(|(done, anchor, news)| {
+            self.tell_fault_news(news);
             let mut st = self.lock();
             st.pin_context(id, anchor.as_ref());
             done

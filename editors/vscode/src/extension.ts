@@ -18,6 +18,11 @@ import {
 const SECTION = "infill";
 // Settings the server takes, as `section.key` under `infill.`.
 const SERVER_SETTINGS = [
+  "engine.kind",
+  "engine.url",
+  "engine.model",
+  "engine.apiKeyEnv",
+  "engine.timeoutMs",
   "model.path",
   "model.threads",
   "model.contextSize",

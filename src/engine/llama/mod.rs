@@ -18,6 +18,7 @@ mod generate;
 mod parked;
 mod prompt_build;
 mod session;
+pub(crate) mod vocab;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -177,7 +178,7 @@ impl Engine for LlamaEngine {
     }
 }
 
-fn backend() -> Result<&'static LlamaBackend, String> {
+pub(crate) fn backend() -> Result<&'static LlamaBackend, String> {
     static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
     BACKEND
         .get_or_init(|| {
@@ -191,7 +192,7 @@ fn backend() -> Result<&'static LlamaBackend, String> {
 }
 
 /// Checks what llama.cpp would otherwise report only as a null pointer.
-fn check_model_file(path: &Path) -> Result<(), String> {
+pub(crate) fn check_model_file(path: &Path) -> Result<(), String> {
     let mut file = std::fs::File::open(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             format!(

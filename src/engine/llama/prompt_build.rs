@@ -4,34 +4,12 @@
 
 use std::time::{Duration, Instant};
 
-use llama_cpp_2::model::LlamaModel;
-
 use super::session::Session;
+use super::vocab::VocabTokenizer;
 use crate::engine::EngineRequest;
 use crate::prompt::memo::Memoized;
 use crate::prompt::repo::build_with_context;
-use crate::prompt::{Token, Tokenizer};
-
-/// The model's tokenizer, with special-token parsing off.
-struct VocabTokenizer<'m> {
-    model: &'m LlamaModel,
-    pieces: &'m [Vec<u8>],
-}
-
-impl Tokenizer for VocabTokenizer<'_> {
-    fn piece(&self, token: Token) -> Vec<u8> {
-        self.pieces.get(token as usize).cloned().unwrap_or_default()
-    }
-
-    fn tokenize(&self, text: &str) -> Vec<Token> {
-        self.model
-            .vocab()
-            .tokenize(text.as_bytes(), false, false)
-            .into_iter()
-            .map(|t| t.0)
-            .collect()
-    }
-}
+use crate::prompt::Token;
 
 /// The prompt as the model is given it.
 pub(super) struct ModelPrompt {

@@ -2,7 +2,6 @@
 //! on it: build the prompt, bring the cache in line with it, generate.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::time::Instant;
 
@@ -11,10 +10,11 @@ use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::model::{LlamaModel, RopeType};
 
 use super::parked::{Kept, FIRST_KEPT_SEQ};
+use super::vocab::PromptVocab;
 use super::{backend, LlamaSettings};
 use crate::engine::reuse::Staleness;
 use crate::engine::{CancelFlag, EngineError, EngineOutput, EngineRequest};
-use crate::prompt::fim::{known_marker_texts, FimTemplate};
+use crate::prompt::fim::FimTemplate;
 use crate::prompt::memo::TokenMemo;
 use crate::prompt::repo::RepoTokens;
 use crate::prompt::Token;
@@ -75,37 +75,12 @@ impl<'m> Session<'m> {
             .new_context(backend, params)
             .map_err(|e| format!("cannot create a llama.cpp context of {n_ctx} tokens: {e}"))?;
 
-        let vocab = model.vocab();
-        let wanted: Vec<&str> = known_marker_texts().collect();
-        let mut specials: HashMap<String, Token> = HashMap::new();
-        for t in vocab.tokens() {
-            if let Some(text) = vocab.text(t).and_then(|c| c.to_str().ok()) {
-                if wanted.contains(&text) {
-                    specials.insert(text.to_string(), t.0);
-                }
-            }
-        }
-        let template = FimTemplate::detect(
-            &|s| specials.get(s).copied(),
-            settings.fim_template.as_deref(),
-        );
-        let names: Vec<String> = ["general.name", "general.finetune"]
-            .iter()
-            .filter_map(|key| model.meta_val_str(key).ok())
-            .collect();
-        let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        let repo = RepoTokens::detect(&template, &|s| specials.get(s).copied(), &names);
-        let bos = vocab.should_add_bos().then(|| vocab.bos().0);
-        let pieces = vocab
-            .tokens()
-            .map(|t| {
-                if vocab.is_control(t) || vocab.is_eog(t) {
-                    Vec::new()
-                } else {
-                    vocab.token_to_piece(t, false, None)
-                }
-            })
-            .collect();
+        let PromptVocab {
+            template,
+            repo,
+            bos,
+            pieces,
+        } = PromptVocab::of(model, settings.fim_template.as_deref());
         Ok(Session {
             model,
             ctx,

@@ -42,6 +42,15 @@ function M.refresh()
     end
     local today = res.today
     M.today = type(today) == "table" and today or nil
+    -- A remote engine's fault (server down, slow, an error status) shows
+    -- until the server answers again; other errors stay as they were.
+    if res.model == "failed" and type(res.detail) == "string" and res.detail ~= "" then
+      M.error = res.detail
+      M.failed = true
+    elseif res.model == "ready" and M.failed then
+      M.error = nil
+      M.failed = nil
+    end
     redraw()
   end)
 end

@@ -1,0 +1,639 @@
+//! Remote engines: the model on an inference server (llama-server, or an
+//! OpenAI-style server such as vLLM), everything else in infill.
+//!
+//! infill builds the same prompt as the local engine (template, layout,
+//! cross-file snippets, token healing) with the remote model's own
+//! vocabulary, read from its GGUF without weights (`model.path`): budgets
+//! are exact, and the prompt is sent as token ids, so the server
+//! evaluates exactly it. Greedy answers stream back; the stop rule, stop
+//! tokens, most tokens and time budget are applied as they come
+//! (`answer`), and the connection is closed as soon as the answer is
+//! complete or no longer wanted (`http`), so the server stops generating.
+//!
+//! A fault (server down, slow, an error status, a broken or garbled
+//! stream) answers the request with nothing, puts the engine in a failed
+//! state (`infill/status`) and starts a backoff during which requests are
+//! answered at once without contacting the server; the session tells the
+//! user once per episode (`Engine::fault_news`). A success ends the
+//! episode.
+
+mod answer;
+mod http;
+mod llama_server;
+mod openai;
+
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use llama_cpp_2::model::LlamaModel;
+
+use super::llama::vocab::{load_vocab_only, PromptVocab, VocabTokenizer};
+use super::{CancelFlag, Engine, EngineError, EngineOutput, EngineRequest, EngineState, FaultNews};
+use crate::config::EngineKind;
+use crate::prompt::fim::known_marker_texts;
+use crate::prompt::memo::{Memoized, TokenMemo};
+use crate::prompt::repo::build_with_context;
+use crate::prompt::{Token, Tokenizer};
+use answer::{piece_of, Answer, Step};
+use http::{Client, Ended, Fault, Flow};
+
+/// Text tokenized by both sides at the probe: infill's vocabulary must be
+/// the server's, or budgets and token ids mean nothing.
+const PROBE_TEXT: &str = "def fib(n: int) -> list[int]:\n    \"\"\"Fibonacci numbers.\"\"\"\n\treturn [a + b for a, b in zip(xs, ys)]  # ü€\n";
+
+/// The backoff after the first fault; doubled with each fault after it.
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+const MAX_BACKOFF: Duration = Duration::from_secs(4);
+
+#[derive(Debug, Clone)]
+pub struct RemoteSettings {
+    pub kind: EngineKind,
+    pub url: String,
+    pub model: Option<String>,
+    /// Name of the variable holding the API key (never the key).
+    pub api_key_env: Option<String>,
+    pub timeout: Duration,
+    /// The GGUF whose vocabulary is the remote model's.
+    pub vocab_path: PathBuf,
+    pub fim_template: Option<String>,
+    /// Most tokens of one prompt and its answer (`model.contextSize`).
+    pub context_size: usize,
+}
+
+pub struct RemoteEngine {
+    settings: RemoteSettings,
+    state: Arc<(Mutex<EngineState>, Condvar)>,
+    loaded: Mutex<Option<Arc<Loaded>>>,
+    health: Mutex<Health>,
+}
+
+/// The vocabulary and the connection's settings, once ready.
+struct Loaded {
+    model: LlamaModel,
+    vocab: PromptVocab,
+    memo: Mutex<RefCell<TokenMemo>>,
+    client: Client,
+    /// The template's marker texts, cut from text answers.
+    markers: Vec<&'static str>,
+}
+
+/// The server's health as requests found it.
+#[derive(Default)]
+struct Health {
+    /// The server was found to serve this model with this vocabulary.
+    probed: bool,
+    /// What the settings get wrong (a model the server does not serve, a
+    /// vocabulary that is not the server's): no request is sent until
+    /// they change.
+    misconfigured: Option<String>,
+    /// The fault of the episode under way, if any.
+    fault: Option<String>,
+    /// Faults in a row.
+    failures: u32,
+    /// No request reaches the server before this (backoff).
+    retry_at: Option<Instant>,
+    /// What the user has not been told yet.
+    news: Option<FaultNews>,
+    /// The model name sent to an OpenAI-style server (from the settings,
+    /// or the one the server lists first).
+    served_model: Option<String>,
+}
+
+impl RemoteEngine {
+    /// Loads the vocabulary and probes the server on a thread of its own;
+    /// returns at once.
+    pub fn spawn(settings: RemoteSettings) -> Arc<RemoteEngine> {
+        let engine = Arc::new(RemoteEngine {
+            settings,
+            state: Arc::new((Mutex::new(EngineState::Loading), Condvar::new())),
+            loaded: Mutex::new(None),
+            health: Mutex::new(Health::default()),
+        });
+        let loader = engine.clone();
+        let spawned = thread::Builder::new()
+            .name("infill-remote-load".into())
+            .spawn(move || loader.load());
+        if let Err(e) = spawned {
+            engine.set_state(EngineState::Failed(format!(
+                "cannot start the remote engine's thread: {e}"
+            )));
+        }
+        engine
+    }
+
+    fn set_state(&self, new: EngineState) {
+        let (lock, cvar) = &*self.state;
+        if let Ok(mut s) = lock.lock() {
+            *s = new;
+        }
+        cvar.notify_all();
+    }
+
+    fn health(&self) -> std::sync::MutexGuard<'_, Health> {
+        self.health.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn load(&self) {
+        let s = &self.settings;
+        if s.url.is_empty() {
+            return self.set_state(EngineState::Failed(format!(
+                "engine.kind `{}` needs engine.url, the inference server's address",
+                s.kind.name()
+            )));
+        }
+        let api_key = match &s.api_key_env {
+            None => None,
+            Some(var) => match std::env::var(var) {
+                Ok(key) if !key.is_empty() => Some(key),
+                _ => {
+                    return self.set_state(EngineState::Failed(format!(
+                        "engine.apiKeyEnv names `{var}`, which is not set in infill's environment"
+                    )))
+                }
+            },
+        };
+        let model = match load_vocab_only(&s.vocab_path) {
+            Ok(m) => m,
+            Err(why) => {
+                return self.set_state(EngineState::Failed(format!(
+                    "{why} (a remote engine counts its prompts with the vocabulary of `model.path`, the GGUF of the model the server runs)"
+                )))
+            }
+        };
+        let vocab = PromptVocab::of(&model, s.fim_template.as_deref());
+        let markers = known_marker_texts().collect();
+        let loaded = Arc::new(Loaded {
+            model,
+            vocab,
+            memo: Mutex::new(RefCell::new(TokenMemo::default())),
+            client: Client::new(api_key, s.timeout),
+            markers,
+        });
+        *self.loaded.lock().unwrap_or_else(|p| p.into_inner()) = Some(loaded.clone());
+        // The first probe tells the user at once whether the server is
+        // there; a fault here is the first of an episode like any other.
+        match self.probe(&loaded) {
+            Ok(()) => self.set_state(EngineState::Ready {
+                description: self.description(&loaded),
+            }),
+            Err(why) => {
+                // Told by the session's model-load watcher (a failed state).
+                self.health().news = None;
+                self.set_state(EngineState::Failed(why));
+            }
+        }
+    }
+
+    fn description(&self, loaded: &Loaded) -> String {
+        let s = &self.settings;
+        let served = self.health().served_model.clone();
+        format!(
+            "{} at {}{} ({} template, vocabulary of {})",
+            s.kind.name(),
+            s.url,
+            served.map(|m| format!(", model {m}")).unwrap_or_default(),
+            loaded.vocab.template.family.name(),
+            s.vocab_path
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        )
+    }
+
+    /// Checks the server (once it answers): up, serving the configured
+    /// model, with infill's vocabulary. A fault is recorded as such; a
+    /// misconfiguration stops all requests.
+    fn probe(&self, loaded: &Loaded) -> Result<(), String> {
+        match self.check_server(loaded) {
+            Ok(Ok(served)) => {
+                let mut h = self.health();
+                h.probed = true;
+                h.served_model = served;
+                Ok(())
+            }
+            Ok(Err(misconfigured)) => {
+                tracing::error!("remote engine: {misconfigured}");
+                let mut h = self.health();
+                h.misconfigured = Some(misconfigured.clone());
+                h.news = Some(FaultNews::Began(misconfigured.clone()));
+                drop(h);
+                self.set_state(EngineState::Failed(misconfigured.clone()));
+                Err(misconfigured)
+            }
+            Err(fault) => Err(self.faulted(&fault)),
+        }
+    }
+
+    /// `Ok(Ok(model name to send))`, `Ok(Err(what the settings get
+    /// wrong))`, or the fault met.
+    fn check_server(&self, loaded: &Loaded) -> Result<Result<Option<String>, String>, Fault> {
+        let s = &self.settings;
+        let client = &loaded.client;
+        match s.kind {
+            EngineKind::LlamaServer => {
+                client.get_json(&http::endpoint(&s.url, llama_server::HEALTH))?;
+                let theirs = llama_server::tokens_of(&client.post_json(
+                    &http::endpoint(&s.url, llama_server::TOKENIZE),
+                    &serde_json::json!({ "content": PROBE_TEXT }),
+                )?)?;
+                let ours = VocabTokenizer {
+                    model: &loaded.model,
+                    pieces: &loaded.vocab.pieces,
+                }
+                .tokenize(PROBE_TEXT);
+                if theirs != ours {
+                    return Ok(Err(format!(
+                        "the model at {} tokenizes differently from the vocabulary of {}: set `model.path` to the GGUF of the model the server runs",
+                        s.url,
+                        s.vocab_path.display()
+                    )));
+                }
+                Ok(Ok(None))
+            }
+            EngineKind::OpenAi => {
+                let root = openai::root(&s.url);
+                let ids =
+                    openai::model_ids(&client.get_json(&http::endpoint(&root, openai::MODELS))?)?;
+                match &s.model {
+                    Some(m) if ids.contains(m) => Ok(Ok(Some(m.clone()))),
+                    Some(m) => Ok(Err(format!(
+                        "the server at {} does not serve the model `{m}` (engine.model); it serves: {}",
+                        s.url,
+                        ids.join(", ")
+                    ))),
+                    None => match ids.first() {
+                        Some(first) => Ok(Ok(Some(first.clone()))),
+                        None => Err(Fault::Garbage("`/v1/models` lists no model".into())),
+                    },
+                }
+            }
+            EngineKind::Local => Ok(Err("not a remote engine kind".into())),
+        }
+    }
+
+    /// Records a fault: the episode's first is news; the backoff grows.
+    /// Returns the text for the state and the request's error.
+    fn faulted(&self, fault: &Fault) -> String {
+        let text = format!("{fault} ({})", self.settings.url);
+        let mut h = self.health();
+        h.failures += 1;
+        let backoff = FIRST_BACKOFF
+            .saturating_mul(1 << (h.failures - 1).min(8))
+            .min(MAX_BACKOFF);
+        h.retry_at = Some(Instant::now() + backoff);
+        if h.fault.is_none() {
+            h.news = Some(FaultNews::Began(text.clone()));
+        }
+        h.fault = Some(text.clone());
+        drop(h);
+        tracing::warn!(
+            "remote engine: {text}; next try in {} ms",
+            backoff.as_millis()
+        );
+        self.set_state(EngineState::Failed(text.clone()));
+        text
+    }
+
+    /// Records a success: the episode (if any) ends.
+    fn succeeded(&self, loaded: &Loaded) {
+        let mut h = self.health();
+        h.failures = 0;
+        h.retry_at = None;
+        if h.fault.take().is_some() {
+            h.news = Some(FaultNews::Ended);
+            drop(h);
+            tracing::info!("remote engine: the server answers again");
+            self.set_state(EngineState::Ready {
+                description: self.description(loaded),
+            });
+        }
+    }
+
+    fn run(
+        &self,
+        loaded: &Loaded,
+        req: &EngineRequest,
+        cancel: &CancelFlag,
+    ) -> Result<EngineOutput, Ended> {
+        let started = Instant::now();
+        let built = self.build_prompt(loaded, req);
+        let build_time = started.elapsed();
+        if built.tokens.is_empty() {
+            return Ok(EngineOutput::default());
+        }
+        let marker_tokens = built
+            .tokens
+            .iter()
+            .filter(|t| {
+                loaded.vocab.template.stop_tokens.contains(t)
+                    || loaded.vocab.template.is_marker(**t)
+            })
+            .count();
+        if req.evaluate_only {
+            let evaluated = self.warm(loaded, &built.tokens, cancel)?;
+            return Ok(EngineOutput {
+                prompt_tokens: built.tokens.len(),
+                evaluated_tokens: evaluated,
+                elapsed: started.elapsed(),
+                build_time,
+                eval_time: started.elapsed().saturating_sub(build_time),
+                ..EngineOutput::default()
+            });
+        }
+        let mut generated =
+            self.generate(loaded, req, &built.tokens, &built.healed, cancel, started)?;
+        let mut prompt_tokens = built.tokens.len();
+        if generated.diverged {
+            // The server's greedy answer left the healed text, where the
+            // local engine would have kept to it: ask again with the
+            // prefix's last token in the prompt (no healing).
+            let mut unhealed = built.tokens.clone();
+            match healed_token(loaded, &built.healed) {
+                Some(t) => unhealed.push(t),
+                None => return Ok(EngineOutput::default()),
+            }
+            prompt_tokens = unhealed.len();
+            generated = self.generate(loaded, req, &unhealed, &[], cancel, started)?;
+        }
+        let answer_text = if generated.diverged || generated.avoided {
+            String::new()
+        } else {
+            generated.text
+        };
+        Ok(EngineOutput {
+            text: answer_text,
+            prompt_tokens,
+            evaluated_tokens: generated.evaluated.unwrap_or(prompt_tokens),
+            moved_tokens: 0,
+            generated_tokens: generated.tokens,
+            marker_tokens,
+            elapsed: started.elapsed(),
+            build_time,
+            eval_time: generated.first_event.saturating_sub(build_time),
+            generate_time: started.elapsed().saturating_sub(generated.first_event),
+            cut_by_time: generated.cut_by_time,
+        })
+    }
+
+    fn build_prompt(&self, loaded: &Loaded, req: &EngineRequest) -> Built {
+        let vocab = &loaded.vocab;
+        let bos_len = usize::from(vocab.bos.is_some());
+        let room = self
+            .settings
+            .context_size
+            .saturating_sub(req.max_tokens + 1 + bos_len);
+        let budget = req.prompt_budget.min(room);
+        let context = req.context.clone().map(|mut c| {
+            c.budget = c.budget.min(room - budget);
+            c
+        });
+        let memo = loaded.memo.lock().unwrap_or_else(|p| p.into_inner());
+        memo.borrow_mut().next_request();
+        let tokenizer = VocabTokenizer {
+            model: &loaded.model,
+            pieces: &vocab.pieces,
+        };
+        let (built, _) = build_with_context(
+            &Memoized {
+                inner: &tokenizer,
+                memo: &memo,
+            },
+            &vocab.template,
+            vocab.repo,
+            context.as_ref(),
+            &req.prefix,
+            &req.suffix,
+            budget,
+            req.shape,
+            req.definition_start,
+        );
+        let mut tokens = Vec::with_capacity(built.tokens.len() + 1);
+        tokens.extend(vocab.bos);
+        tokens.extend(built.tokens);
+        Built {
+            tokens,
+            healed: built.healed,
+        }
+    }
+
+    /// Brings `prompt` into the server's cache (llama-server only: an
+    /// OpenAI-style server keeps no prompt that infill could address).
+    fn warm(&self, loaded: &Loaded, prompt: &[Token], cancel: &CancelFlag) -> Result<usize, Ended> {
+        if self.settings.kind != EngineKind::LlamaServer {
+            return Ok(0);
+        }
+        let mut evaluated = 0;
+        loaded.client.post_stream(
+            &http::endpoint(&self.settings.url, llama_server::COMPLETION),
+            &llama_server::warm_body(prompt),
+            cancel,
+            |data| {
+                let event = llama_server::parse(data)?;
+                evaluated = event.evaluated.unwrap_or(evaluated);
+                Ok(if event.end { Flow::Stop } else { Flow::More })
+            },
+        )?;
+        Ok(evaluated)
+    }
+
+    fn generate(
+        &self,
+        loaded: &Loaded,
+        req: &EngineRequest,
+        prompt: &[Token],
+        healed: &[u8],
+        cancel: &CancelFlag,
+        started: Instant,
+    ) -> Result<Generated, Ended> {
+        let s = &self.settings;
+        let stops = &loaded.vocab.template.stop_tokens;
+        let (url, body, parse): (String, serde_json::Value, ParseEvent) = match s.kind {
+            EngineKind::OpenAi => {
+                let model = self.health().served_model.clone().unwrap_or_default();
+                (
+                    http::endpoint(&openai::root(&s.url), openai::COMPLETIONS),
+                    openai::body(&model, prompt, req.max_tokens, stops),
+                    openai::parse,
+                )
+            }
+            _ => (
+                http::endpoint(&s.url, llama_server::COMPLETION),
+                llama_server::body(prompt, req.max_tokens, req.fresh),
+                llama_server::parse,
+            ),
+        };
+        let mut answer = Answer::new(req, healed, started);
+        let mut evaluated = None;
+        let mut first_event = None;
+        let mut outcome = Step::More;
+        loaded.client.post_stream(&url, &body, cancel, |data| {
+            first_event.get_or_insert_with(|| started.elapsed());
+            let event = parse(data)?;
+            evaluated = event.evaluated.or(evaluated);
+            match &event.tokens {
+                Some(tokens) => {
+                    for &t in tokens {
+                        outcome = answer.push_token(piece_of(&loaded.vocab.pieces, stops, t));
+                        if outcome != Step::More {
+                            break;
+                        }
+                    }
+                }
+                None if !event.text.is_empty() => {
+                    outcome = answer.push_text(&event.text, &loaded.markers);
+                }
+                None => {}
+            }
+            if outcome == Step::More && event.end {
+                outcome = answer.end();
+            }
+            Ok(if outcome == Step::More {
+                Flow::More
+            } else {
+                Flow::Stop
+            })
+        })?;
+        if outcome == Step::More {
+            return Err(Ended::Fault(Fault::Broken(
+                "the stream ended before the answer did".into(),
+            )));
+        }
+        tracing::debug!(
+            generated = answer.generated,
+            kept = %answer.text(),
+            diverged = outcome == Step::Diverged,
+            avoided = answer.avoided(),
+            evaluated,
+            "remote answer"
+        );
+        Ok(Generated {
+            diverged: outcome == Step::Diverged,
+            avoided: answer.avoided(),
+            text: answer.text(),
+            tokens: answer.generated,
+            cut_by_time: answer.cut_by_time,
+            evaluated,
+            first_event: first_event.unwrap_or_else(|| answer.elapsed()),
+        })
+    }
+}
+
+/// A prompt as sent.
+struct Built {
+    tokens: Vec<Token>,
+    healed: Vec<u8>,
+}
+
+/// What came back for one prompt.
+struct Generated {
+    diverged: bool,
+    avoided: bool,
+    text: String,
+    tokens: usize,
+    cut_by_time: bool,
+    /// Prompt tokens the server evaluated (it reused the rest), where it says.
+    evaluated: Option<usize>,
+    /// When the first event came (the prompt evaluated, the first token out).
+    first_event: Duration,
+}
+
+/// A protocol's reading of one event of its stream.
+type ParseEvent = fn(&str) -> Result<Event, Fault>;
+
+/// One event of a stream, whatever the protocol.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Event {
+    /// The answer's next tokens, where the server gives ids.
+    pub(crate) tokens: Option<Vec<Token>>,
+    /// The answer's next text, where it does not.
+    pub(crate) text: String,
+    /// The server ended the answer.
+    pub(crate) end: bool,
+    pub(crate) evaluated: Option<usize>,
+}
+
+/// The token that the prompt took out for healing, put back.
+fn healed_token(loaded: &Loaded, healed: &[u8]) -> Option<Token> {
+    if healed.is_empty() {
+        return None;
+    }
+    loaded
+        .vocab
+        .pieces
+        .iter()
+        .position(|p| p == healed)
+        .and_then(|i| Token::try_from(i).ok())
+}
+
+impl Engine for RemoteEngine {
+    fn state(&self) -> EngineState {
+        match self.state.0.lock() {
+            Ok(s) => s.clone(),
+            Err(_) => EngineState::Failed("engine state poisoned".into()),
+        }
+    }
+
+    fn wait_ready(&self, timeout: Duration) -> EngineState {
+        let (lock, cvar) = &*self.state;
+        let Ok(guard) = lock.lock() else {
+            return EngineState::Failed("engine state poisoned".into());
+        };
+        match cvar.wait_timeout_while(guard, timeout, |s| *s == EngineState::Loading) {
+            Ok((s, _)) => s.clone(),
+            Err(_) => EngineState::Failed("engine state poisoned".into()),
+        }
+    }
+
+    fn complete(
+        &self,
+        req: EngineRequest,
+        cancel: CancelFlag,
+    ) -> Result<EngineOutput, EngineError> {
+        let loaded = self
+            .loaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let Some(loaded) = loaded else {
+            return match self.state() {
+                EngineState::Failed(why) => Err(EngineError::Unavailable(why)),
+                _ => Err(EngineError::Loading),
+            };
+        };
+        let probed = {
+            let h = self.health();
+            if let Some(why) = &h.misconfigured {
+                return Err(EngineError::Unavailable(why.clone()));
+            }
+            // In a backoff, nothing reaches the server: the editor gets
+            // its (empty) answer at once.
+            if let (Some(at), Some(fault)) = (h.retry_at, &h.fault) {
+                if Instant::now() < at {
+                    return Err(EngineError::Unavailable(fault.clone()));
+                }
+            }
+            h.probed
+        };
+        if cancel.is_cancelled() {
+            return Err(EngineError::Cancelled);
+        }
+        if !probed {
+            self.probe(&loaded).map_err(EngineError::Unavailable)?;
+        }
+        match self.run(&loaded, &req, &cancel) {
+            Ok(output) => {
+                self.succeeded(&loaded);
+                Ok(output)
+            }
+            Err(Ended::Cancelled) => Err(EngineError::Cancelled),
+            Err(Ended::Fault(fault)) => Err(EngineError::Unavailable(self.faulted(&fault))),
+        }
+    }
+
+    fn fault_news(&self) -> Option<FaultNews> {
+        self.health().news.take()
+    }
+}
