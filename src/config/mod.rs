@@ -62,6 +62,10 @@ pub struct CompletionConfig {
     /// On a blank line of code, the model may not answer nothing: it must
     /// write on the line (`engine::EngineRequest::require_content`).
     pub answer_blank_lines: bool,
+    /// Most tokens drafted at a time by prompt lookup, checked by the
+    /// model in one batch (`engine::EngineRequest::draft_tokens`); 0 turns
+    /// drafting off.
+    pub draft_tokens: u32,
     /// While a suggestion is shown, compute the one that follows it
     /// (as if it were accepted), so that accepting shows the next at once
     /// (`session::ahead`).
@@ -154,6 +158,7 @@ impl Default for Config {
                 second_try: true,
                 answer_blank_lines: false,
                 compute_ahead: true,
+                draft_tokens: 8,
             },
             context: ContextConfig {
                 cross_file: true,
@@ -241,6 +246,7 @@ impl Config {
         "completion.secondTry",
         "completion.answerBlankLines",
         "completion.computeAhead",
+        "completion.draftTokens",
         "completion.inCommentsAndStrings",
         "context.crossFile",
         "context.budgetTokens",
@@ -287,6 +293,7 @@ impl Config {
             "completion.secondTry" => self.completion.second_try = bool_of(v)?,
             "completion.answerBlankLines" => self.completion.answer_blank_lines = bool_of(v)?,
             "completion.computeAhead" => self.completion.compute_ahead = bool_of(v)?,
+            "completion.draftTokens" => self.completion.draft_tokens = u32_in(v, 0, 32)?,
             "completion.inCommentsAndStrings" => {
                 self.completion.in_comments_and_strings = bool_of(v)?
             }

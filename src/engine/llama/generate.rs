@@ -2,12 +2,24 @@
 //! evaluated prompt (greedy), healing the prefix's last token, keeping off
 //! the avoided text, and stopping on the stop rule, the time budget or
 //! cancellation.
+//!
+//! With prompt lookup (`EngineRequest::draft_tokens`), a chosen token is
+//! evaluated together with a draft of the tokens that may follow it
+//! (`draft`), with logits for each: every drafted token the model would
+//! have chosen anyway (by the very rules above, applied token by token) is
+//! then taken without a decode of its own, and the draft's rest leaves
+//! the cache at the first token the model chooses otherwise. The choices
+//! are those of plain decoding; only the batches they are evaluated in
+//! differ (see `EngineRequest::draft_tokens` for what that may change).
 
+use std::collections::VecDeque;
 use std::time::Instant;
 
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::token::LlamaToken;
 
+use super::cache_sync::EVAL_CHUNK;
+use super::draft;
 use super::session::Session;
 use crate::engine::{CancelFlag, EngineError, EngineRequest};
 use crate::prompt::Token;
@@ -19,6 +31,10 @@ pub(super) struct Generated {
     pub(super) generated: usize,
     /// Whether the time budget ended the answer.
     pub(super) cut_by_time: bool,
+    /// Tokens drafted by prompt lookup, and how many of them the model
+    /// chose (`EngineRequest::draft_tokens`).
+    pub(super) drafted: usize,
+    pub(super) accepted: usize,
 }
 
 impl Session<'_> {
@@ -50,11 +66,18 @@ impl Session<'_> {
             on_this_line: req.require_content,
         };
         let mut has_content = false;
+        // Batch index of the logits the next token is chosen by.
+        let mut at = batch.n_tokens() - 1;
+        // Drafted tokens evaluated after the last chosen one (in the cache
+        // and in `cached`), not yet chosen by the model.
+        let mut unchecked: VecDeque<Token> = VecDeque::new();
+        let mut drafted = 0;
+        let mut accepted = 0;
         while generated < req.max_tokens {
             if cancel.is_cancelled() {
                 return Err(EngineError::Cancelled);
             }
-            let logits = self.ctx.get_logits_ith(batch.n_tokens() - 1);
+            let logits = self.ctx.get_logits_ith(at);
             let starting = (!has_content && start_rule.applies()).then_some(&start_rule);
             let Some(next) = self.next_token(logits, pending, starting) else {
                 break;
@@ -65,6 +88,18 @@ impl Session<'_> {
                 || self.template.stop_tokens.contains(&next)
             {
                 break;
+            }
+            // The model chose the drafted token: it is evaluated already,
+            // and the logits after it are the batch's next row. Else the
+            // rest of the draft is wrong, and leaves the cache.
+            let drafted_next = unchecked.front() == Some(&next);
+            if drafted_next {
+                unchecked.pop_front();
+                accepted += 1;
+                at += 1;
+            } else if !unchecked.is_empty() {
+                self.forget_from(self.cached.len() - unchecked.len())?;
+                unchecked.clear();
             }
             generated += 1;
             let piece = self
@@ -92,7 +127,33 @@ impl Session<'_> {
                 cut_by_time = true;
                 break;
             }
-            self.decode(batch, &[next])?;
+            if drafted_next {
+                continue;
+            }
+            // No more drafted tokens than tokens still to generate, so that
+            // the cache never holds more than plain decoding's room.
+            let limit = req
+                .draft_tokens
+                .min(req.max_tokens - generated)
+                .min(EVAL_CHUNK - 1);
+            let draft = self.draft(next, limit);
+            if draft.is_empty() {
+                self.decode(batch, &[next])?;
+                at = batch.n_tokens() - 1;
+            } else {
+                let mut step = Vec::with_capacity(draft.len() + 1);
+                step.push(next);
+                step.extend_from_slice(&draft);
+                self.decode_all(batch, &step)?;
+                drafted += draft.len();
+                unchecked.extend(draft);
+                at = 0;
+            }
+        }
+        // Drafted tokens past the answer's end leave the cache, which then
+        // holds the prompt and the answer as plain decoding leaves it.
+        if !unchecked.is_empty() {
+            self.forget_from(self.cached.len() - unchecked.len())?;
         }
         let answer = bytes.get(healed.len()..).unwrap_or(&[]);
         tracing::debug!(
@@ -107,7 +168,26 @@ impl Session<'_> {
             text: String::from_utf8_lossy(answer).into_owned(),
             generated,
             cut_by_time,
+            drafted,
+            accepted,
         })
+    }
+
+    /// A draft of at most `limit` tokens to follow `next` (prompt lookup
+    /// over the cached prompt and answer, `draft::lookup`), cut before the
+    /// first special token: the model never writes one within an answer.
+    fn draft(&self, next: Token, limit: usize) -> Vec<Token> {
+        if limit == 0 {
+            return Vec::new();
+        }
+        let mut history = Vec::with_capacity(self.cached.len() + 1);
+        history.extend_from_slice(&self.cached);
+        history.push(next);
+        draft::lookup(&history, limit)
+            .iter()
+            .copied()
+            .take_while(|t| self.pieces.get(*t as usize).is_some_and(|p| !p.is_empty()))
+            .collect()
     }
 
     /// The next token by `logits`: the most likely, or, while healed bytes
