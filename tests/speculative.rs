@@ -11,13 +11,12 @@ use common::model_lock;
 use infill::config::{Config, Multiline};
 use infill::engine::{CancelFlag, Engine, EngineOutput, EngineRequest, EngineState};
 
-/// Documents whose answer at `<cursor>` repeats code above it: a second
-/// similar function, a method shaped like the one before, a run of
-/// similar lines.
+/// Documents whose answer at `<cursor>` repeats code above it: a method
+/// shaped like the one before, a second similar function.
 const DOCUMENTS: [&str; 3] = [
-    "def area_of_square(side):\n    \"\"\"The area of a square whose sides are `side` long.\"\"\"\n    if side < 0:\n        raise ValueError(\"side must not be negative\")\n    return side * side\n\n\ndef area_of_rectangle(width, height):\n    \"\"\"The area of a rectangle `width` wide and `height` high.\"\"\"\n    <cursor>\n\n\ndef main():\n    print(area_of_rectangle(2, 3))\n",
     "class Point:\n    def __init__(self, x, y):\n        self.x = x\n        self.y = y\n\n    def __add__(self, other):\n        return Point(self.x + other.x, self.y + other.y)\n\n    def __sub__(self, other):\n        <cursor>\n",
-    "def parse_config(values):\n    config = {}\n    config[\"host\"] = values.get(\"host\", \"localhost\")\n    config[\"port\"] = int(values.get(\"port\", 8080))\n    config[\"user\"] = values.get(\"user\", \"admin\")\n    config[\"password\"] = values.get(\"password\", \"\")\n    <cursor>\n    return config\n",
+    "def clamp_width(value):\n    if value < 0:\n        return 0\n    if value > 100:\n        return 100\n    return value\n\n\ndef clamp_height(value):\n    <cursor>\n",
+    "class Rectangle:\n    def __init__(self, width, height):\n        self.width = width\n        self.height = height\n\n    def area(self):\n        return self.width * self.height\n\n    def perimeter(self):\n        return 2 * (self.width + self.height)\n\n    def scaled(self, factor):\n        <cursor>\n",
 ];
 
 fn config() -> Config {
@@ -26,6 +25,11 @@ fn config() -> Config {
     config.model.threads = Some(2);
     config.completion.multiline = Multiline::Always;
     config.completion.time_budget_ms = 0;
+    // Answers end before the model rambles on past the code (near-tied
+    // choices in prose flip with the batches a cache was evaluated in,
+    // drafts or not: `EngineRequest::fresh`).
+    config.completion.max_tokens = 40;
+    config.completion.max_lines = 4;
     config
 }
 
