@@ -54,6 +54,10 @@ pub struct Report {
     pub on: Arm,
     pub multi_off: Arm,
     pub multi_on: Arm,
+    /// Per multi-line item: generation tokens/s with drafts over without
+    /// (a ratio of the same item's two runs, next to each other in time,
+    /// so that a slow spell of the machine weighs one item, not the sum).
+    pub multi_ratios: Vec<f64>,
     /// Items answered differently: id, answer without and with drafts.
     pub differing: Vec<(String, String, String)>,
 }
@@ -110,6 +114,10 @@ pub fn run(
             report.multi_line_identical += usize::from(same);
             report.multi_off.add(&off);
             report.multi_on.add(&on);
+            let rate = |o: &EngineOutput| {
+                o.generated_tokens as f64 / o.generate_time.as_secs_f64().max(1e-9)
+            };
+            report.multi_ratios.push(rate(&on) / rate(&off).max(1e-9));
         }
         if !same {
             report
@@ -151,6 +159,16 @@ impl std::fmt::Display for Report {
                 on.tokens_per_second() / off.tokens_per_second().max(1e-9),
                 on.drafted,
                 100.0 * on.accepted as f64 / on.drafted.max(1) as f64,
+            )?;
+        }
+        let mut ratios = self.multi_ratios.clone();
+        ratios.sort_by(f64::total_cmp);
+        if let Some(median) = ratios.get(ratios.len() / 2) {
+            writeln!(
+                f,
+                "multi-line, per item: median ratio {median:.2}×, {} of {} faster with drafts",
+                ratios.iter().filter(|r| **r > 1.0).count(),
+                ratios.len()
             )?;
         }
         write!(f, "draft tokens: {}", self.draft_tokens)

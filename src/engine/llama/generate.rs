@@ -73,6 +73,9 @@ impl Session<'_> {
         let mut unchecked: VecDeque<Token> = VecDeque::new();
         let mut drafted = 0;
         let mut accepted = 0;
+        let mut pacer = draft::Pacer::new(req.draft_tokens.min(EVAL_CHUNK - 1));
+        // Length of the draft last evaluated.
+        let mut draft_len = 0;
         while generated < req.max_tokens {
             if cancel.is_cancelled() {
                 return Err(EngineError::Cancelled);
@@ -97,7 +100,11 @@ impl Session<'_> {
                 unchecked.pop_front();
                 accepted += 1;
                 at += 1;
+                if unchecked.is_empty() {
+                    pacer.checked(draft_len, draft_len);
+                }
             } else if !unchecked.is_empty() {
+                pacer.checked(draft_len, draft_len - unchecked.len());
                 self.forget_from(self.cached.len() - unchecked.len())?;
                 unchecked.clear();
             }
@@ -132,20 +139,32 @@ impl Session<'_> {
             }
             // No more drafted tokens than tokens still to generate, so that
             // the cache never holds more than plain decoding's room.
-            let limit = req
-                .draft_tokens
-                .min(req.max_tokens - generated)
-                .min(EVAL_CHUNK - 1);
+            let limit = pacer.allowance().min(req.max_tokens - generated);
             let draft = self.draft(next, limit);
             if draft.is_empty() {
+                let timer = Instant::now();
                 self.decode(batch, &[next])?;
+                tracing::trace!(
+                    tokens = 1,
+                    ms = timer.elapsed().as_secs_f64() * 1000.0,
+                    "draft decode"
+                );
                 at = batch.n_tokens() - 1;
             } else {
                 let mut step = Vec::with_capacity(draft.len() + 1);
                 step.push(next);
                 step.extend_from_slice(&draft);
+                let timer = Instant::now();
                 self.decode_all(batch, &step)?;
+                // What a draft's batch costs against one token's decode
+                // decides whether drafts pay on a machine.
+                tracing::trace!(
+                    tokens = step.len(),
+                    ms = timer.elapsed().as_secs_f64() * 1000.0,
+                    "draft decode"
+                );
                 drafted += draft.len();
+                draft_len = draft.len();
                 unchecked.extend(draft);
                 at = 0;
             }
