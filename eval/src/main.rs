@@ -98,8 +98,8 @@ enum Command {
         settings: SettingFlags,
     },
     /// Prompt lookup against plain decoding (not a test): each item asked
-    /// with drafts off and with `--draft-tokens` (default: the setting's
-    /// default), both afresh, alternating which goes first; identical
+    /// with drafts off and with `--draft-tokens N` (needed: drafts are off
+    /// by default), both afresh, alternating which goes first; identical
     /// answers, generation tokens/s of each, the drafts' acceptance.
     BenchDraft {
         /// fim-py, fim-java, infill-single or infill-multi.
@@ -245,7 +245,7 @@ fn run_bench_draft(
     let config = settings.config().map_err(anyhow::Error::msg)?;
     let draft_tokens = config.completion.draft_tokens as usize;
     if draft_tokens == 0 {
-        anyhow::bail!("--draft-tokens 0 leaves nothing to compare");
+        anyhow::bail!("drafts are off by default: give --draft-tokens N (e.g. 8) to compare");
     }
     let data = data.unwrap_or_else(humaneval::default_data_dir);
     let items: Vec<_> = humaneval::load(set, &data, None, cursor::Cursor::LineStart)?

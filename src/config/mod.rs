@@ -64,7 +64,9 @@ pub struct CompletionConfig {
     pub answer_blank_lines: bool,
     /// Most tokens drafted at a time by prompt lookup, checked by the
     /// model in one batch (`engine::EngineRequest::draft_tokens`); 0 turns
-    /// drafting off.
+    /// drafting off. Off by default: on a CPU a batch of n tokens costs
+    /// about 0.8 n single decodes, so drafts made generation slower
+    /// (docs/benchmarks.md, "Prompt lookup").
     pub draft_tokens: u32,
     /// While a suggestion is shown, compute the one that follows it
     /// (as if it were accepted), so that accepting shows the next at once
@@ -158,7 +160,7 @@ impl Default for Config {
                 second_try: true,
                 answer_blank_lines: false,
                 compute_ahead: true,
-                draft_tokens: 8,
+                draft_tokens: 0,
             },
             context: ContextConfig {
                 cross_file: true,
