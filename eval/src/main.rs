@@ -112,6 +112,10 @@ enum Command {
         /// At most this many items (after `--every`).
         #[arg(long)]
         limit: Option<usize>,
+        /// Only items whose id contains one of these (repeatable; to look
+        /// into one that differs, with `INFILL_LOG=infill::engine=trace`).
+        #[arg(long)]
+        only: Vec<String>,
         /// Folder holding the sets (default: ../shared/eval beside the repository).
         #[arg(long)]
         data: Option<PathBuf>,
@@ -189,10 +193,11 @@ fn main() -> ExitCode {
             set,
             every,
             limit,
+            only,
             data,
             verbose,
             settings,
-        } => match run_bench_draft(set, every, limit, data, verbose, &settings) {
+        } => match run_bench_draft(set, (every, limit, &only), data, verbose, &settings) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("infill: {e:#}");
@@ -234,10 +239,13 @@ fn run_eval(
     Ok(())
 }
 
+/// Which items `bench-draft` takes: every Nth, at most so many, those
+/// whose id contains one of these.
+type Pick<'a> = (usize, Option<usize>, &'a [String]);
+
 fn run_bench_draft(
     set: humaneval::EvalSet,
-    every: usize,
-    limit: Option<usize>,
+    (every, limit, only): Pick,
     data: Option<PathBuf>,
     verbose: bool,
     settings: &SettingFlags,
@@ -251,6 +259,7 @@ fn run_bench_draft(
     let items: Vec<_> = humaneval::load(set, &data, None, cursor::Cursor::LineStart)?
         .into_iter()
         .step_by(every.max(1))
+        .filter(|item| only.is_empty() || only.iter().any(|o| item.id.contains(o.as_str())))
         .take(limit.unwrap_or(usize::MAX))
         .collect();
     let engine = ready_engine(&config)?;

@@ -85,6 +85,17 @@ impl Session<'_> {
             let Some(next) = self.next_token(logits, pending, starting) else {
                 break;
             };
+            if tracing::enabled!(tracing::Level::TRACE) {
+                // How near the choice was: a flip between two runs whose
+                // logits differ in their last digits (batches) happens
+                // where this is tiny.
+                tracing::trace!(
+                    position = generated,
+                    token = next,
+                    margin = margin(logits, next),
+                    "chosen"
+                );
+            }
             let token = LlamaToken(next);
             if vocab.is_eog(token)
                 || vocab.is_control(token)
@@ -281,6 +292,18 @@ fn valid_utf8(bytes: &[u8]) -> &str {
         Ok(s) => s,
         Err(e) => std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or(""),
     }
+}
+
+/// How far `chosen`'s logit is above the best other one.
+fn margin(logits: &[f32], chosen: Token) -> f32 {
+    let at = chosen as usize;
+    let best_other = logits
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != at)
+        .map(|(_, l)| *l)
+        .fold(f32::NEG_INFINITY, f32::max);
+    logits.get(at).map_or(0.0, |l| l - best_other)
 }
 
 fn argmax(logits: &[f32]) -> Option<Token> {
