@@ -5,6 +5,7 @@
 mod bench_index;
 mod cross;
 mod cursor;
+mod draft;
 mod humaneval;
 mod stats;
 
@@ -101,6 +102,34 @@ enum Command {
         #[command(flatten)]
         settings: SettingFlags,
     },
+    /// Prompt lookup against plain decoding (not a test): each item asked
+    /// with drafts off and with `--draft-tokens N` (needed: drafts are off
+    /// by default), both afresh, alternating which goes first; identical
+    /// answers, generation tokens/s of each, the drafts' acceptance.
+    BenchDraft {
+        /// fim-py, fim-java, infill-single or infill-multi.
+        #[arg(long, default_value = "infill-multi")]
+        set: humaneval::EvalSet,
+        /// Take every Nth item of the set (a spread over its tasks: the
+        /// sets hold many gaps of each task in a row).
+        #[arg(long, default_value_t = 1)]
+        every: usize,
+        /// At most this many items (after `--every`).
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Only items whose id contains one of these (repeatable; to look
+        /// into one that differs, with `INFILL_LOG=infill::engine=trace`).
+        #[arg(long)]
+        only: Vec<String>,
+        /// Folder holding the sets (default: ../shared/eval beside the repository).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Print each item's answers and figures.
+        #[arg(long)]
+        verbose: bool,
+        #[command(flatten)]
+        settings: SettingFlags,
+    },
     /// Measure the workspace index on a source tree (not a test): time to
     /// index, memory, time per incremental update and per query.
     BenchIndex {
@@ -167,6 +196,21 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::BenchDraft {
+            set,
+            every,
+            limit,
+            only,
+            data,
+            verbose,
+            settings,
+        } => match run_bench_draft(set, (every, limit, &only), data, verbose, &settings) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("infill: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::BenchIndex { workspace, samples } => match bench_index::run(&workspace, samples) {
             Ok(report) => {
                 print!("{report}");
@@ -199,6 +243,63 @@ fn run_eval(
         }
     })?;
     println!("{report}");
+    Ok(())
+}
+
+/// Which items `bench-draft` takes: every Nth, at most so many, those
+/// whose id contains one of these.
+type Pick<'a> = (usize, Option<usize>, &'a [String]);
+
+fn run_bench_draft(
+    set: humaneval::EvalSet,
+    (every, limit, only): Pick,
+    data: Option<PathBuf>,
+    verbose: bool,
+    settings: &SettingFlags,
+) -> anyhow::Result<()> {
+    let config = settings.config().map_err(anyhow::Error::msg)?;
+    let draft_tokens = config.completion.draft_tokens as usize;
+    if draft_tokens == 0 {
+        anyhow::bail!("drafts are off by default: give --draft-tokens N (e.g. 8) to compare");
+    }
+    let data = data.unwrap_or_else(humaneval::default_data_dir);
+    let items: Vec<_> = humaneval::load(set, &data, None, cursor::Cursor::LineStart)?
+        .into_iter()
+        .step_by(every.max(1))
+        .filter(|item| only.is_empty() || only.iter().any(|o| item.id.contains(o.as_str())))
+        .take(limit.unwrap_or(usize::MAX))
+        .collect();
+    let engine = ready_engine(&config)?;
+    let report = draft::run(
+        &items,
+        engine.as_ref(),
+        &config,
+        draft_tokens,
+        |i, item, off, on| {
+            if verbose {
+                eprintln!(
+                    "[{}/{}] {} {}: {} tokens, off {:.1} tok/s, on {:.1} tok/s, {}/{} accepted",
+                    i + 1,
+                    items.len(),
+                    item.id,
+                    if off.text == on.text {
+                        "same"
+                    } else {
+                        "DIFFERENT"
+                    },
+                    off.generated_tokens,
+                    off.generated_tokens as f64 / off.generate_time.as_secs_f64().max(1e-9),
+                    on.generated_tokens as f64 / on.generate_time.as_secs_f64().max(1e-9),
+                    on.accepted_tokens,
+                    on.drafted_tokens,
+                );
+            }
+        },
+    )?;
+    println!("{report}");
+    for (id, off, on) in &report.differing {
+        println!("differs: {id}\n  off: {off:?}\n  on:  {on:?}");
+    }
     Ok(())
 }
 

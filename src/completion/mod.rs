@@ -252,6 +252,7 @@ impl CursorContext {
             require_content: config.completion.answer_blank_lines && self.on_blank_line_of_code(),
             definition_start: self.definition_start,
             document: None,
+            draft_tokens: config.completion.draft_tokens as usize,
         }
     }
 

@@ -130,6 +130,8 @@ pub fn run(
         build_time: first.build_time + second.build_time,
         eval_time: first.eval_time + second.eval_time,
         generate_time: first.generate_time + second.generate_time,
+        drafted_tokens: first.drafted_tokens + second.drafted_tokens,
+        accepted_tokens: first.accepted_tokens + second.accepted_tokens,
         ..second
     };
     let (text, second_dropped) = ctx.finish_explained(&output.text);

@@ -47,6 +47,10 @@ pub struct SettingFlags {
     /// completion.maxTokens: most tokens generated per completion.
     #[arg(long)]
     max_tokens: Option<u32>,
+    /// completion.draftTokens: most tokens drafted at a time by prompt
+    /// lookup (0: no drafts).
+    #[arg(long)]
+    draft_tokens: Option<u32>,
     /// context.crossFile=false: no snippets from other files.
     #[arg(long)]
     no_cross_file: bool,
@@ -107,6 +111,9 @@ impl SettingFlags {
         let mut settings = serde_json::json!({ "engine": engine, "model": model });
         if let Some(v) = self.max_tokens {
             settings["completion"] = serde_json::json!({ "maxTokens": v });
+        }
+        if let Some(v) = self.draft_tokens {
+            settings["completion"]["draftTokens"] = v.into();
         }
         if self.no_cross_file {
             settings["context"] = serde_json::json!({ "crossFile": false });

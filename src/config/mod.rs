@@ -62,6 +62,12 @@ pub struct CompletionConfig {
     /// On a blank line of code, the model may not answer nothing: it must
     /// write on the line (`engine::EngineRequest::require_content`).
     pub answer_blank_lines: bool,
+    /// Most tokens drafted at a time by prompt lookup, checked by the
+    /// model in one batch (`engine::EngineRequest::draft_tokens`); 0 turns
+    /// drafting off. Off by default: on a CPU a batch of n tokens costs
+    /// about 0.8 n single decodes, so drafts made generation slower
+    /// (docs/benchmarks.md, "Prompt lookup").
+    pub draft_tokens: u32,
     /// While a suggestion is shown, compute the one that follows it
     /// (as if it were accepted), so that accepting shows the next at once
     /// (`session::ahead`).
@@ -202,6 +208,7 @@ impl Default for Config {
                 second_try: true,
                 answer_blank_lines: false,
                 compute_ahead: true,
+                draft_tokens: 0,
             },
             context: ContextConfig {
                 cross_file: true,
@@ -294,6 +301,7 @@ impl Config {
         "completion.secondTry",
         "completion.answerBlankLines",
         "completion.computeAhead",
+        "completion.draftTokens",
         "completion.inCommentsAndStrings",
         "context.crossFile",
         "context.budgetTokens",
@@ -367,6 +375,7 @@ impl Config {
             "completion.secondTry" => self.completion.second_try = bool_of(v)?,
             "completion.answerBlankLines" => self.completion.answer_blank_lines = bool_of(v)?,
             "completion.computeAhead" => self.completion.compute_ahead = bool_of(v)?,
+            "completion.draftTokens" => self.completion.draft_tokens = u32_in(v, 0, 32)?,
             "completion.inCommentsAndStrings" => {
                 self.completion.in_comments_and_strings = bool_of(v)?
             }

@@ -65,6 +65,18 @@ pub struct EngineRequest {
     /// The document the prompt is of, so that the engine can keep the
     /// prompts of several (`model.keptPrompts`); `None` keeps nothing.
     pub document: Option<String>,
+    /// Most tokens drafted at a time by prompt lookup
+    /// (`completion.draftTokens`; 0: none): the tokens that followed the
+    /// last few generated ones where they occurred before in the prompt or
+    /// answer are evaluated in one batch with the token before them, and
+    /// kept as far as they are the model's own greedy choices. The choices
+    /// are made as without drafts, but a batch of several tokens computes
+    /// logits in their last digits differently from one token at a time
+    /// (as `fresh` says of prompt chunks), so a near-tied choice may flip:
+    /// `infill-eval bench-draft` measures how often (3 of 92 multi-line
+    /// answers differed, where the top two logits were 0.006 to 0.13
+    /// apart).
+    pub draft_tokens: usize,
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -94,6 +106,10 @@ pub struct EngineOutput {
     pub generate_time: Duration,
     /// Generation was ended early by the request's time budget.
     pub cut_by_time: bool,
+    /// Tokens drafted by prompt lookup (`EngineRequest::draft_tokens`),
+    /// and how many of them the model chose (each saved a decode).
+    pub drafted_tokens: usize,
+    pub accepted_tokens: usize,
 }
 
 fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

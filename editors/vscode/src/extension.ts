@@ -41,6 +41,7 @@ const SERVER_SETTINGS = [
   "completion.secondTry",
   "completion.answerBlankLines",
   "completion.computeAhead",
+  "completion.draftTokens",
   "completion.inCommentsAndStrings",
   "context.crossFile",
   "context.budgetTokens",

@@ -15,7 +15,8 @@ const SCRATCH_SEQ: i32 = 1;
 
 /// Prompt tokens evaluated per decode call. Small enough that a cancelled
 /// request frees the engine quickly, large enough to keep the CPU busy.
-const EVAL_CHUNK: usize = 64;
+/// Also the most tokens of one batch in generation (a token and its draft).
+pub(super) const EVAL_CHUNK: usize = 64;
 
 /// The cache in line with the prompt, ready for generation.
 pub(super) struct Synced {
@@ -119,7 +120,7 @@ impl Session<'_> {
             if cancel.is_cancelled() {
                 return Err(EngineError::Cancelled);
             }
-            self.decode_at(batch, chunk, SCRATCH_SEQ, next, false)?;
+            self.decode_at(batch, chunk, SCRATCH_SEQ, next, Logits::None)?;
             next += chunk.len();
         }
         self.ctx
@@ -162,33 +163,73 @@ impl Session<'_> {
         batch: &mut LlamaBatch,
         tokens: &[Token],
     ) -> Result<(), EngineError> {
-        self.decode_at(batch, tokens, 0, self.cached.len(), true)?;
+        self.decode_at(batch, tokens, 0, self.cached.len(), Logits::Last)?;
         self.cached.extend_from_slice(tokens);
         Ok(())
     }
 
+    /// Evaluates `tokens` after the cached ones with logits for every one:
+    /// a chosen token and a draft after it, whose every position
+    /// `generate` checks against the model's choice there.
+    pub(super) fn decode_all(
+        &mut self,
+        batch: &mut LlamaBatch,
+        tokens: &[Token],
+    ) -> Result<(), EngineError> {
+        self.decode_at(batch, tokens, 0, self.cached.len(), Logits::All)?;
+        self.cached.extend_from_slice(tokens);
+        Ok(())
+    }
+
+    /// Forgets the cached tokens from position `len` on (a draft's tokens
+    /// the model did not choose), in the cache and in `cached` alike, so
+    /// that `cached` still says exactly what the cache holds.
+    pub(super) fn forget_from(&mut self, len: usize) -> Result<(), EngineError> {
+        if len >= self.cached.len() {
+            return Ok(());
+        }
+        self.ctx
+            .clear_kv_cache_seq(Some(0), Some(position(len)?), None)
+            .map_err(kv_failed)?;
+        self.cached.truncate(len);
+        Ok(())
+    }
+
     /// Evaluates `tokens` in sequence `seq` at positions from `start`, with
-    /// logits for the last one if `logits`.
+    /// the logits `logits` asks for.
     fn decode_at(
         &mut self,
         batch: &mut LlamaBatch,
         tokens: &[Token],
         seq: i32,
         start: usize,
-        logits: bool,
+        logits: Logits,
     ) -> Result<(), EngineError> {
         batch.clear();
         for (i, t) in tokens.iter().enumerate() {
             let pos = i32::try_from(start + i)
                 .map_err(|_| EngineError::Failed("position overflow".into()))?;
+            let wanted = match logits {
+                Logits::None => false,
+                Logits::Last => i + 1 == tokens.len(),
+                Logits::All => true,
+            };
             batch
-                .add(LlamaToken(*t), pos, &[seq], logits && i + 1 == tokens.len())
+                .add(LlamaToken(*t), pos, &[seq], wanted)
                 .map_err(|e| EngineError::Failed(format!("batch: {e}")))?;
         }
         self.ctx
             .decode(batch)
             .map_err(|e| EngineError::Failed(format!("decode: {e}")))
     }
+}
+
+/// Which tokens of a batch get logits (each costs a vocabulary-wide row).
+#[derive(Clone, Copy)]
+enum Logits {
+    None,
+    Last,
+    All,
 }
 
 /// A KV cache position as llama-cpp-2 takes it.

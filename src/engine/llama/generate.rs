@@ -2,12 +2,24 @@
 //! evaluated prompt (greedy), healing the prefix's last token, keeping off
 //! the avoided text, and stopping on the stop rule, the time budget or
 //! cancellation.
+//!
+//! With prompt lookup (`EngineRequest::draft_tokens`), a chosen token is
+//! evaluated together with a draft of the tokens that may follow it
+//! (`draft`), with logits for each: every drafted token the model would
+//! have chosen anyway (by the very rules above, applied token by token) is
+//! then taken without a decode of its own, and the draft's rest leaves
+//! the cache at the first token the model chooses otherwise. The choices
+//! are those of plain decoding; only the batches they are evaluated in
+//! differ (see `EngineRequest::draft_tokens` for what that may change).
 
+use std::collections::VecDeque;
 use std::time::Instant;
 
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::token::LlamaToken;
 
+use super::cache_sync::EVAL_CHUNK;
+use super::draft;
 use super::session::Session;
 use crate::engine::{CancelFlag, EngineError, EngineRequest};
 use crate::prompt::Token;
@@ -19,6 +31,10 @@ pub(super) struct Generated {
     pub(super) generated: usize,
     /// Whether the time budget ended the answer.
     pub(super) cut_by_time: bool,
+    /// Tokens drafted by prompt lookup, and how many of them the model
+    /// chose (`EngineRequest::draft_tokens`).
+    pub(super) drafted: usize,
+    pub(super) accepted: usize,
 }
 
 impl Session<'_> {
@@ -50,21 +66,58 @@ impl Session<'_> {
             on_this_line: req.require_content,
         };
         let mut has_content = false;
+        // Batch index of the logits the next token is chosen by.
+        let mut at = batch.n_tokens() - 1;
+        // Drafted tokens evaluated after the last chosen one (in the cache
+        // and in `cached`), not yet chosen by the model.
+        let mut unchecked: VecDeque<Token> = VecDeque::new();
+        let mut drafted = 0;
+        let mut accepted = 0;
+        let mut pacer = draft::Pacer::new(req.draft_tokens.min(EVAL_CHUNK - 1));
+        // Length of the draft last evaluated.
+        let mut draft_len = 0;
         while generated < req.max_tokens {
             if cancel.is_cancelled() {
                 return Err(EngineError::Cancelled);
             }
-            let logits = self.ctx.get_logits_ith(batch.n_tokens() - 1);
+            let logits = self.ctx.get_logits_ith(at);
             let starting = (!has_content && start_rule.applies()).then_some(&start_rule);
             let Some(next) = self.next_token(logits, pending, starting) else {
                 break;
             };
+            if tracing::enabled!(tracing::Level::TRACE) {
+                // How near the choice was: a flip between two runs whose
+                // logits differ in their last digits (batches) happens
+                // where this is tiny.
+                tracing::trace!(
+                    position = generated,
+                    token = next,
+                    margin = margin(logits, next),
+                    "chosen"
+                );
+            }
             let token = LlamaToken(next);
             if vocab.is_eog(token)
                 || vocab.is_control(token)
                 || self.template.stop_tokens.contains(&next)
             {
                 break;
+            }
+            // The model chose the drafted token: it is evaluated already,
+            // and the logits after it are the batch's next row. Else the
+            // rest of the draft is wrong, and leaves the cache.
+            let drafted_next = unchecked.front() == Some(&next);
+            if drafted_next {
+                unchecked.pop_front();
+                accepted += 1;
+                at += 1;
+                if unchecked.is_empty() {
+                    pacer.checked(draft_len, draft_len);
+                }
+            } else if !unchecked.is_empty() {
+                pacer.checked(draft_len, draft_len - unchecked.len());
+                self.forget_from(self.cached.len() - unchecked.len())?;
+                unchecked.clear();
             }
             generated += 1;
             let piece = self
@@ -92,7 +145,45 @@ impl Session<'_> {
                 cut_by_time = true;
                 break;
             }
-            self.decode(batch, &[next])?;
+            if drafted_next {
+                continue;
+            }
+            // No more drafted tokens than tokens still to generate, so that
+            // the cache never holds more than plain decoding's room.
+            let limit = pacer.allowance().min(req.max_tokens - generated);
+            let draft = self.draft(next, limit);
+            if draft.is_empty() {
+                let timer = Instant::now();
+                self.decode(batch, &[next])?;
+                tracing::trace!(
+                    tokens = 1,
+                    ms = timer.elapsed().as_secs_f64() * 1000.0,
+                    "draft decode"
+                );
+                at = batch.n_tokens() - 1;
+            } else {
+                let mut step = Vec::with_capacity(draft.len() + 1);
+                step.push(next);
+                step.extend_from_slice(&draft);
+                let timer = Instant::now();
+                self.decode_all(batch, &step)?;
+                // What a draft's batch costs against one token's decode
+                // decides whether drafts pay on a machine.
+                tracing::trace!(
+                    tokens = step.len(),
+                    ms = timer.elapsed().as_secs_f64() * 1000.0,
+                    "draft decode"
+                );
+                drafted += draft.len();
+                draft_len = draft.len();
+                unchecked.extend(draft);
+                at = 0;
+            }
+        }
+        // Drafted tokens past the answer's end leave the cache, which then
+        // holds the prompt and the answer as plain decoding leaves it.
+        if !unchecked.is_empty() {
+            self.forget_from(self.cached.len() - unchecked.len())?;
         }
         let answer = bytes.get(healed.len()..).unwrap_or(&[]);
         tracing::debug!(
@@ -107,7 +198,26 @@ impl Session<'_> {
             text: String::from_utf8_lossy(answer).into_owned(),
             generated,
             cut_by_time,
+            drafted,
+            accepted,
         })
+    }
+
+    /// A draft of at most `limit` tokens to follow `next` (prompt lookup
+    /// over the cached prompt and answer, `draft::lookup`), cut before the
+    /// first special token: the model never writes one within an answer.
+    fn draft(&self, next: Token, limit: usize) -> Vec<Token> {
+        if limit == 0 {
+            return Vec::new();
+        }
+        let mut history = Vec::with_capacity(self.cached.len() + 1);
+        history.extend_from_slice(&self.cached);
+        history.push(next);
+        draft::lookup(&history, limit)
+            .iter()
+            .copied()
+            .take_while(|t| self.pieces.get(*t as usize).is_some_and(|p| !p.is_empty()))
+            .collect()
     }
 
     /// The next token by `logits`: the most likely, or, while healed bytes
@@ -182,6 +292,18 @@ fn valid_utf8(bytes: &[u8]) -> &str {
         Ok(s) => s,
         Err(e) => std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or(""),
     }
+}
+
+/// How far `chosen`'s logit is above the best other one.
+fn margin(logits: &[f32], chosen: Token) -> f32 {
+    let at = chosen as usize;
+    let best_other = logits
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != at)
+        .map(|(_, l)| *l)
+        .fold(f32::NEG_INFINITY, f32::max);
+    logits.get(at).map_or(0.0, |l| l - best_other)
 }
 
 fn argmax(logits: &[f32]) -> Option<Token> {

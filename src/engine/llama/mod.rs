@@ -11,9 +11,10 @@
 //!
 //! This file holds the thread, the model load and the backend; a request
 //! runs in `session` through its three steps: `prompt_build`,
-//! `cache_sync` and `generate`.
+//! `cache_sync` and `generate` (with `draft`'s prompt lookup).
 
 mod cache_sync;
+mod draft;
 mod generate;
 mod parked;
 mod prompt_build;

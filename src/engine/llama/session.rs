@@ -164,6 +164,8 @@ impl<'m> Session<'m> {
             eval_time,
             generate_time: started.elapsed().saturating_sub(build_time + eval_time),
             cut_by_time: answer.cut_by_time,
+            drafted_tokens: answer.drafted,
+            accepted_tokens: answer.accepted,
         })
     }
 }

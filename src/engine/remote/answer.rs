@@ -203,6 +203,7 @@ mod tests {
             evaluate_only: false,
             move_cache: false,
             fresh: false,
+            draft_tokens: 0,
             avoid: None,
             require_content: false,
             definition_start: None,

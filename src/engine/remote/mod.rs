@@ -375,6 +375,10 @@ impl RemoteEngine {
             eval_time: generated.first_event.saturating_sub(build_time),
             generate_time: started.elapsed().saturating_sub(generated.first_event),
             cut_by_time: generated.cut_by_time,
+            // Prompt lookup is the local decode loop's; a server drafts
+            // (or not) by its own settings and does not report it.
+            drafted_tokens: 0,
+            accepted_tokens: 0,
         })
     }
 
