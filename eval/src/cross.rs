@@ -665,6 +665,8 @@ pub struct Outcome<'a> {
     pub missing: Vec<String>,
     /// With cross-file context off and on; `None` without a model.
     pub answers: Option<[Suggestion; 2]>,
+    /// Why each answer shows nothing (`empty_cause`), where it does.
+    pub empty_causes: [Option<String>; 2],
 }
 
 #[derive(Debug, Default)]
@@ -860,6 +862,7 @@ pub fn run(
                 needed: needed.iter().map(|n| n.to_string()).collect(),
                 missing,
                 answers: None,
+                empty_causes: [None, None],
             };
             let Some(engine) = engine else {
                 // Retrieval only: what the context would hold.
@@ -892,11 +895,12 @@ pub fn run(
             let [first, second] = arms.settings();
             let (off, off_cause) = ask(first, arms.middle_lines[0])?;
             let (on, on_cause) = ask(second, arms.middle_lines[1])?;
-            for (cost, cause) in [(&mut report.off, off_cause), (&mut report.on, on_cause)] {
+            for (cost, cause) in [(&mut report.off, &off_cause), (&mut report.on, &on_cause)] {
                 if let Some(cause) = cause {
-                    *cost.empty_causes.entry(cause).or_default() += 1;
+                    *cost.empty_causes.entry(cause.clone()).or_default() += 1;
                 }
             }
+            outcome.empty_causes = [off_cause, on_cause];
             pkg.index.update(&item.path, &item.original);
             // A multi-line answer (asked as an editor) is scored on its
             // first line: the line that was blanked.

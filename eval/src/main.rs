@@ -420,8 +420,12 @@ fn run_eval_cross(
                 }
                 // The raw answer too where cleaning changed it, and the
                 // first one where a second try replaced it.
-                for (label, a) in arms.short_labels().iter().zip(o.answers.iter().flatten()) {
-                    eprintln!("  {label}  {:?}", a.text);
+                let answers = o.answers.iter().flatten().zip(&o.empty_causes);
+                for (label, (a, cause)) in arms.short_labels().iter().zip(answers) {
+                    match cause {
+                        Some(cause) => eprintln!("  {label}  {:?}  empty: {cause}", a.text),
+                        None => eprintln!("  {label}  {:?}", a.text),
+                    }
                     if let Some(first) = &a.dropped_first {
                         eprintln!("       first {first:?}");
                     }
