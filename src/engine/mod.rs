@@ -1,6 +1,7 @@
 //! The model behind completions, as a small trait so that the protocol
 //! layer does not know whether it runs in-process (llama.cpp) or remotely.
 
+pub mod healing;
 #[cfg(feature = "llama")]
 pub mod llama;
 #[cfg(feature = "llama")]

@@ -21,7 +21,7 @@ use llama_cpp_2::token::LlamaToken;
 use super::cache_sync::EVAL_CHUNK;
 use super::draft;
 use super::session::Session;
-use crate::engine::{CancelFlag, EngineError, EngineRequest};
+use crate::engine::{healing, CancelFlag, EngineError, EngineRequest};
 use crate::prompt::Token;
 
 /// The answer and how it came about.
@@ -237,8 +237,7 @@ impl Session<'_> {
             argmax_where(logits, |t| {
                 pieces.get(t as usize).is_some_and(|p| {
                     // Only tokens that agree with the healed text may come next.
-                    let heals = pending.is_empty()
-                        || (!p.is_empty() && (p.starts_with(pending) || pending.starts_with(p)));
+                    let heals = pending.is_empty() || healing::agrees(p, pending);
                     // The answer may not end yet: no special token (they
                     // have no bytes) and no template stop token (a model
                     // may give those text).

@@ -12,7 +12,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::engine::EngineRequest;
+use crate::engine::{healing, EngineRequest};
 use crate::prompt::Token;
 
 /// What the caller does after a token or piece.
@@ -97,6 +97,11 @@ impl<'a> Answer<'a> {
             return Step::Done;
         }
         self.generated += 1;
+        // A first token of blanks over healed indentation is one the local
+        // engine does not choose (`healing::covers_indentation`).
+        if self.bytes.is_empty() && healing::covers_indentation(piece, self.healed) {
+            return Step::Diverged;
+        }
         self.bytes.extend_from_slice(piece);
         let n = self.bytes.len().min(self.healed.len());
         if self.bytes[..n] != self.healed[..n] {
@@ -230,6 +235,17 @@ mod tests {
         assert_eq!(a.push_token(Some(b"x")), Step::Diverged);
         let mut a = Answer::new(&req, b"re", Instant::now());
         assert_eq!(a.push_token(None), Step::Diverged);
+    }
+
+    #[test]
+    fn a_first_token_of_blanks_over_healed_indentation_diverges() {
+        let req = request(false);
+        let mut a = Answer::new(&req, b"    ", Instant::now());
+        assert_eq!(a.push_token(Some(b"    ")), Step::Diverged);
+        let mut a = Answer::new(&req, b"    ", Instant::now());
+        assert_eq!(a.push_token(Some(b"   ")), Step::More);
+        assert_eq!(a.push_token(Some(b" x")), Step::More);
+        assert_eq!(a.text(), "x");
     }
 
     #[test]

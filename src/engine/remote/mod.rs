@@ -31,7 +31,9 @@ use std::time::{Duration, Instant};
 use llama_cpp_2::model::LlamaModel;
 
 use super::llama::vocab::{load_vocab_only, PromptVocab, VocabTokenizer};
-use super::{CancelFlag, Engine, EngineError, EngineOutput, EngineRequest, EngineState, FaultNews};
+use super::{
+    healing, CancelFlag, Engine, EngineError, EngineOutput, EngineRequest, EngineState, FaultNews,
+};
 use crate::config::EngineKind;
 use crate::prompt::fim::known_marker_texts;
 use crate::prompt::memo::{Memoized, TokenMemo};
@@ -349,14 +351,19 @@ impl RemoteEngine {
         if generated.diverged {
             // The server's greedy answer left the healed text, where the
             // local engine would have kept to it: ask again with the
-            // prefix's last token in the prompt (no healing).
+            // prefix's last token in the prompt (no healing); healed
+            // indentation goes back but for its last blank, which the
+            // answer must still begin with (`healing::agrees`).
+            let (back, still_healed) = healing::indentation_split(&built.healed)
+                .filter(|(back, _)| healed_token(loaded, back).is_some())
+                .unwrap_or((&built.healed, &[]));
             let mut unhealed = built.tokens.clone();
-            match healed_token(loaded, &built.healed) {
+            match healed_token(loaded, back) {
                 Some(t) => unhealed.push(t),
                 None => return Ok(EngineOutput::default()),
             }
             prompt_tokens = unhealed.len();
-            generated = self.generate(loaded, req, &unhealed, &[], cancel, started)?;
+            generated = self.generate(loaded, req, &unhealed, still_healed, cancel, started)?;
         }
         let answer_text = if generated.diverged || generated.avoided {
             String::new()
