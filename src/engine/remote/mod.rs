@@ -394,6 +394,15 @@ impl RemoteEngine {
                 ..EngineOutput::default()
             });
         }
+        // The first prompt claims a slot (llama-server): evaluated only,
+        // naming none, so that the server's last event says which slot it
+        // gave; the answer is then asked there, and so is every request
+        // after it.
+        let mut claim_evaluated = 0;
+        if self.settings.kind == EngineKind::LlamaServer && !req.fresh && self.slots().to_claim() {
+            claim_evaluated = self.warm(loaded, &built.tokens, cancel)?;
+            self.slots().claimed();
+        }
         let mut generated = self.in_our_slot(|slot| {
             self.generate(
                 loaded,
@@ -428,7 +437,7 @@ impl RemoteEngine {
         Ok(EngineOutput {
             text: answer_text,
             prompt_tokens,
-            evaluated_tokens: generated.evaluated.unwrap_or(prompt_tokens),
+            evaluated_tokens: claim_evaluated + generated.evaluated.unwrap_or(prompt_tokens),
             moved_tokens: 0,
             generated_tokens: generated.tokens,
             marker_tokens,

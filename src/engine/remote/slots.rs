@@ -12,13 +12,17 @@
 //! the slot whose cache holds our prompt (the server keeps it after the
 //! answer), so a request there evaluates only what changed, and a request
 //! that finds it busy (our own superseded request, still ending) waits
-//! for it rather than evicting someone else's prompt. Before the first
-//! answer no slot is named: the server gives an idle one, so that editors
-//! starting together spread over the slots. A hash of the workspace and
-//! the process id would be stable too, but blind: four editors would draw
-//! four different slots of four only 4!/4⁴ ≈ 9% of the time, and two
-//! editors sharing a slot evaluate their prompts again on every switch
-//! while another slot stays idle.
+//! for it rather than evicting someone else's prompt. The first prompt is
+//! sent naming no slot, to be evaluated only (`n_predict: 0`, the stream
+//! read to its end: only the server's last event says which slot
+//! answered), and the server gives it an idle slot, the least recently
+//! used: editors starting together spread over the slots, and editors
+//! beyond the slots take them in turn as they free up. A hash of the
+//! workspace and the process id would be stable too, but blind: four
+//! editors would draw four different slots of four only 4!/4⁴ ≈ 9% of the
+//! time, and two editors sharing a slot evaluate their prompts again on
+//! every switch while another slot stays idle. A server whose last event
+//! names no slot gets no slot named (it picks, as without this).
 //!
 //! The server's count of slots (`/props` `total_slots`, read at the
 //! probe) bounds the choice: a slot number past it (the server restarted
@@ -38,6 +42,8 @@ pub(crate) struct SlotChoice {
     ours: Option<usize>,
     /// The server refused a slot number: none is named any more.
     refused: bool,
+    /// A claim's last event named no slot: none is named any more.
+    unreported: bool,
 }
 
 impl SlotChoice {
@@ -49,6 +55,20 @@ impl SlotChoice {
             if o >= t {
                 self.ours = None;
             }
+        }
+    }
+
+    /// Whether the next request should first claim a slot: evaluate its
+    /// prompt naming none, read to the end, to learn which slot the server
+    /// gave (`answered_from`), and then `claimed`.
+    pub(crate) fn to_claim(&self) -> bool {
+        !self.refused && !self.unreported && self.ours.is_none()
+    }
+
+    /// A claim ended: where it taught no slot, none will be named.
+    pub(crate) fn claimed(&mut self) {
+        if self.ours.is_none() {
+            self.unreported = true;
         }
     }
 
@@ -103,7 +123,10 @@ mod tests {
         let mut c = SlotChoice::default();
         c.set_total(Some(4));
         assert_eq!(c.to_ask(), None);
+        assert!(c.to_claim());
         c.answered_from(2);
+        c.claimed();
+        assert!(!c.to_claim());
         assert_eq!(c.to_ask(), Some(2));
         // Stable: the same slot while it answers.
         c.answered_from(2);
@@ -136,11 +159,29 @@ mod tests {
     }
 
     #[test]
+    fn a_claim_that_learns_no_slot_ends_naming_slots() {
+        let mut c = SlotChoice::default();
+        c.set_total(Some(4));
+        assert!(c.to_claim());
+        c.claimed();
+        assert!(!c.to_claim());
+        assert_eq!(c.to_ask(), None);
+        // A slot past the server's count teaches nothing either.
+        let mut c = SlotChoice::default();
+        c.set_total(Some(2));
+        c.answered_from(2);
+        c.claimed();
+        assert!(!c.to_claim());
+        assert_eq!(c.to_ask(), None);
+    }
+
+    #[test]
     fn a_refused_slot_ends_naming_slots() {
         let mut c = SlotChoice::default();
         c.answered_from(1);
         c.refused();
         assert_eq!(c.to_ask(), None);
+        assert!(!c.to_claim());
         c.answered_from(1);
         assert_eq!(c.to_ask(), None);
     }
