@@ -150,30 +150,40 @@ impl RemoteEngine {
         self.slots.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Runs `exchange` naming our slot (llama-server); where the server
-    /// refuses the slot, names none from then on and runs it again, with
-    /// no fault. `exchange` returns its result and the slot that answered,
-    /// which holds our prompt from then on.
+    /// Runs `exchange` of `prompt` naming our slot (llama-server); where
+    /// the server refuses the slot, names none from then on and runs it
+    /// again, with no fault. `exchange` returns its result, the slot that
+    /// answered (which holds our prompt from then on) and the prompt
+    /// tokens the server evaluated (which tell whether another client
+    /// evicted our prompt from the slot).
     fn in_our_slot<T>(
         &self,
-        mut exchange: impl FnMut(Option<usize>) -> Result<(T, Option<usize>), Ended>,
+        prompt: &[Token],
+        mut exchange: impl FnMut(Option<usize>) -> Result<Exchanged<T>, Ended>,
     ) -> Result<T, Ended> {
         if self.settings.kind != EngineKind::LlamaServer {
-            return exchange(None).map(|(t, _)| t);
+            return exchange(None).map(|(t, _, _)| t);
         }
-        let asked = self.slots().to_ask();
-        let (t, answered) = match exchange(asked) {
+        let mut asked = self.slots().to_ask();
+        let (t, answered, evaluated) = match exchange(asked) {
             Err(Ended::Fault(fault)) if asked.is_some() && slots::refuses_slot(&fault) => {
                 tracing::info!(
                     "remote engine: the server refused slot {asked:?} ({fault}); requests name no slot from now on"
                 );
                 self.slots().refused();
+                asked = None;
                 exchange(None)?
             }
             other => other?,
         };
+        let mut slots = self.slots();
         if let Some(slot) = answered {
-            self.slots().answered_from(slot);
+            slots.answered_from(slot);
+        }
+        if slots.evaluated(asked, prompt, evaluated) {
+            tracing::info!(
+                "remote engine: another client evicted our prompt from slot {asked:?} (more editors than slots?); requests name no slot from now on"
+            );
         }
         Ok(t)
     }
@@ -403,7 +413,7 @@ impl RemoteEngine {
             claim_evaluated = self.warm(loaded, &built.tokens, cancel)?;
             self.slots().claimed();
         }
-        let mut generated = self.in_our_slot(|slot| {
+        let mut generated = self.in_our_slot(&built.tokens, |slot| {
             self.generate(
                 loaded,
                 req,
@@ -425,7 +435,7 @@ impl RemoteEngine {
                 None => return Ok(EngineOutput::default()),
             }
             prompt_tokens = unhealed.len();
-            generated = self.in_our_slot(|slot| {
+            generated = self.in_our_slot(&unhealed, |slot| {
                 self.generate(loaded, req, &unhealed, &[], cancel, started, slot)
             })?;
         }
@@ -500,8 +510,8 @@ impl RemoteEngine {
         if self.settings.kind != EngineKind::LlamaServer {
             return Ok(0);
         }
-        self.in_our_slot(|slot| {
-            let mut evaluated = 0;
+        self.in_our_slot(prompt, |slot| {
+            let mut evaluated = None;
             let mut answered = None;
             loaded.client.post_stream(
                 &http::endpoint(&self.settings.url, llama_server::COMPLETION),
@@ -509,12 +519,12 @@ impl RemoteEngine {
                 cancel,
                 |data| {
                     let event = llama_server::parse(data)?;
-                    evaluated = event.evaluated.unwrap_or(evaluated);
+                    evaluated = event.evaluated.or(evaluated);
                     answered = event.slot.or(answered);
                     Ok(if event.end { Flow::Stop } else { Flow::More })
                 },
             )?;
-            Ok((evaluated, answered))
+            Ok((evaluated.unwrap_or(0), answered, evaluated))
         })
     }
 
@@ -530,7 +540,7 @@ impl RemoteEngine {
         cancel: &CancelFlag,
         started: Instant,
         slot: Option<usize>,
-    ) -> Result<(Generated, Option<usize>), Ended> {
+    ) -> Result<Exchanged<Generated>, Ended> {
         let s = &self.settings;
         let stops = &loaded.vocab.template.stop_tokens;
         let (url, body, parse): (String, serde_json::Value, ParseEvent) = match s.kind {
@@ -605,9 +615,14 @@ impl RemoteEngine {
                 first_event: first_event.unwrap_or_else(|| answer.elapsed()),
             },
             answered,
+            evaluated,
         ))
     }
 }
+
+/// What an exchange gives back: its result, the slot that answered, the
+/// prompt tokens evaluated (where the server says).
+type Exchanged<T> = (T, Option<usize>, Option<usize>);
 
 /// A prompt as sent.
 struct Built {

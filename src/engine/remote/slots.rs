@@ -24,6 +24,15 @@
 //! every switch while another slot stays idle. A server whose last event
 //! names no slot gets no slot named (it picks, as without this).
 //!
+//! More editors than slots share slots, and an editor's prompt is then
+//! evicted by another's: a request named its slot, and the server
+//! evaluated more of the prompt than our last prompt there left to do.
+//! From then on no slot is named: the server places each request in an
+//! idle slot, and the recent llama-server versions bring a prompt back
+//! from their RAM prompt cache (`--cache-ram`), where an editor's prompt
+//! survives its slot's eviction; two editors that take turns in one slot
+//! would evaluate the part their prompts do not share at every turn.
+//!
 //! The server's count of slots (`/props` `total_slots`, read at the
 //! probe) bounds the choice: a slot number past it (the server restarted
 //! with fewer slots) is dropped. A server that refuses a slot number
@@ -32,6 +41,7 @@
 //! then on, without a fault: the request is sent again naming no slot.
 
 use super::http::Fault;
+use crate::prompt::Token;
 
 /// The slot to ask for, and what the server said of slots.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -44,7 +54,17 @@ pub(crate) struct SlotChoice {
     refused: bool,
     /// A claim's last event named no slot: none is named any more.
     unreported: bool,
+    /// Another client evicted our prompt from our slot: none is named
+    /// any more.
+    shared: bool,
+    /// The last prompt a named slot evaluated (what it holds of ours).
+    last_prompt: Vec<Token>,
 }
+
+/// Tokens a server may evaluate beyond what our last prompt left to do
+/// (a shorter reuse than the common prefix) before it counts as an
+/// eviction.
+const EVICTION_SLACK: usize = 16;
 
 impl SlotChoice {
     /// The server's number of slots, as the probe read it (`None`: it did
@@ -62,7 +82,7 @@ impl SlotChoice {
     /// prompt naming none, read to the end, to learn which slot the server
     /// gave (`answered_from`), and then `claimed`.
     pub(crate) fn to_claim(&self) -> bool {
-        !self.refused && !self.unreported && self.ours.is_none()
+        !self.refused && !self.unreported && !self.shared && self.ours.is_none()
     }
 
     /// A claim ended: where it taught no slot, none will be named.
@@ -74,11 +94,44 @@ impl SlotChoice {
 
     /// The slot the next request names (`None`: `id_slot: -1`).
     pub(crate) fn to_ask(&self) -> Option<usize> {
-        if self.refused {
+        if self.refused || self.shared {
             None
         } else {
             self.ours
         }
+    }
+
+    /// A request that named `asked` sent `prompt`, and the server evaluated
+    /// `evaluated` tokens of it. Returns true where that shows another
+    /// client evicted our prompt from the slot (the server evaluated more
+    /// than our last prompt there left to do): no slot is named from then
+    /// on.
+    pub(crate) fn evaluated(
+        &mut self,
+        asked: Option<usize>,
+        prompt: &[Token],
+        evaluated: Option<usize>,
+    ) -> bool {
+        let mut evicted = false;
+        if let (Some(_), Some(evaluated)) = (asked, evaluated) {
+            if !self.last_prompt.is_empty() {
+                let common = self
+                    .last_prompt
+                    .iter()
+                    .zip(prompt)
+                    .take_while(|(a, b)| a == b)
+                    .count();
+                evicted = evaluated > prompt.len() - common + EVICTION_SLACK;
+            }
+            self.last_prompt.clear();
+            self.last_prompt.extend_from_slice(prompt);
+        }
+        if evicted && !self.shared {
+            self.shared = true;
+            self.ours = None;
+            return true;
+        }
+        false
     }
 
     /// The server answered from `slot`: its cache now holds our prompt.
@@ -172,6 +225,41 @@ mod tests {
         c.answered_from(2);
         c.claimed();
         assert!(!c.to_claim());
+        assert_eq!(c.to_ask(), None);
+    }
+
+    #[test]
+    fn an_evicted_prompt_ends_naming_slots() {
+        let mut c = SlotChoice::default();
+        c.set_total(Some(4));
+        c.answered_from(1);
+        c.claimed();
+        let first: Vec<Token> = (0..100).collect();
+        // The first prompt in the slot: all of it evaluated, no eviction.
+        assert!(!c.evaluated(Some(1), &first, Some(100)));
+        // Typing: the prompt changes at its end, the rest reused.
+        let mut second = first.clone();
+        second.truncate(95);
+        second.extend([500, 501, 502]);
+        assert!(!c.evaluated(Some(1), &second, Some(3)));
+        assert_eq!(c.to_ask(), Some(1));
+        // The server reused a little less than the common prefix: no
+        // eviction either.
+        let mut third = second.clone();
+        third.push(503);
+        assert!(!c.evaluated(Some(1), &third, Some(1 + EVICTION_SLACK)));
+        // Another document: little in common, all evaluated, no eviction.
+        let other: Vec<Token> = (1000..1080).collect();
+        assert!(!c.evaluated(Some(1), &other, Some(80)));
+        // Another editor's prompt in our slot: most of ours evaluated again.
+        let mut fifth = other.clone();
+        fifth.push(504);
+        assert!(c.evaluated(Some(1), &fifth, Some(70)));
+        assert_eq!(c.to_ask(), None);
+        assert!(!c.to_claim());
+        // Told once; requests that named no slot say nothing of evictions.
+        assert!(!c.evaluated(None, &first, Some(100)));
+        c.answered_from(2);
         assert_eq!(c.to_ask(), None);
     }
 
