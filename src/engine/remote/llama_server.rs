@@ -1,16 +1,18 @@
 //! llama.cpp's `llama-server`: `/completion` with the prompt as token ids,
 //! greedy, streamed, with the server's prompt cache; its `/health` and
-//! `/tokenize` for the probe.
+//! `/tokenize` and `/props` (its number of slots) for the probe.
 
 use serde_json::{json, Value};
 
 use super::http::Fault;
+use super::slots::id_slot;
 use super::Event;
 use crate::prompt::Token;
 
 pub(crate) const COMPLETION: &str = "/completion";
 pub(crate) const HEALTH: &str = "/health";
 pub(crate) const TOKENIZE: &str = "/tokenize";
+pub(crate) const PROPS: &str = "/props";
 
 /// The request: exactly the prompt's tokens (no BOS or template added by
 /// the server: a token array is taken as it is), greedy decoding with no
@@ -21,9 +23,12 @@ pub(crate) const TOKENIZE: &str = "/tokenize";
 /// stop tokens are judged by infill's own vocabulary.
 /// `fresh` (evaluations) turns the cache off, so that an answer depends on
 /// its prompt alone, as in process (`EngineRequest::fresh`).
-pub(crate) fn body(prompt: &[Token], max_tokens: usize, fresh: bool) -> Value {
+/// `slot`: the slot whose cache holds our prompt (`slots`), or none (-1,
+/// the server picks).
+pub(crate) fn body(prompt: &[Token], max_tokens: usize, fresh: bool, slot: Option<usize>) -> Value {
     json!({
         "prompt": prompt,
+        "id_slot": id_slot(slot),
         "n_predict": max_tokens,
         "stream": true,
         "cache_prompt": !fresh,
@@ -45,9 +50,10 @@ pub(crate) fn body(prompt: &[Token], max_tokens: usize, fresh: bool) -> Value {
 }
 
 /// Only the prompt into the slot's cache (a warm start), nothing generated.
-pub(crate) fn warm_body(prompt: &[Token]) -> Value {
+pub(crate) fn warm_body(prompt: &[Token], slot: Option<usize>) -> Value {
     json!({
         "prompt": prompt,
+        "id_slot": id_slot(slot),
         "n_predict": 0,
         "stream": true,
         "cache_prompt": true,
@@ -55,7 +61,7 @@ pub(crate) fn warm_body(prompt: &[Token]) -> Value {
 }
 
 /// One event of `/completion`'s stream: `{"content", "tokens", "stop",
-/// "timings": {"prompt_n"}}`, or `{"error": {...}}`.
+/// "id_slot", "timings": {"prompt_n"}}`, or `{"error": {...}}`.
 pub(crate) fn parse(data: &str) -> Result<Event, Fault> {
     let v: Value = serde_json::from_str(data)
         .map_err(|e| Fault::Garbage(format!("an event that is not JSON ({e})")))?;
@@ -89,12 +95,27 @@ pub(crate) fn parse(data: &str) -> Result<Event, Fault> {
         .and_then(|t| t.get("prompt_n"))
         .and_then(Value::as_u64)
         .map(|n| n as usize);
+    // The slot that answers (a negative or missing number: none said).
+    let slot = obj
+        .get("id_slot")
+        .and_then(Value::as_u64)
+        .and_then(|s| usize::try_from(s).ok());
     Ok(Event {
         tokens,
         text,
         end,
         evaluated,
+        slot,
     })
+}
+
+/// The server's number of slots, from `/props` (`total_slots`); `None`
+/// where it does not say.
+pub(crate) fn total_slots(props: &Value) -> Option<usize> {
+    props
+        .get("total_slots")
+        .and_then(Value::as_u64)
+        .and_then(|n| usize::try_from(n).ok())
 }
 
 pub(crate) fn server_error(err: &Value) -> Fault {
@@ -130,6 +151,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn requests_name_our_slot_or_none() {
+        let b = body(&[1, 2, 3], 16, false, Some(2));
+        assert_eq!(b["id_slot"], 2);
+        assert_eq!(b["prompt"], json!([1, 2, 3]));
+        assert_eq!(b["n_predict"], 16);
+        assert_eq!(b["cache_prompt"], true);
+        assert_eq!(b["stream"], true);
+        assert_eq!(b["temperature"], 0.0);
+        let b = body(&[1], 16, true, None);
+        assert_eq!(b["id_slot"], -1);
+        assert_eq!(b["cache_prompt"], false);
+        let w = warm_body(&[1, 2], Some(0));
+        assert_eq!(w["id_slot"], 0);
+        assert_eq!(w["n_predict"], 0);
+        assert_eq!(w["cache_prompt"], true);
+        assert_eq!(warm_body(&[1], None)["id_slot"], -1);
+    }
+
+    #[test]
+    fn the_number_of_slots_is_read_from_props() {
+        assert_eq!(total_slots(&json!({"total_slots": 4})), Some(4));
+        assert_eq!(total_slots(&json!({"total_slots": -1})), None);
+        assert_eq!(total_slots(&json!({"total_slots": "4"})), None);
+        assert_eq!(total_slots(&json!({})), None);
+    }
+
+    #[test]
     fn events_parse_or_are_faults() {
         let e = parse(r#"{"content":"ab","tokens":[1,2],"stop":false}"#).unwrap();
         assert_eq!(e.tokens, Some(vec![1, 2]));
@@ -138,6 +186,11 @@ mod tests {
         let e = parse(r#"{"content":"","stop":true,"timings":{"prompt_n":7}}"#).unwrap();
         assert!(e.end);
         assert_eq!(e.evaluated, Some(7));
+        assert_eq!(e.slot, None);
+        let e = parse(r#"{"content":"a","id_slot":3,"stop":false}"#).unwrap();
+        assert_eq!(e.slot, Some(3));
+        let e = parse(r#"{"content":"a","id_slot":-1,"stop":false}"#).unwrap();
+        assert_eq!(e.slot, None);
         assert!(matches!(parse("{not json"), Err(Fault::Garbage(_))));
         assert!(matches!(
             parse(r#"{"tokens":["x"]}"#),

@@ -16,11 +16,17 @@
 //! answered at once without contacting the server; the session tells the
 //! user once per episode (`Engine::fault_news`). A success ends the
 //! episode.
+//!
+//! With llama-server, each request names the slot whose cache holds this
+//! engine's prompt (`slots`), so that editors sharing a server keep to
+//! their own slots instead of evaluating their prompts again in each
+//! other's.
 
 mod answer;
 mod http;
 mod llama_server;
 mod openai;
+mod slots;
 
 use std::cell::RefCell;
 use std::path::PathBuf;
@@ -41,6 +47,7 @@ use crate::prompt::repo::build_with_context;
 use crate::prompt::{Token, Tokenizer};
 use answer::{piece_of, Answer, Step};
 use http::{Client, Ended, Fault, Flow};
+use slots::SlotChoice;
 
 /// Text tokenized by both sides at the probe: infill's vocabulary must be
 /// the server's, or budgets and token ids mean nothing.
@@ -70,6 +77,8 @@ pub struct RemoteEngine {
     state: Arc<(Mutex<EngineState>, Condvar)>,
     loaded: Mutex<Option<Arc<Loaded>>>,
     health: Mutex<Health>,
+    /// The llama-server slot that requests name.
+    slots: Mutex<SlotChoice>,
 }
 
 /// The vocabulary and the connection's settings, once ready.
@@ -113,6 +122,7 @@ impl RemoteEngine {
             state: Arc::new((Mutex::new(EngineState::Loading), Condvar::new())),
             loaded: Mutex::new(None),
             health: Mutex::new(Health::default()),
+            slots: Mutex::new(SlotChoice::default()),
         });
         let loader = engine.clone();
         let spawned = thread::Builder::new()
@@ -136,6 +146,48 @@ impl RemoteEngine {
 
     fn health(&self) -> std::sync::MutexGuard<'_, Health> {
         self.health.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn slots(&self) -> std::sync::MutexGuard<'_, SlotChoice> {
+        self.slots.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `exchange` of `prompt` naming our slot (llama-server); where
+    /// the server refuses the slot, names none from then on and runs it
+    /// again, with no fault. `exchange` returns its result, the slot that
+    /// answered (which holds our prompt from then on) and the prompt
+    /// tokens the server evaluated (which tell whether another client
+    /// evicted our prompt from the slot).
+    fn in_our_slot<T>(
+        &self,
+        prompt: &[Token],
+        mut exchange: impl FnMut(Option<usize>) -> Result<Exchanged<T>, Ended>,
+    ) -> Result<T, Ended> {
+        if self.settings.kind != EngineKind::LlamaServer {
+            return exchange(None).map(|(t, _, _)| t);
+        }
+        let mut asked = self.slots().to_ask();
+        let (t, answered, evaluated) = match exchange(asked) {
+            Err(Ended::Fault(fault)) if asked.is_some() && slots::refuses_slot(&fault) => {
+                tracing::info!(
+                    "remote engine: the server refused slot {asked:?} ({fault}); requests name no slot from now on"
+                );
+                self.slots().refused();
+                asked = None;
+                exchange(None)?
+            }
+            other => other?,
+        };
+        let mut slots = self.slots();
+        if let Some(slot) = answered {
+            slots.answered_from(slot);
+        }
+        if slots.evaluated(asked, prompt, evaluated) {
+            tracing::info!(
+                "remote engine: another client evicted our prompt from slot {asked:?} (more editors than slots?); requests name no slot from now on"
+            );
+        }
+        Ok(t)
     }
 
     fn load(&self) {
@@ -253,6 +305,15 @@ impl RemoteEngine {
                         s.vocab_path.display()
                     )));
                 }
+                // The number of slots bounds the slot requests name; a
+                // server that does not say (no `/props`, a proxy in
+                // front) is served all the same.
+                let total = client
+                    .get_json(&http::endpoint(&s.url, llama_server::PROPS))
+                    .ok()
+                    .and_then(|props| llama_server::total_slots(&props));
+                tracing::debug!(total_slots = ?total, "remote engine: llama-server's slots");
+                self.slots().set_total(total);
                 Ok(Ok(None))
             }
             EngineKind::OpenAi => {
@@ -345,8 +406,26 @@ impl RemoteEngine {
                 ..EngineOutput::default()
             });
         }
-        let mut generated =
-            self.generate(loaded, req, &built.tokens, &built.healed, cancel, started)?;
+        // The first prompt claims a slot (llama-server): evaluated only,
+        // naming none, so that the server's last event says which slot it
+        // gave; the answer is then asked there, and so is every request
+        // after it.
+        let mut claim_evaluated = 0;
+        if self.settings.kind == EngineKind::LlamaServer && !req.fresh && self.slots().to_claim() {
+            claim_evaluated = self.warm(loaded, &built.tokens, cancel)?;
+            self.slots().claimed();
+        }
+        let mut generated = self.in_our_slot(&built.tokens, |slot| {
+            self.generate(
+                loaded,
+                req,
+                &built.tokens,
+                &built.healed,
+                cancel,
+                started,
+                slot,
+            )
+        })?;
         let mut prompt_tokens = built.tokens.len();
         if generated.diverged {
             // The server's greedy answer left the healed text, where the
@@ -363,7 +442,9 @@ impl RemoteEngine {
                 None => return Ok(EngineOutput::default()),
             }
             prompt_tokens = unhealed.len();
-            generated = self.generate(loaded, req, &unhealed, still_healed, cancel, started)?;
+            generated = self.in_our_slot(&unhealed, |slot| {
+                self.generate(loaded, req, &unhealed, still_healed, cancel, started, slot)
+            })?;
         }
         let answer_text = if generated.diverged || generated.avoided {
             String::new()
@@ -373,7 +454,7 @@ impl RemoteEngine {
         Ok(EngineOutput {
             text: answer_text,
             prompt_tokens,
-            evaluated_tokens: generated.evaluated.unwrap_or(prompt_tokens),
+            evaluated_tokens: claim_evaluated + generated.evaluated.unwrap_or(prompt_tokens),
             moved_tokens: 0,
             generated_tokens: generated.tokens,
             marker_tokens,
@@ -436,20 +517,27 @@ impl RemoteEngine {
         if self.settings.kind != EngineKind::LlamaServer {
             return Ok(0);
         }
-        let mut evaluated = 0;
-        loaded.client.post_stream(
-            &http::endpoint(&self.settings.url, llama_server::COMPLETION),
-            &llama_server::warm_body(prompt),
-            cancel,
-            |data| {
-                let event = llama_server::parse(data)?;
-                evaluated = event.evaluated.unwrap_or(evaluated);
-                Ok(if event.end { Flow::Stop } else { Flow::More })
-            },
-        )?;
-        Ok(evaluated)
+        self.in_our_slot(prompt, |slot| {
+            let mut evaluated = None;
+            let mut answered = None;
+            loaded.client.post_stream(
+                &http::endpoint(&self.settings.url, llama_server::COMPLETION),
+                &llama_server::warm_body(prompt, slot),
+                cancel,
+                |data| {
+                    let event = llama_server::parse(data)?;
+                    evaluated = event.evaluated.or(evaluated);
+                    answered = event.slot.or(answered);
+                    Ok(if event.end { Flow::Stop } else { Flow::More })
+                },
+            )?;
+            Ok((evaluated.unwrap_or(0), answered, evaluated))
+        })
     }
 
+    /// One answer to `prompt`, from `slot` where it names one
+    /// (llama-server); with the slot that answered.
+    #[allow(clippy::too_many_arguments)]
     fn generate(
         &self,
         loaded: &Loaded,
@@ -458,7 +546,8 @@ impl RemoteEngine {
         healed: &[u8],
         cancel: &CancelFlag,
         started: Instant,
-    ) -> Result<Generated, Ended> {
+        slot: Option<usize>,
+    ) -> Result<Exchanged<Generated>, Ended> {
         let s = &self.settings;
         let stops = &loaded.vocab.template.stop_tokens;
         let (url, body, parse): (String, serde_json::Value, ParseEvent) = match s.kind {
@@ -472,18 +561,20 @@ impl RemoteEngine {
             }
             _ => (
                 http::endpoint(&s.url, llama_server::COMPLETION),
-                llama_server::body(prompt, req.max_tokens, req.fresh),
+                llama_server::body(prompt, req.max_tokens, req.fresh, slot),
                 llama_server::parse,
             ),
         };
         let mut answer = Answer::new(req, healed, started);
         let mut evaluated = None;
+        let mut answered = None;
         let mut first_event = None;
         let mut outcome = Step::More;
         loaded.client.post_stream(&url, &body, cancel, |data| {
             first_event.get_or_insert_with(|| started.elapsed());
             let event = parse(data)?;
             evaluated = event.evaluated.or(evaluated);
+            answered = event.slot.or(answered);
             match &event.tokens {
                 Some(tokens) => {
                     for &t in tokens {
@@ -520,17 +611,25 @@ impl RemoteEngine {
             evaluated,
             "remote answer"
         );
-        Ok(Generated {
-            diverged: outcome == Step::Diverged,
-            avoided: answer.avoided(),
-            text: answer.text(),
-            tokens: answer.generated,
-            cut_by_time: answer.cut_by_time,
+        Ok((
+            Generated {
+                diverged: outcome == Step::Diverged,
+                avoided: answer.avoided(),
+                text: answer.text(),
+                tokens: answer.generated,
+                cut_by_time: answer.cut_by_time,
+                evaluated,
+                first_event: first_event.unwrap_or_else(|| answer.elapsed()),
+            },
+            answered,
             evaluated,
-            first_event: first_event.unwrap_or_else(|| answer.elapsed()),
-        })
+        ))
     }
 }
+
+/// What an exchange gives back: its result, the slot that answered, the
+/// prompt tokens evaluated (where the server says).
+type Exchanged<T> = (T, Option<usize>, Option<usize>);
 
 /// A prompt as sent.
 struct Built {
@@ -564,6 +663,8 @@ pub(crate) struct Event {
     /// The server ended the answer.
     pub(crate) end: bool,
     pub(crate) evaluated: Option<usize>,
+    /// The server's slot that answers, where it says (llama-server).
+    pub(crate) slot: Option<usize>,
 }
 
 /// The token that the prompt took out for healing, put back.

@@ -77,6 +77,7 @@ pub(crate) fn parse(data: &str) -> Result<Event, Fault> {
         text,
         end,
         evaluated,
+        slot: None,
     })
 }
 
