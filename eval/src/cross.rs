@@ -938,6 +938,7 @@ fn not_asked() -> Suggestion {
         dropped_first: None,
         dropped: None,
         first_dropped: None,
+        alternatives: Vec::new(),
     }
 }
 
