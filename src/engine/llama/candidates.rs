@@ -418,10 +418,7 @@ impl Session<'_> {
     fn ends_answer(&self, t: Token) -> bool {
         let token = LlamaToken(t);
         let vocab = self.model.vocab();
-        vocab.is_eog(token)
-            || vocab.is_control(token)
-            || self.template.stop_tokens.contains(&t)
-            || self.piece(t).is_empty()
+        vocab.is_eog(token) || vocab.is_control(token) || self.template.stop_tokens.contains(&t)
     }
 
     fn piece(&self, t: Token) -> &[u8] {
