@@ -177,20 +177,19 @@ impl Session<'_> {
             let brings_text = first
                 .filter(|t| !self.ends_answer(*t))
                 .is_some_and(|t| !start_key(self.piece(t), pending).is_empty());
-            let ends = first.is_none_or(|t| self.ends_answer(t));
             if greedy.has_content {
                 break (first, Vec::new());
             }
-            if brings_text || ends {
-                // Where the greedy answer ends with no text, alternatives
-                // with text right here are all the more worth it.
-                let from = first.filter(|_| brings_text);
-                let starts = self.alternative_starts(logits, pending, starting, from, wanted);
+            if brings_text {
+                let starts = self.alternative_starts(logits, pending, starting, first, wanted);
                 break (first, starts);
             }
-            // A start of blanks: the greedy answer goes on alone.
-            let Some(t) = first else {
-                break (None, Vec::new());
+            // Where the greedy answer ends with no text, no alternative:
+            // with the few steps they have past its end they cannot finish
+            // a line (tried: they cost generation time and none was
+            // offered). A start of blanks: the greedy answer goes on alone.
+            let Some(t) = first.filter(|t| !self.ends_answer(*t)) else {
+                break (first, Vec::new());
             };
             if cancel.is_cancelled() {
                 return Err(EngineError::Cancelled);
@@ -362,8 +361,7 @@ impl Session<'_> {
     }
 
     /// Up to `wanted` tokens to start alternatives with where the greedy
-    /// answer's text starts (with token `greedy`; `None` where it ends
-    /// there without text: then the alternatives' text comes at once), with their
+    /// answer's text starts (with token `greedy`), with their
     /// log-probabilities, most likely first: tokens that may come there
     /// (the healed text, the start rule), do not end the answer, bring
     /// text after the same blanks as `greedy` (other blanks would put it
