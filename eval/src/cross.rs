@@ -942,6 +942,7 @@ fn not_asked() -> Suggestion {
         dropped_first: None,
         dropped: None,
         first_dropped: None,
+        alternatives: Vec::new(),
     }
 }
 

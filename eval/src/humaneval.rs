@@ -208,6 +208,34 @@ pub struct Report {
     pub generated_tokens: usize,
     /// Items answered by a second request (`CursorContext::second_try`).
     pub second_tries: usize,
+    /// The answer's first line is the expected one's (cleaned, second try).
+    pub first_line_exact: usize,
+    /// The first line of the answer or of one of its alternatives
+    /// (`completion.candidates`) is the expected one's.
+    pub any_first_line_exact: usize,
+    /// Answers offered, the alternatives included (none empty).
+    pub offered: usize,
+    /// Each item's time in the engine, both tries included.
+    pub latencies_ms: Vec<f64>,
+}
+
+/// The first line with text, blanks at both ends trimmed.
+fn first_line(text: &str) -> &str {
+    first_nonblank_line(text).unwrap_or("")
+}
+
+/// Whether the first line of `answer` is that of `expected`.
+pub fn first_line_exact(answer: &str, expected: &str) -> bool {
+    !answer.trim().is_empty() && first_line(answer) == first_line(expected)
+}
+
+/// The value below which `p` of the sorted `values` lie.
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let at = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[at.min(sorted.len() - 1)]
 }
 
 fn normalize(text: &str) -> String {
@@ -268,6 +296,36 @@ fn score(item: &Item, text: &str, s: &mut Score, baseline_errors: usize, scratch
     }
 }
 
+/// `item` asked through the server's pipeline with `config`'s settings
+/// (no time budget: quality, not latency, is measured; multi-line as the
+/// item is).
+pub fn ask(
+    item: &Item,
+    engine: &dyn Engine,
+    config: &Config,
+    mode: Mode,
+) -> Result<pipeline::Suggestion> {
+    let mut cfg = config.clone();
+    cfg.completion.time_budget_ms = 0;
+    cfg.completion.multiline = if item.multiline {
+        Multiline::Always
+    } else {
+        Multiline::Never
+    };
+    let doc = Rope::from_str(&format!("{}{}", item.prefix, item.suffix));
+    let syntax = SyntaxTree::new(item.language, &doc);
+    let ctx = cursor_context(&doc, syntax.as_ref(), item.prefix.chars().count(), &cfg);
+    pipeline::run(
+        engine,
+        &ctx,
+        &cfg,
+        Extras::default(),
+        mode,
+        &CancelFlag::default(),
+    )
+    .map_err(|e| anyhow::anyhow!("{}: {e}", item.id))
+}
+
 /// Completes every item through the server's pipeline and scores it.
 pub fn run(
     items: &[Item],
@@ -282,26 +340,7 @@ pub fn run(
         ..Default::default()
     };
     for (i, item) in items.iter().enumerate() {
-        let mut cfg = config.clone();
-        // Quality, not latency, is measured here: no time budget.
-        cfg.completion.time_budget_ms = 0;
-        cfg.completion.multiline = if item.multiline {
-            Multiline::Always
-        } else {
-            Multiline::Never
-        };
-        let doc = Rope::from_str(&format!("{}{}", item.prefix, item.suffix));
-        let syntax = SyntaxTree::new(item.language, &doc);
-        let ctx = cursor_context(&doc, syntax.as_ref(), item.prefix.chars().count(), &cfg);
-        let done = pipeline::run(
-            engine,
-            &ctx,
-            &cfg,
-            Extras::default(),
-            Mode::Suggest,
-            &CancelFlag::default(),
-        )
-        .map_err(|e| anyhow::anyhow!("{}: {e}", item.id))?;
+        let done = ask(item, engine, config, Mode::Suggest)?;
         report.prompt_tokens += done.output.prompt_tokens;
         report.generated_tokens += done.output.generated_tokens;
         report.second_tries += usize::from(done.second_try());
@@ -320,6 +359,16 @@ pub fn run(
         );
         let cleaned = done.text;
         score(item, &cleaned, &mut report.cleaned, baseline, &scratch);
+        report.first_line_exact += usize::from(first_line_exact(&cleaned, &item.expected));
+        let offered = std::iter::once(&cleaned)
+            .chain(&done.alternatives)
+            .filter(|t| !t.trim().is_empty());
+        report.offered += offered.clone().count();
+        report.any_first_line_exact +=
+            usize::from(offered.clone().any(|t| first_line_exact(t, &item.expected)));
+        report
+            .latencies_ms
+            .push(done.output.elapsed.as_secs_f64() * 1000.0);
         progress(i, item, &cleaned);
     }
     let _ = std::fs::remove_file(&scratch);
@@ -373,6 +422,26 @@ impl std::fmt::Display for Report {
             f,
             "adds syntax errors",
             scores.map(|s| format!("{:.1}%", pct(s.adds_syntax_errors))),
+        )?;
+        writeln!(f)?;
+        // Several candidates (`completion.candidates`): the first line of
+        // the answer, and of any answer offered (cleaned, second try).
+        let mut sorted = self.latencies_ms.clone();
+        sorted.sort_by(f64::total_cmp);
+        let mean = sorted.iter().sum::<f64>() / sorted.len().max(1) as f64;
+        writeln!(
+            f,
+            "first line exact {:.1}%, any candidate's first line exact {:.1}% ({:.2} answers offered an item)",
+            pct(self.first_line_exact),
+            pct(self.any_first_line_exact),
+            self.offered as f64 / n
+        )?;
+        write!(
+            f,
+            "latency in the engine: mean {:.0} ms, p50 {:.0} ms, p90 {:.0} ms",
+            mean,
+            percentile(&sorted, 0.5),
+            percentile(&sorted, 0.9)
         )
     }
 }

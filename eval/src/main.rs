@@ -3,6 +3,7 @@
 //! pipeline the server runs. Not shipped with the `infill` binary.
 
 mod bench_index;
+mod candidates;
 mod cross;
 mod cursor;
 mod draft;
@@ -48,6 +49,12 @@ enum Command {
         /// character left out).
         #[arg(long, default_value = "line-start")]
         cursor: cursor::Cursor,
+        /// Ask every item with one candidate and with this many
+        /// (`completion.candidates`), each afresh, alternating which goes
+        /// first: first line exact, any candidate's first line exact, and
+        /// the time of both.
+        #[arg(long)]
+        versus_candidates: Option<u32>,
         #[command(flatten)]
         settings: SettingFlags,
     },
@@ -150,8 +157,15 @@ fn main() -> ExitCode {
             data,
             verbose,
             cursor,
+            versus_candidates,
             settings,
-        } => match run_eval(set, limit, data, verbose, cursor, &settings) {
+        } => match run_eval(
+            set,
+            (limit, data, cursor),
+            verbose,
+            versus_candidates,
+            &settings,
+        ) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("infill: {e:#}");
@@ -226,10 +240,9 @@ fn main() -> ExitCode {
 
 fn run_eval(
     set: humaneval::EvalSet,
-    limit: Option<usize>,
-    data: Option<PathBuf>,
+    (limit, data, cursor): (Option<usize>, Option<PathBuf>, cursor::Cursor),
     verbose: bool,
-    cursor: cursor::Cursor,
+    versus_candidates: Option<u32>,
     settings: &SettingFlags,
 ) -> anyhow::Result<()> {
     let config = settings.config().map_err(anyhow::Error::msg)?;
@@ -237,6 +250,40 @@ fn run_eval(
     let items = humaneval::load(set, &data, limit, cursor)?;
     println!("cursor: {cursor}");
     let engine = ready_engine(&config)?;
+    if let Some(n) = versus_candidates {
+        if !(2..=infill::config::MAX_CANDIDATES).contains(&n) {
+            anyhow::bail!(
+                "--versus-candidates takes 2 to {}",
+                infill::config::MAX_CANDIDATES
+            );
+        }
+        let report = candidates::run(&items, engine.as_ref(), &config, n, |i, item, p| {
+            if verbose {
+                let ms =
+                    |s: &infill::completion::pipeline::Suggestion| s.output.elapsed.as_millis();
+                let gen_ms = |s: &infill::completion::pipeline::Suggestion| {
+                    s.output.generate_time.as_millis()
+                };
+                eprintln!(
+                    "[{}/{}] {} expected {:?}: one {:?} ({} ms, generation {} ms); {} {:?} + {:?} ({} ms, generation {} ms)",
+                    i + 1,
+                    items.len(),
+                    item.id,
+                    item.expected.trim(),
+                    p.single.text,
+                    ms(&p.single),
+                    gen_ms(&p.single),
+                    n,
+                    p.several.text,
+                    p.several.alternatives,
+                    ms(&p.several),
+                    gen_ms(&p.several),
+                );
+            }
+        })?;
+        println!("{report}");
+        return Ok(());
+    }
     let report = humaneval::run(&items, engine.as_ref(), &config, |i, item, text| {
         if verbose {
             eprintln!("[{}/{}] {}: {:?}", i + 1, items.len(), item.id, text);

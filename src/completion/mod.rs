@@ -253,6 +253,7 @@ impl CursorContext {
             definition_start: self.definition_start,
             document: None,
             draft_tokens: config.completion.draft_tokens as usize,
+            candidates: config.completion.candidates as usize,
         }
     }
 

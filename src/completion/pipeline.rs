@@ -39,6 +39,10 @@ pub struct Suggestion {
     pub dropped: Option<Dropped>,
     /// Why the first answer was dropped, where a second try replaced it.
     pub first_dropped: Option<Dropped>,
+    /// Other answers to offer after `text` (`completion.candidates`),
+    /// cleaned, best first: none empty, none equal to `text` or to one
+    /// another.
+    pub alternatives: Vec<String>,
 }
 
 impl Suggestion {
@@ -93,23 +97,31 @@ pub fn run(
             dropped_first: None,
             dropped: None,
             first_dropped: None,
+            alternatives: Vec::new(),
         });
     }
     let mut retry = req.clone();
-    let first = engine.complete(req, cancel.clone())?;
+    let mut first = engine.complete(req, cancel.clone())?;
     let (text, dropped) = ctx.finish_explained(&first.text);
+    let alternatives = std::mem::take(&mut first.alternatives);
+    let cleaned: Vec<(String, f32)> = alternatives
+        .iter()
+        .map(|a| (ctx.finish(&a.text), a.first_logprob))
+        .collect();
     let avoid = if config.completion.second_try && !first.cut_by_time {
         ctx.second_try(&first.text, &text)
     } else {
         None
     };
     let Some(avoid) = avoid else {
+        let alternatives = rank_alternatives(&text, cleaned, config.completion.candidates);
         return Ok(Suggestion {
             output: first,
             text,
             dropped_first: None,
             dropped,
             first_dropped: None,
+            alternatives,
         });
     };
     retry.avoid = Some(avoid);
@@ -120,6 +132,8 @@ pub fn run(
         .map(|b| b.checked_sub(first.elapsed).unwrap_or_default());
     // The same prompt was just evaluated: the KV cache holds it exactly.
     retry.fresh = false;
+    // The first request's alternatives stand; the second brings its answer.
+    retry.candidates = 1;
     let second = engine.complete(retry, cancel.clone())?;
     // What the request cost is both tries; its answer is the second's.
     let output = EngineOutput {
@@ -135,13 +149,41 @@ pub fn run(
         ..second
     };
     let (text, second_dropped) = ctx.finish_explained(&output.text);
+    let alternatives = rank_alternatives(&text, cleaned, config.completion.candidates);
     Ok(Suggestion {
         text,
         output,
         dropped_first: Some(first.text),
         dropped: second_dropped,
         first_dropped: dropped,
+        alternatives,
     })
+}
+
+/// The alternatives to offer after `first` (all cleaned), at most
+/// `candidates - 1`: empty ones and repeats (of `first` or of one another,
+/// trailing blanks aside) dropped, the rest by the log-probability of
+/// their first token, most likely first. `first` is the greedy answer and
+/// always comes first: where it is empty the editor shows the first
+/// alternative in its place.
+pub fn rank_alternatives(
+    first: &str,
+    mut alternatives: Vec<(String, f32)>,
+    candidates: u32,
+) -> Vec<String> {
+    alternatives.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let mut seen = vec![first.trim_end()];
+    let mut kept: Vec<&str> = Vec::new();
+    for (text, _) in &alternatives {
+        let key = text.trim_end();
+        if key.trim_start().is_empty() || seen.contains(&key) {
+            continue;
+        }
+        seen.push(key);
+        kept.push(text);
+    }
+    kept.truncate((candidates as usize).saturating_sub(1));
+    kept.into_iter().map(str::to_string).collect()
 }
 
 #[cfg(test)]
@@ -210,6 +252,34 @@ mod tests {
             (done.text.as_str(), done.second_try(), seen.len()),
             ("", false, 1)
         );
+    }
+
+    #[test]
+    fn alternatives_are_ranked_by_their_start_without_repeats_or_empties() {
+        let alts = |v: &[(&str, f32)]| -> Vec<(String, f32)> {
+            v.iter().map(|(t, p)| (t.to_string(), *p)).collect()
+        };
+        // Best first token first; the greedy answer's repeat (trailing
+        // blanks aside), another repeat and an empty one dropped.
+        let ranked = rank_alternatives(
+            "return x",
+            alts(&[
+                ("return y", -3.0),
+                ("return x  ", -1.0),
+                ("", -0.5),
+                ("  \n", -0.6),
+                ("yield x", -2.0),
+                ("return y", -2.5),
+            ]),
+            5,
+        );
+        assert_eq!(ranked, vec!["yield x", "return y"]);
+        // At most `candidates - 1`.
+        let ranked = rank_alternatives("a", alts(&[("b", -1.0), ("c", -2.0), ("d", -0.5)]), 3);
+        assert_eq!(ranked, vec!["d", "b"]);
+        assert!(rank_alternatives("a", alts(&[("b", -1.0)]), 1).is_empty());
+        // An empty greedy answer: the alternatives are all there is.
+        assert_eq!(rank_alternatives("", alts(&[("b", -1.0)]), 2), vec!["b"]);
     }
 
     #[test]

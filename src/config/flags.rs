@@ -51,6 +51,9 @@ pub struct SettingFlags {
     /// lookup (0: no drafts).
     #[arg(long)]
     draft_tokens: Option<u32>,
+    /// completion.candidates: most suggestions offered at once (1-5).
+    #[arg(long)]
+    candidates: Option<u32>,
     /// context.crossFile=false: no snippets from other files.
     #[arg(long)]
     no_cross_file: bool,
@@ -114,6 +117,9 @@ impl SettingFlags {
         }
         if let Some(v) = self.draft_tokens {
             settings["completion"]["draftTokens"] = v.into();
+        }
+        if let Some(v) = self.candidates {
+            settings["completion"]["candidates"] = v.into();
         }
         if self.no_cross_file {
             settings["context"] = serde_json::json!({ "crossFile": false });

@@ -12,6 +12,9 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
+/// Most suggestions offered at once (`completion.candidates`).
+pub const MAX_CANDIDATES: u32 = 5;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelConfig {
     /// GGUF file; `None` means the default model in the model cache.
@@ -68,6 +71,11 @@ pub struct CompletionConfig {
     /// about 0.8 n single decodes, so drafts made generation slower
     /// (docs/benchmarks.md, "Prompt lookup").
     pub draft_tokens: u32,
+    /// Most suggestions offered at once (1–5): the greedy answer, then
+    /// answers that start with the model's next-best first tokens, decoded
+    /// alongside it in the same batches (`engine::EngineRequest::candidates`),
+    /// cleaned, de-duplicated and ranked (`completion::pipeline`).
+    pub candidates: u32,
     /// While a suggestion is shown, compute the one that follows it
     /// (as if it were accepted), so that accepting shows the next at once
     /// (`session::ahead`).
@@ -209,6 +217,7 @@ impl Default for Config {
                 answer_blank_lines: false,
                 compute_ahead: true,
                 draft_tokens: 0,
+                candidates: 1,
             },
             context: ContextConfig {
                 cross_file: true,
@@ -302,6 +311,7 @@ impl Config {
         "completion.answerBlankLines",
         "completion.computeAhead",
         "completion.draftTokens",
+        "completion.candidates",
         "completion.inCommentsAndStrings",
         "context.crossFile",
         "context.budgetTokens",
@@ -376,6 +386,7 @@ impl Config {
             "completion.answerBlankLines" => self.completion.answer_blank_lines = bool_of(v)?,
             "completion.computeAhead" => self.completion.compute_ahead = bool_of(v)?,
             "completion.draftTokens" => self.completion.draft_tokens = u32_in(v, 0, 32)?,
+            "completion.candidates" => self.completion.candidates = u32_in(v, 1, MAX_CANDIDATES)?,
             "completion.inCommentsAndStrings" => {
                 self.completion.in_comments_and_strings = bool_of(v)?
             }
@@ -462,6 +473,7 @@ mod tests {
         assert_eq!(c.completion.max_tokens, 32);
         assert_eq!(c.completion.multiline, Multiline::Never);
         assert!(!c.completion.second_try);
+        assert_eq!(c.completion.candidates, 1);
         assert!(!c.context.cross_file);
         assert_eq!(c.context.budget_tokens, 512);
         assert_eq!(c.context.max_file_bytes, 1 << 20);

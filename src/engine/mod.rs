@@ -78,6 +78,26 @@ pub struct EngineRequest {
     /// answers differed, where the top two logits were 0.006 to 0.13
     /// apart).
     pub draft_tokens: usize,
+    /// Most answers wanted (`completion.candidates`; 1: the greedy one
+    /// alone, exactly as ever). The others start with the next-best first
+    /// tokens (each starting differently from the greedy answer and from
+    /// one another) and go on greedily, each in a sequence of its own that
+    /// shares the prompt's cells; all are decoded together, one token of
+    /// each in one batch per step. Their cells leave the cache afterwards,
+    /// which then holds the prompt and the greedy answer. The in-process
+    /// engine alone gives more than one (`EngineOutput::alternatives`).
+    pub candidates: usize,
+}
+
+/// An answer besides the greedy one (`EngineRequest::candidates`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Alternative {
+    /// Raw text, cut by the stop rule, as `EngineOutput::text`.
+    pub text: String,
+    /// Log-probability of its first token at the answer's first position
+    /// (the rest is greedy): what alternatives are ranked by.
+    pub first_logprob: f32,
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -111,6 +131,9 @@ pub struct EngineOutput {
     /// and how many of them the model chose (each saved a decode).
     pub drafted_tokens: usize,
     pub accepted_tokens: usize,
+    /// Answers besides `text`, best first (`EngineRequest::candidates`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub alternatives: Vec<Alternative>,
 }
 
 fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

@@ -10,7 +10,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
-use super::{CancelFlag, Engine, EngineError, EngineOutput, EngineRequest, EngineState};
+use super::{
+    Alternative, CancelFlag, Engine, EngineError, EngineOutput, EngineRequest, EngineState,
+};
+
+/// In a scripted answer, what separates it from its alternatives
+/// (`EngineOutput::alternatives`): `"a\u{1e}b"` answers `a`, and `b` too
+/// where several candidates are asked.
+pub const ALTERNATIVES: char = '\u{1e}';
 
 pub struct Scripted {
     /// Answers in order, one per request that generates; none left: "".
@@ -91,6 +98,7 @@ impl Engine for Scripted {
         cancel: CancelFlag,
     ) -> Result<EngineOutput, EngineError> {
         let evaluate_only = req.evaluate_only;
+        let candidates = req.candidates;
         let index = {
             let mut seen = locked(&self.seen);
             seen.push(req);
@@ -114,15 +122,28 @@ impl Engine for Scripted {
             self.cancelled.fetch_add(1, Ordering::SeqCst);
             return Err(EngineError::Cancelled);
         }
-        let text = if evaluate_only {
+        let script = if evaluate_only {
             String::new()
         } else {
             locked(&self.answers).pop_front().unwrap_or_default()
         };
+        // `ALTERNATIVES` separates the answer from its alternatives, given
+        // as many as the request wants, less likely each.
+        let mut parts = script.split(ALTERNATIVES).map(str::to_string);
+        let text = parts.next().unwrap_or_default();
+        let alternatives = parts
+            .take(candidates.saturating_sub(1))
+            .enumerate()
+            .map(|(i, text)| Alternative {
+                text,
+                first_logprob: -1.0 - i as f32,
+            })
+            .collect();
         Ok(EngineOutput {
             text,
             elapsed: Duration::from_millis(300),
             generated_tokens: if evaluate_only { 0 } else { 4 },
+            alternatives,
             ..EngineOutput::default()
         })
     }

@@ -125,21 +125,35 @@ pub fn error(e: RequestError) -> Error {
     }
 }
 
-/// An answer as ghost text at the cursor.
+/// An answer as ghost text at the cursor: one item for it and one for
+/// each alternative after it (`completion.candidates`), which editors
+/// cycle through. Only the first carries the accepted command.
 pub fn inline_items(answer: Option<Answer>) -> InlineCompletionList {
-    let items = answer
-        .map(|answer| InlineCompletionItem {
-            insert_text: InsertText::String(answer.text),
-            filter_text: None,
-            range: Some(Range {
-                start: position(answer.cursor),
-                end: position(answer.cursor),
-            }),
-            command: answer.id.map(accepted_command),
-        })
+    let Some(answer) = answer else {
+        return InlineCompletionList { items: Vec::new() };
+    };
+    let at = Range {
+        start: position(answer.cursor),
+        end: position(answer.cursor),
+    };
+    let first = InlineCompletionItem {
+        insert_text: InsertText::String(answer.text),
+        filter_text: None,
+        range: Some(at),
+        command: answer.id.map(accepted_command),
+    };
+    let others = answer
+        .alternatives
         .into_iter()
-        .collect();
-    InlineCompletionList { items }
+        .map(|text| InlineCompletionItem {
+            insert_text: InsertText::String(text),
+            filter_text: None,
+            range: Some(at),
+            command: None,
+        });
+    InlineCompletionList {
+        items: std::iter::once(first).chain(others).collect(),
+    }
 }
 
 /// The command a client runs when it accepts a suggestion: LSP 3.18 runs
@@ -178,44 +192,55 @@ pub fn accepted_params(params: &ExecuteCommandParams) -> Result<(u64, Option<u64
     Ok((id, length))
 }
 
-/// An answer as one completion list item.
+/// An answer as completion list items: one, then one for each
+/// alternative (`completion.candidates`), in their order.
 pub fn list_items(answer: Option<Answer>) -> CompletionList {
     let items = answer
         .map(|answer| {
-            // The edit replaces the identifier being typed, and the
-            // filter text starts with it, so clients that filter items
-            // by the word at the cursor keep this one.
-            let full = format!("{}{}", answer.word, answer.text);
-            let label: String = full
-                .lines()
-                .map(str::trim)
-                .find(|l| !l.is_empty())
-                .unwrap_or("")
-                .chars()
-                .take(80)
-                .collect();
-            CompletionItem {
-                label,
-                kind: Some(CompletionItemKind::Text),
-                detail: Some("infill".into()),
-                filter_text: Some(full.clone()),
-                text_edit: Some(CompletionItemTextEdit::TextEdit(TextEdit {
-                    range: Range {
-                        start: position(answer.word_start),
-                        end: position(answer.cursor),
-                    },
-                    new_text: full,
-                })),
-                preselect: Some(true),
-                command: answer.id.map(accepted_command),
-                ..Default::default()
-            }
+            let texts = std::iter::once(answer.text.clone()).chain(answer.alternatives.clone());
+            texts
+                .enumerate()
+                .map(|(i, text)| list_item(&answer, text, i))
+                .collect()
         })
-        .into_iter()
-        .collect();
+        .unwrap_or_default();
     CompletionList {
         is_incomplete: true,
         items,
+        ..Default::default()
+    }
+}
+
+/// Answer `text` of `answer` as the `rank`th list item (0: the answer).
+fn list_item(answer: &Answer, text: String, rank: usize) -> CompletionItem {
+    // The edit replaces the identifier being typed, and the
+    // filter text starts with it, so clients that filter items
+    // by the word at the cursor keep this one.
+    let full = format!("{}{}", answer.word, text);
+    let label: String = full
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("")
+        .chars()
+        .take(80)
+        .collect();
+    CompletionItem {
+        label,
+        kind: Some(CompletionItemKind::Text),
+        detail: Some("infill".into()),
+        filter_text: Some(full.clone()),
+        // Kept in the model's order by clients that sort.
+        sort_text: (!answer.alternatives.is_empty()).then(|| format!("{rank}")),
+        text_edit: Some(CompletionItemTextEdit::TextEdit(TextEdit {
+            range: Range {
+                start: position(answer.word_start),
+                end: position(answer.cursor),
+            },
+            new_text: full,
+        })),
+        preselect: Some(rank == 0),
+        command: answer.id.filter(|_| rank == 0).map(accepted_command),
         ..Default::default()
     }
 }

@@ -17,7 +17,12 @@ use crate::session::EngineStarter;
 
 /// A server on in-memory pipes; the client's ends.
 fn start() -> (DuplexStream, BufReader<DuplexStream>) {
-    let engine = Arc::new(Scripted::new(&[]));
+    start_answering(&[])
+}
+
+/// A server whose engine gives `answers` in order.
+fn start_answering(answers: &[&str]) -> (DuplexStream, BufReader<DuplexStream>) {
+    let engine = Arc::new(Scripted::new(answers));
     let start_engine: EngineStarter = Arc::new(move |_: &Config| engine.clone() as Arc<dyn Engine>);
     let (client_out, server_in) = tokio::io::duplex(1 << 16);
     let (server_out, client_in) = tokio::io::duplex(1 << 16);
@@ -173,4 +178,80 @@ async fn exit_ends_the_server_while_the_client_has_not_answered_its_request() {
     send(&mut to, json!({ "jsonrpc": "2.0", "method": "exit" })).await;
     until_end(&mut from).await;
     let _ = std::fs::remove_dir_all(root);
+}
+
+/// `completion.candidates`: the answer and its alternatives come as
+/// several inline items (and list items), in their order, repeats and
+/// empty ones dropped; the accepted command only on the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_candidates_are_several_inline_items() {
+    use crate::engine::scripted::ALTERNATIVES;
+    let script =
+        ["return x", "return x + 1", "return x", "", "return -x"].join(&ALTERNATIVES.to_string());
+    let (mut to, mut from) = start_answering(&[&script, &script]);
+    let params = json!({
+        "capabilities": {},
+        "initializationOptions": { "completion": { "candidates": 5 } }
+    });
+    send(&mut to, request(1, "initialize", params)).await;
+    answers(&mut from, &[1]).await;
+    send(
+        &mut to,
+        json!({ "jsonrpc": "2.0", "method": "initialized", "params": {} }),
+    )
+    .await;
+    let uri = "file:///work/several.py";
+    send(
+        &mut to,
+        json!({ "jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {
+            "textDocument": { "uri": uri, "languageId": "python", "version": 1,
+                              "text": "def f(x):\n    \n" }
+        }}),
+    )
+    .await;
+    let at = json!({
+        "textDocument": { "uri": uri },
+        "position": { "line": 1, "character": 4 },
+        "context": { "triggerKind": 1 }
+    });
+    send(
+        &mut to,
+        request(2, "textDocument/inlineCompletion", at.clone()),
+    )
+    .await;
+    let got = answers(&mut from, &[2]).await;
+    let items = got[0]["result"]["items"].as_array().expect("items").clone();
+    let texts: Vec<&str> = items
+        .iter()
+        .map(|i| i["insertText"].as_str().expect("a text"))
+        .collect();
+    assert_eq!(
+        texts,
+        ["return x", "return x + 1", "return -x"],
+        "{}",
+        got[0]
+    );
+    assert!(items[1..].iter().all(|i| i.get("command").is_none()));
+    // Asked again at the same place: from the recent answers, all of them.
+    send(
+        &mut to,
+        request(3, "textDocument/inlineCompletion", at.clone()),
+    )
+    .await;
+    let got = answers(&mut from, &[3]).await;
+    assert_eq!(
+        got[0]["result"]["items"].as_array().map(Vec::len),
+        Some(3),
+        "{}",
+        got[0]
+    );
+    send(&mut to, request(4, "textDocument/completion", at)).await;
+    let got = answers(&mut from, &[4]).await;
+    let items = got[0]["result"]["items"]
+        .as_array()
+        .expect("list items")
+        .clone();
+    assert_eq!(items.len(), 3, "{}", got[0]);
+    assert_eq!(items[0]["preselect"], json!(true));
+    assert_eq!(items[2]["preselect"], json!(false));
 }

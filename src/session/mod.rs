@@ -82,6 +82,10 @@ pub struct Answer {
     /// The suggestion's number, which the client sends back when it is
     /// accepted (`Session::accepted`); `None` when statistics are off.
     pub id: Option<u64>,
+    /// Other answers to offer after `text`, best first
+    /// (`completion.candidates`): the editor cycles through them. They
+    /// carry no suggestion number: acceptance statistics follow `text`.
+    pub alternatives: Vec<String>,
 }
 
 /// Why a request was not answered with a completion (an empty answer is
@@ -856,7 +860,9 @@ impl Session {
         };
         let (done, cross_file) = done;
         let second_try = done.second_try();
-        let (output, text) = (done.output, done.text);
+        let (output, text, alternatives) = (done.output, done.text, done.alternatives);
+        // Where the greedy answer has nothing, its first alternative is shown.
+        let (text, alternatives) = promote_alternative(text, alternatives);
         tracing::debug!(
             second_try,
             prompt = output.prompt_tokens,
@@ -876,9 +882,13 @@ impl Session {
             // An answer cut short by the time budget is not the model's
             // full answer: do not serve it again.
             if !output.cut_by_time {
-                st.results.put(results::Key::new(id, &ctx), text.clone());
+                st.results.put_all(
+                    results::Key::new(id, &ctx),
+                    text.clone(),
+                    alternatives.clone(),
+                );
             }
-            st.shown = shown(id, &ctx, &text);
+            st.shown = shown(id, &ctx, &text, &alternatives);
             // Shown only if no edit overtook it (see `acceptance`).
             let current = st.documents.get(id).is_some_and(|d| d.version == version);
             let meta = answer_meta(
@@ -897,7 +907,7 @@ impl Session {
             return Ok(None);
         }
         self.compute_ahead(id, version, cursor, &text);
-        Ok(Some(place.answer(text, suggestion)))
+        Ok(Some(place.answer(text, suggestion).with(alternatives)))
     }
 
     /// Starts computing the suggestion that follows `text`, shown at char
@@ -947,26 +957,29 @@ impl Session {
                 return Ok(Lookup::Answered(None));
             }
         }
-        let reusable = st
-            .shown
-            .as_ref()
-            .and_then(|shown| shown.rest_after_typing(id, &ctx));
-        if let Some(rest) = reusable {
+        let reusable = st.shown.as_ref().and_then(|shown| {
+            let rest = shown.rest_after_typing(id, &ctx)?;
+            Some((rest, shown.alternatives_after_typing(&ctx)))
+        });
+        if let Some((rest, alternatives)) = reusable {
             // The user typed the start of what is shown: the rest stands.
             st.stats.reused_answers += 1;
             if let Some(previous) = st.inflight.remove(flight) {
                 previous.cancel();
             }
             let suggestion = st.recorder.typed_through(id, cursor, &rest);
-            return Ok(Lookup::Answered(Some(place.answer(rest, suggestion))));
+            return Ok(Lookup::Answered(Some(
+                place.answer(rest, suggestion).with(alternatives),
+            )));
         }
         let key = results::Key::new(id, &ctx);
         if let Some(text) = st.results.get(key) {
+            let alternatives = st.results.alternatives(key);
             st.stats.cached_answers += 1;
             if let Some(previous) = st.inflight.remove(flight) {
                 previous.cancel();
             }
-            st.shown = shown(id, &ctx, &text);
+            st.shown = shown(id, &ctx, &text, &alternatives);
             if text.is_empty() {
                 return Ok(Lookup::Answered(None));
             }
@@ -974,7 +987,9 @@ impl Session {
             let suggestion = st.recorder.answered(id, cursor, &text, meta, true);
             drop(st);
             self.compute_ahead(id, version, cursor, &text);
-            return Ok(Lookup::Answered(Some(place.answer(text, suggestion))));
+            return Ok(Lookup::Answered(Some(
+                place.answer(text, suggestion).with(alternatives),
+            )));
         }
         // The model is needed: what is computed ahead goes first only if
         // it is this very question.
@@ -1055,7 +1070,26 @@ impl Place {
             word_start: self.word_start,
             word: self.word,
             id,
+            alternatives: Vec::new(),
         }
+    }
+}
+
+impl Answer {
+    fn with(mut self, alternatives: Vec<String>) -> Answer {
+        self.alternatives = alternatives;
+        self
+    }
+}
+
+/// The answer and the others to offer: where the answer is empty, the
+/// first alternative takes its place.
+fn promote_alternative(text: String, mut alternatives: Vec<String>) -> (String, Vec<String>) {
+    if text.is_empty() && !alternatives.is_empty() {
+        let first = alternatives.remove(0);
+        (first, alternatives)
+    } else {
+        (text, alternatives)
     }
 }
 
@@ -1106,12 +1140,18 @@ fn answer_meta(
 }
 
 /// The suggestion now shown at `ctx`, if `text` shows anything.
-fn shown(id: &DocumentId, ctx: &CursorContext, text: &str) -> Option<ShownSuggestion> {
+fn shown(
+    id: &DocumentId,
+    ctx: &CursorContext,
+    text: &str,
+    alternatives: &[String],
+) -> Option<ShownSuggestion> {
     (!text.is_empty()).then(|| ShownSuggestion {
         document: id.clone(),
         prefix: ctx.prefix.clone(),
         suffix: ctx.suffix.clone(),
         text: text.to_string(),
+        alternatives: alternatives.to_vec(),
     })
 }
 

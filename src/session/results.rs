@@ -35,14 +35,16 @@ impl Key {
 #[derive(Debug, Default)]
 pub struct ResultCache {
     /// Oldest first.
-    entries: VecDeque<(Key, String)>,
+    /// Oldest first: the answer, and the others offered with it
+    /// (`completion.candidates`).
+    entries: VecDeque<(Key, String, Vec<String>)>,
 }
 
 impl ResultCache {
     /// The cleaned answer given for `key`, possibly empty (the model had
     /// nothing to suggest there).
     pub fn get(&mut self, key: Key) -> Option<String> {
-        let at = self.entries.iter().position(|(k, _)| *k == key)?;
+        let at = self.entries.iter().position(|(k, _, _)| *k == key)?;
         // Used again: make it the newest.
         let entry = self.entries.remove(at)?;
         let text = entry.1.clone();
@@ -52,15 +54,30 @@ impl ResultCache {
 
     /// Whether an answer for `key` is kept (without making it the newest).
     pub fn contains(&self, key: Key) -> bool {
-        self.entries.iter().any(|(k, _)| *k == key)
+        self.entries.iter().any(|(k, _, _)| *k == key)
+    }
+
+    /// The other answers offered with the one for `key` (without making
+    /// it the newest).
+    pub fn alternatives(&self, key: Key) -> Vec<String> {
+        self.entries
+            .iter()
+            .find(|(k, _, _)| *k == key)
+            .map(|(_, _, a)| a.clone())
+            .unwrap_or_default()
     }
 
     pub fn put(&mut self, key: Key, text: String) {
-        self.entries.retain(|(k, _)| *k != key);
+        self.put_all(key, text, Vec::new());
+    }
+
+    /// Keeps `text` for `key`, with the other answers offered with it.
+    pub fn put_all(&mut self, key: Key, text: String, alternatives: Vec<String>) {
+        self.entries.retain(|(k, _, _)| *k != key);
         if self.entries.len() == CAPACITY {
             self.entries.pop_front();
         }
-        self.entries.push_back((key, text));
+        self.entries.push_back((key, text, alternatives));
     }
 
     pub fn clear(&mut self) {

@@ -11,6 +11,8 @@ pub struct ShownSuggestion {
     pub prefix: String,
     pub suffix: String,
     pub text: String,
+    /// The other answers offered with it (`completion.candidates`).
+    pub alternatives: Vec<String>,
 }
 
 impl ShownSuggestion {
@@ -23,6 +25,20 @@ impl ShownSuggestion {
         let typed = ctx.prefix.strip_prefix(&self.prefix)?;
         let rest = self.text.strip_prefix(typed)?;
         (!rest.trim().is_empty()).then(|| rest.to_string())
+    }
+
+    /// The rests of the alternatives the user's typing (as in
+    /// `rest_after_typing`) is also the start of.
+    pub fn alternatives_after_typing(&self, ctx: &CursorContext) -> Vec<String> {
+        let Some(typed) = ctx.prefix.strip_prefix(&self.prefix) else {
+            return Vec::new();
+        };
+        self.alternatives
+            .iter()
+            .filter_map(|a| a.strip_prefix(typed))
+            .filter(|rest| !rest.trim().is_empty())
+            .map(str::to_string)
+            .collect()
     }
 }
 
@@ -51,12 +67,14 @@ mod tests {
             prefix: "    return ".into(),
             suffix: "\n".into(),
             text: "fibonacci(n - 1) + fibonacci(n - 2)".into(),
+            alternatives: vec!["fib(n - 1)".into(), "n".into()],
         };
         let typed = ctx("    return fib", "\n");
         assert_eq!(
             shown.rest_after_typing(&id("u"), &typed).as_deref(),
             Some("onacci(n - 1) + fibonacci(n - 2)")
         );
+        assert_eq!(shown.alternatives_after_typing(&typed), ["(n - 1)"]);
         assert_eq!(shown.rest_after_typing(&id("v"), &typed), None);
         assert_eq!(
             shown.rest_after_typing(&id("u"), &ctx("    return fix", "\n")),

@@ -42,6 +42,7 @@ const SERVER_SETTINGS = [
   "completion.answerBlankLines",
   "completion.computeAhead",
   "completion.draftTokens",
+  "completion.candidates",
   "completion.inCommentsAndStrings",
   "context.crossFile",
   "context.budgetTokens",

@@ -223,7 +223,7 @@ impl Session<'_> {
     /// The next token by `logits`: the most likely, or, while healed bytes
     /// are `pending` or the answer's start is ruled (`starting`), the most
     /// likely that allows it.
-    fn next_token(
+    pub(super) fn next_token(
         &self,
         logits: &[f32],
         pending: &[u8],
@@ -232,24 +232,26 @@ impl Session<'_> {
         if pending.is_empty() && starting.is_none() {
             argmax(logits)
         } else {
-            let pieces = &self.pieces;
-            let stops = &self.template.stop_tokens;
-            argmax_where(logits, |t| {
-                pieces.get(t as usize).is_some_and(|p| {
-                    // Only tokens that agree with the healed text may come next.
-                    let heals = pending.is_empty() || healing::agrees(p, pending);
-                    // The answer may not end yet: no special token (they
-                    // have no bytes) and no template stop token (a model
-                    // may give those text).
-                    heals
-                        && starting.is_none_or(|rule| {
-                            !p.is_empty()
-                                && !stops.contains(&t)
-                                && rule.allows(p.get(pending.len()..).unwrap_or(&[]))
-                        })
-                })
-            })
+            argmax_where(logits, |t| self.may_come(t, pending, starting))
         }
+    }
+
+    /// Whether token `t` may come next while healed bytes are `pending`
+    /// and the answer's start is ruled by `starting`.
+    pub(super) fn may_come(&self, t: Token, pending: &[u8], starting: Option<&StartRule>) -> bool {
+        self.pieces.get(t as usize).is_some_and(|p| {
+            // Only tokens that agree with the healed text may come next.
+            let heals = pending.is_empty() || healing::agrees(p, pending);
+            // The answer may not end yet: no special token (they
+            // have no bytes) and no template stop token (a model
+            // may give those text).
+            heals
+                && starting.is_none_or(|rule| {
+                    !p.is_empty()
+                        && !self.template.stop_tokens.contains(&t)
+                        && rule.allows(p.get(pending.len()..).unwrap_or(&[]))
+                })
+        })
     }
 }
 
@@ -257,19 +259,19 @@ impl Session<'_> {
 /// text: a start to avoid (a second try), and whether that text must come
 /// on the cursor's line (`EngineRequest::require_content`). While either
 /// holds, the answer may not end.
-struct StartRule<'a> {
-    avoid: Option<&'a [u8]>,
-    on_this_line: bool,
+pub(super) struct StartRule<'a> {
+    pub(super) avoid: Option<&'a [u8]>,
+    pub(super) on_this_line: bool,
 }
 
 impl StartRule<'_> {
-    fn applies(&self) -> bool {
+    pub(super) fn applies(&self) -> bool {
         self.avoid.is_some() || self.on_this_line
     }
 
     /// Whether answer bytes `part`, coming after nothing but blanks, may
     /// come next.
-    fn allows(&self, part: &[u8]) -> bool {
+    pub(super) fn allows(&self, part: &[u8]) -> bool {
         self.avoid.is_none_or(|a| !takes_avoided_start(part, a))
             && (!self.on_this_line || brings_text_on_this_line(part))
     }
@@ -286,7 +288,7 @@ fn brings_text_on_this_line(part: &[u8]) -> bool {
 }
 
 /// The longest start of `bytes` that is valid UTF-8.
-fn valid_utf8(bytes: &[u8]) -> &str {
+pub(super) fn valid_utf8(bytes: &[u8]) -> &str {
     match std::str::from_utf8(bytes) {
         Ok(s) => s,
         Err(e) => std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or(""),

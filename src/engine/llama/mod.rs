@@ -11,9 +11,11 @@
 //!
 //! This file holds the thread, the model load and the backend; a request
 //! runs in `session` through its three steps: `prompt_build`,
-//! `cache_sync` and `generate` (with `draft`'s prompt lookup).
+//! `cache_sync` and `generate` (with `draft`'s prompt lookup, or
+//! `candidates` for several answers at once).
 
 mod cache_sync;
+mod candidates;
 mod draft;
 mod generate;
 mod parked;

@@ -10,7 +10,8 @@
 //! between sequences by llama.cpp's sequence copies (which only relabel
 //! cells of the one unified cache); nothing is shifted or recomputed.
 //! Sequence 0 is the prompt in use, 1 the scratch sequence of
-//! `cache_sync::insert`, 2.. the kept ones.
+//! `cache_sync::insert`, 2..=2+keptPrompts the kept ones, the ones after
+//! them the alternative answers of `candidates` (only while they are decoded).
 
 use super::cache_sync::kv_failed;
 use super::session::Session;

@@ -9,6 +9,7 @@ use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::model::{LlamaModel, RopeType};
 
+use super::candidates::{ALTERNATIVE_TOKENS, MAX_ALTERNATIVES};
 use super::parked::{Kept, FIRST_KEPT_SEQ};
 use super::vocab::PromptVocab;
 use super::{backend, LlamaSettings};
@@ -54,9 +55,12 @@ impl<'m> Session<'m> {
         let kept = settings.kept_prompts;
         // One unified cache: a window for the prompt in use and one for
         // each kept prompt.
+        // And room for the alternatives' answers (`candidates`).
+        let alternatives_room = (MAX_ALTERNATIVES * ALTERNATIVE_TOKENS) as u32;
         let n_ctx = u32::try_from(kept + 1)
             .ok()
             .and_then(|n| settings.context_size.checked_mul(n))
+            .and_then(|n| n.checked_add(alternatives_room))
             .ok_or_else(|| {
                 "model.contextSize × (model.keptPrompts + 1) is too large".to_string()
             })?;
@@ -68,8 +72,9 @@ impl<'m> Session<'m> {
             .with_n_threads_batch(threads)
             // A second sequence, sharing the cells of the first (one
             // unified cache), to evaluate text inserted before a moved run
-            // (see `insert`); then one per kept prompt and a spare (`parked`).
-            .with_n_seq_max(FIRST_KEPT_SEQ as u32 + kept as u32 + 1)
+            // (see `insert`); then one per kept prompt and a spare (`parked`),
+            // then one per alternative answer (`candidates`).
+            .with_n_seq_max(FIRST_KEPT_SEQ as u32 + kept as u32 + 1 + MAX_ALTERNATIVES as u32)
             .with_kv_unified(true);
         let ctx = model
             .new_context(backend, params)
@@ -151,7 +156,12 @@ impl<'m> Session<'m> {
                 ..EngineOutput::default()
             });
         }
-        let answer = self.generate(req, cancel, started, &prompt.healed, &mut synced.batch)?;
+        let (answer, alternatives) = if req.candidates > 1 {
+            self.generate_candidates(req, cancel, started, &prompt.healed, &mut synced.batch)?
+        } else {
+            let answer = self.generate(req, cancel, started, &prompt.healed, &mut synced.batch)?;
+            (answer, Vec::new())
+        };
         Ok(EngineOutput {
             text: answer.text,
             prompt_tokens: prompt.tokens.len(),
@@ -166,6 +176,7 @@ impl<'m> Session<'m> {
             cut_by_time: answer.cut_by_time,
             drafted_tokens: answer.drafted,
             accepted_tokens: answer.accepted,
+            alternatives,
         })
     }
 }

@@ -209,6 +209,7 @@ mod tests {
             move_cache: false,
             fresh: false,
             draft_tokens: 0,
+            candidates: 1,
             avoid: None,
             require_content: false,
             definition_start: None,

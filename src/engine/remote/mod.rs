@@ -467,6 +467,11 @@ impl RemoteEngine {
             // (or not) by its own settings and does not report it.
             drafted_tokens: 0,
             accepted_tokens: 0,
+            // One answer only (`EngineRequest::candidates` is the local
+            // decode loop's): a server's `n` samples several answers
+            // instead of branching greedy ones off the next-best first
+            // tokens, and would evaluate the prompt once for each.
+            alternatives: Vec::new(),
         })
     }
 

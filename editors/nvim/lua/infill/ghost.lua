@@ -119,6 +119,41 @@ function M.current(buf)
   return b and b.s and { row = b.s.row, col = b.s.col, text = b.s.text } or nil
 end
 
+--- An inline item as a suggestion shown at (`row`, `col`) of `line`, or
+--- nil where it cannot be shown as ghost text there.
+local function as_suggestion(item, line, row, col, enc, tick)
+  local text = item.insertText
+  if type(text) == "table" then
+    text = text.value or ""
+  end
+  if type(text) ~= "string" or text == "" then
+    return nil
+  end
+  local end_col = col
+  if item.range then
+    local r = item.range
+    if r.start.line ~= row or r["end"].line ~= row then
+      return nil -- only edits on the cursor's line can be shown as ghost text
+    end
+    local sc = byte_col(line, r.start.character, enc)
+    local ec = byte_col(line, r["end"].character, enc)
+    if sc > col or ec < col then
+      return nil
+    end
+    -- The part of the range before the cursor is already typed.
+    local typed = line:sub(sc + 1, col)
+    if text:sub(1, #typed) ~= typed then
+      return nil
+    end
+    text = text:sub(#typed + 1)
+    end_col = ec
+  end
+  if text == "" then
+    return nil
+  end
+  return { row = row, col = col, text = text, end_col = end_col, tick = tick, command = item.command }
+end
+
 local function on_answer(buf, row, col, tick, enc, err, result)
   local b = buffers[buf]
   if not b then
@@ -137,41 +172,43 @@ local function on_answer(buf, row, col, tick, enc, err, result)
     return
   end
   local items = result.items or result
-  local item = items and items[1]
-  if not item then
-    return
-  end
-  local text = item.insertText
-  if type(text) == "table" then
-    text = text.value or ""
-  end
-  if type(text) ~= "string" or text == "" then
+  if type(items) ~= "table" then
     return
   end
   local line = api.nvim_buf_get_lines(buf, row, row + 1, false)[1] or ""
-  local end_col = col
-  if item.range then
-    local r = item.range
-    if r.start.line ~= row or r["end"].line ~= row then
-      return -- only edits on the cursor's line can be shown as ghost text
+  -- Every item that can be shown here: the answer, then its alternatives
+  -- (`completion.candidates`), which the next/previous keys cycle through.
+  local candidates = {}
+  for _, item in ipairs(items) do
+    local s = as_suggestion(item, line, row, col, enc, tick)
+    if s then
+      candidates[#candidates + 1] = s
     end
-    local sc = byte_col(line, r.start.character, enc)
-    local ec = byte_col(line, r["end"].character, enc)
-    if sc > col or ec < col then
-      return
-    end
-    -- The part of the range before the cursor is already typed.
-    local typed = line:sub(sc + 1, col)
-    if text:sub(1, #typed) ~= typed then
-      return
-    end
-    text = text:sub(#typed + 1)
-    end_col = ec
   end
-  if text == "" then
+  if #candidates == 0 then
     return
   end
-  show(buf, { row = row, col = col, text = text, end_col = end_col, tick = tick, command = item.command })
+  local s = candidates[1]
+  s.candidates = candidates
+  s.index = 1
+  show(buf, s)
+end
+
+--- Shows the next (`delta` 1) or previous (-1) candidate in place of the
+--- one shown, wrapping around; false where there is no other.
+function M.cycle(delta)
+  local buf = api.nvim_get_current_buf()
+  local b = buffers[buf]
+  local s = b and b.s
+  if not s or not s.candidates or #s.candidates < 2 or vim.b[buf].changedtick ~= s.tick then
+    return false
+  end
+  local index = (s.index - 1 + delta) % #s.candidates + 1
+  local chosen = s.candidates[index]
+  chosen.candidates = s.candidates
+  chosen.index = index
+  show(buf, chosen)
+  return true
 end
 
 --- Tells the server that (part of) a suggestion was accepted, through the

@@ -5,7 +5,8 @@
 --     filetypes = { "python", "java" },       -- add others to opt in
 --     settings = { completion = { maxTokens = 64 } },  -- the server's settings
 --     ghost_text = "auto",                     -- "auto" | "builtin" | "plugin" | false
---     keymaps = { accept = "<Tab>", accept_word = "<M-Right>", accept_line = "<M-Down>", dismiss = "<C-]>" },
+--     keymaps = { accept = "<Tab>", accept_word = "<M-Right>", accept_line = "<M-Down>", dismiss = "<C-]>",
+--                 next = "<M-]>", previous = "<M-[>" },  -- cycle candidates (completion.candidates)
 --   })
 local M = {}
 
@@ -33,6 +34,10 @@ local defaults = {
     accept_word = "<M-Right>",
     accept_line = "<M-Down>",
     dismiss = "<C-]>",
+    -- The next / previous candidate, where the server offers several
+    -- (`completion.candidates`).
+    next = "<M-]>",
+    previous = "<M-[>",
   },
 }
 
@@ -250,6 +255,31 @@ local function set_keymaps()
           return fallback_keys(lhs, prev)
         end
         return ""
+      end, { expr = true, replace_keycodes = true, desc = desc })
+    end
+  end
+  local cycles = {
+    { km.next, 1, "infill: show the next candidate" },
+    { km.previous, -1, "infill: show the previous candidate" },
+  }
+  for _, spec in ipairs(cycles) do
+    local lhs, delta, desc = spec[1], spec[2], spec[3]
+    if lhs and lhs ~= "" then
+      local prev = map_fallback(lhs)
+      vim.keymap.set("i", lhs, function()
+        if ghost then
+          if ghost.visible() then
+            return "<Cmd>lua require('infill.ghost').cycle(" .. delta .. ")<CR>"
+          end
+          return fallback_keys(lhs, prev)
+        end
+        -- builtin (0.12): select() cycles the items the server gave
+        local select = vim.lsp.inline_completion.select
+        if type(select) == "function" then
+          select({ count = delta })
+          return ""
+        end
+        return fallback_keys(lhs, prev)
       end, { expr = true, replace_keycodes = true, desc = desc })
     end
   end
