@@ -10,7 +10,7 @@ pub mod reuse;
 pub mod stop;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 pub use stop::StopRule;
@@ -306,5 +306,44 @@ impl Engine for NoEngine {
         _cancel: CancelFlag,
     ) -> Result<EngineOutput, EngineError> {
         Err(EngineError::Unavailable(NO_ENGINE.to_string()))
+    }
+}
+
+/// An engine's state, shared between the engine and the thread that loads
+/// its model (or probes its server), with a condition variable for those
+/// that wait for the load. A poisoned lock reads as a failed engine.
+#[derive(Clone)]
+pub struct SharedState(Arc<(Mutex<EngineState>, Condvar)>);
+
+impl SharedState {
+    pub fn loading() -> SharedState {
+        SharedState(Arc::new((Mutex::new(EngineState::Loading), Condvar::new())))
+    }
+
+    pub fn get(&self) -> EngineState {
+        match self.0 .0.lock() {
+            Ok(s) => s.clone(),
+            Err(_) => EngineState::Failed("engine state poisoned".into()),
+        }
+    }
+
+    /// The state once it is no longer `Loading`, or when `timeout` ends.
+    pub fn wait_ready(&self, timeout: Duration) -> EngineState {
+        let (lock, cvar) = &*self.0;
+        let Ok(guard) = lock.lock() else {
+            return EngineState::Failed("engine state poisoned".into());
+        };
+        match cvar.wait_timeout_while(guard, timeout, |s| *s == EngineState::Loading) {
+            Ok((s, _)) => s.clone(),
+            Err(_) => EngineState::Failed("engine state poisoned".into()),
+        }
+    }
+
+    pub fn set(&self, new: EngineState) {
+        let (lock, cvar) = &*self.0;
+        if let Ok(mut s) = lock.lock() {
+            *s = new;
+        }
+        cvar.notify_all();
     }
 }

@@ -25,7 +25,7 @@ pub(crate) mod vocab;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc, Condvar, Mutex, OnceLock};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -33,7 +33,9 @@ use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::LlamaModel;
 
-use super::{CancelFlag, Engine, EngineError, EngineOutput, EngineRequest, EngineState};
+use super::{
+    CancelFlag, Engine, EngineError, EngineOutput, EngineRequest, EngineState, SharedState,
+};
 use session::Session;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -62,8 +64,6 @@ struct Job {
     reply: mpsc::Sender<Result<EngineOutput, EngineError>>,
 }
 
-type SharedState = Arc<(Mutex<EngineState>, Condvar)>;
-
 pub struct LlamaEngine {
     state: SharedState,
     jobs: Mutex<mpsc::Sender<Job>>,
@@ -72,7 +72,7 @@ pub struct LlamaEngine {
 impl LlamaEngine {
     /// Starts loading the model on a new thread and returns at once.
     pub fn spawn(settings: LlamaSettings) -> Arc<LlamaEngine> {
-        let state: SharedState = Arc::new((Mutex::new(EngineState::Loading), Condvar::new()));
+        let state = SharedState::loading();
         let (tx, rx) = mpsc::channel::<Job>();
         let thread_state = state.clone();
         let spawned = thread::Builder::new()
@@ -116,30 +116,16 @@ pub fn wait_for_threads(timeout: Duration) -> bool {
 }
 
 fn set_state(state: &SharedState, new: EngineState) {
-    let (lock, cvar) = &**state;
-    if let Ok(mut s) = lock.lock() {
-        *s = new;
-    }
-    cvar.notify_all();
+    state.set(new);
 }
 
 impl Engine for LlamaEngine {
     fn state(&self) -> EngineState {
-        match self.state.0.lock() {
-            Ok(s) => s.clone(),
-            Err(_) => EngineState::Failed("engine state poisoned".into()),
-        }
+        self.state.get()
     }
 
     fn wait_ready(&self, timeout: Duration) -> EngineState {
-        let (lock, cvar) = &*self.state;
-        let Ok(guard) = lock.lock() else {
-            return EngineState::Failed("engine state poisoned".into());
-        };
-        match cvar.wait_timeout_while(guard, timeout, |s| *s == EngineState::Loading) {
-            Ok((s, _)) => s.clone(),
-            Err(_) => EngineState::Failed("engine state poisoned".into()),
-        }
+        self.state.wait_ready(timeout)
     }
 
     fn complete(

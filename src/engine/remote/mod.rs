@@ -30,7 +30,7 @@ mod slots;
 
 use std::cell::RefCell;
 use std::path::PathBuf;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -39,6 +39,7 @@ use llama_cpp_2::model::LlamaModel;
 use super::llama::vocab::{load_vocab_only, PromptVocab, VocabTokenizer};
 use super::{
     healing, CancelFlag, Engine, EngineError, EngineOutput, EngineRequest, EngineState, FaultNews,
+    SharedState,
 };
 use crate::config::EngineKind;
 use crate::prompt::fim::known_marker_texts;
@@ -74,7 +75,7 @@ pub struct RemoteSettings {
 
 pub struct RemoteEngine {
     settings: RemoteSettings,
-    state: Arc<(Mutex<EngineState>, Condvar)>,
+    state: SharedState,
     loaded: Mutex<Option<Arc<Loaded>>>,
     health: Mutex<Health>,
     /// The llama-server slot that requests name.
@@ -119,7 +120,7 @@ impl RemoteEngine {
     pub fn spawn(settings: RemoteSettings) -> Arc<RemoteEngine> {
         let engine = Arc::new(RemoteEngine {
             settings,
-            state: Arc::new((Mutex::new(EngineState::Loading), Condvar::new())),
+            state: SharedState::loading(),
             loaded: Mutex::new(None),
             health: Mutex::new(Health::default()),
             slots: Mutex::new(SlotChoice::default()),
@@ -137,11 +138,7 @@ impl RemoteEngine {
     }
 
     fn set_state(&self, new: EngineState) {
-        let (lock, cvar) = &*self.state;
-        if let Ok(mut s) = lock.lock() {
-            *s = new;
-        }
-        cvar.notify_all();
+        self.state.set(new);
     }
 
     fn health(&self) -> std::sync::MutexGuard<'_, Health> {
@@ -687,21 +684,11 @@ fn healed_token(loaded: &Loaded, healed: &[u8]) -> Option<Token> {
 
 impl Engine for RemoteEngine {
     fn state(&self) -> EngineState {
-        match self.state.0.lock() {
-            Ok(s) => s.clone(),
-            Err(_) => EngineState::Failed("engine state poisoned".into()),
-        }
+        self.state.get()
     }
 
     fn wait_ready(&self, timeout: Duration) -> EngineState {
-        let (lock, cvar) = &*self.state;
-        let Ok(guard) = lock.lock() else {
-            return EngineState::Failed("engine state poisoned".into());
-        };
-        match cvar.wait_timeout_while(guard, timeout, |s| *s == EngineState::Loading) {
-            Ok((s, _)) => s.clone(),
-            Err(_) => EngineState::Failed("engine state poisoned".into()),
-        }
+        self.state.wait_ready(timeout)
     }
 
     fn complete(
