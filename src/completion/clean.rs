@@ -23,6 +23,25 @@ pub fn cut_code_fence(text: &str) -> &str {
     text
 }
 
+/// Cuts the answer at a line that copies the header of a cross-file
+/// snippet (`# Path: src/x.py`, as `prompt::repo` writes them above the
+/// code): that is the prompt's own layout leaking into the answer, not
+/// code to insert. Any comment marker the layout uses is recognized.
+pub fn cut_context_header(text: &str) -> &str {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let t = line.trim_start();
+        if ["#", "//", "--"]
+            .iter()
+            .any(|c| t.strip_prefix(c).is_some_and(|r| r.starts_with(" Path: ")))
+        {
+            return text[..offset].trim_end_matches([' ', '\t']);
+        }
+        offset += line.len();
+    }
+    text
+}
+
 /// Cuts the answer where its lines start re-typing the lines that follow
 /// the cursor's line: from the first generated line (after the first) that
 /// equals the next non-blank line of the suffix.
@@ -171,6 +190,17 @@ pub fn cut_after_string_close<'a>(text: &'a str, delimiter: &str) -> &'a str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_copied_snippet_header_is_cut() {
+        assert_eq!(cut_context_header("# Path: src/attr/_config.py"), "");
+        assert_eq!(
+            cut_context_header("x = 1\n    // Path: a/B.java\n"),
+            "x = 1\n"
+        );
+        assert_eq!(cut_context_header("# Paths: a\nx"), "# Paths: a\nx");
+        assert_eq!(cut_context_header("path = 'Path: x'"), "path = 'Path: x'");
+    }
 
     #[test]
     fn code_fence_and_prose_are_cut() {

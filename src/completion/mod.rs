@@ -55,6 +55,8 @@ pub enum Dropped {
     ModelGaveNothing,
     /// The answer began with a Markdown code fence.
     CodeFence,
+    /// The answer began with a copy of a cross-file snippet's header.
+    ContextHeader,
     /// The stop rule left no text: the answer's first text was on a line
     /// less indented than the cursor's block, or past the line limit.
     StopRule,
@@ -73,6 +75,7 @@ impl Dropped {
         match self {
             Dropped::ModelGaveNothing => "the model gave nothing",
             Dropped::CodeFence => "a code fence first",
+            Dropped::ContextHeader => "a snippet header first",
             Dropped::StopRule => "outside the cursor's block",
             Dropped::RepeatsSuffix => "blank lines, then the code after the cursor",
             Dropped::RestOfLine => "only the rest of the line",
@@ -283,7 +286,10 @@ impl CursorContext {
         if fenced.trim().is_empty() {
             return (String::new(), Some(Dropped::CodeFence));
         }
-        let raw = fenced;
+        let raw = clean::cut_context_header(fenced);
+        if raw.trim().is_empty() {
+            return (String::new(), Some(Dropped::ContextHeader));
+        }
         // The last line counts as complete too: the model has finished.
         let mut text = match self.stop.cut(&format!("{raw}\n")) {
             Some(n) => &raw[..n.min(raw.len())],
@@ -410,6 +416,7 @@ mod tests {
         let cause = |raw: &str| c.finish_explained(raw).1;
         assert_eq!(cause("  \n"), Some(Dropped::ModelGaveNothing));
         assert_eq!(cause("```\n"), Some(Dropped::CodeFence));
+        assert_eq!(cause("# Path: src/a.py\n"), Some(Dropped::ContextHeader));
         assert_eq!(cause("for k in m:\n"), Some(Dropped::RepeatsNextLine));
         assert_eq!(cause("n = (\n"), Some(Dropped::BreaksSyntax));
         assert_eq!(
