@@ -27,27 +27,6 @@ fn config() -> Config {
     config
 }
 
-/// The request at `<cursor>` of `document`, the lines from `anchor_line`
-/// (0-based) on after the FIM middle marker, as the server lays out the
-/// lines typed since its anchor.
-fn request(config: &Config, document: &str, anchor_line: usize) -> EngineRequest {
-    let cursor = document.find("<cursor>").expect("a cursor");
-    let text = document.replacen("<cursor>", "", 1);
-    let rope = ropey::Rope::from_str(&text);
-    let syntax =
-        infill::text::syntax::SyntaxTree::new(infill::text::syntax::Language::Python, &rope);
-    let ctx = infill::completion::cursor_context(
-        &rope,
-        syntax.as_ref(),
-        rope.byte_to_char(cursor),
-        config,
-    );
-    let mut req = ctx.engine_request(config);
-    req.shape.middle_from = ctx.prefix_offset(rope.line_to_char(anchor_line));
-    assert!(req.shape.middle_from.is_some());
-    req
-}
-
 fn ask(engine: &dyn Engine, req: &EngineRequest, fresh: bool, candidates: usize) -> EngineOutput {
     let mut req = req.clone();
     req.fresh = fresh;
@@ -71,7 +50,7 @@ fn the_first_candidate_is_the_single_answer_and_the_cache_stays_exact() {
         let cursor_line = document[..document.find("<cursor>").expect("a cursor")]
             .matches('\n')
             .count();
-        let first = request(&config, document, cursor_line);
+        let first = common::python_request(&config, document, Some(cursor_line));
         let single = ask(engine.as_ref(), &first, true, 1);
         let several = ask(engine.as_ref(), &first, true, 3);
         eprintln!("{:?} and {:?}", several.text, several.alternatives);
@@ -88,7 +67,7 @@ fn the_first_candidate_is_the_single_answer_and_the_cache_stays_exact() {
         // the cache (the prompt and the first answer) is reused.
         let line = single.text.lines().next().unwrap_or("").trim_end();
         let typed = document.replacen("<cursor>", &format!("{line}\n    <cursor>"), 1);
-        let next = request(&config, &typed, cursor_line);
+        let next = common::python_request(&config, &typed, Some(cursor_line));
         let warm = ask(engine.as_ref(), &next, false, 3);
         let cold = ask(engine.as_ref(), &next, true, 3);
         eprintln!(

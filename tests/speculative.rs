@@ -42,29 +42,6 @@ fn engine(config: &Config) -> std::sync::Arc<dyn Engine> {
     engine
 }
 
-/// The request at `<cursor>` of `document`, with the lines from
-/// `anchor_line` (0-based, if given) on after the FIM middle marker, as the
-/// server lays out the lines typed since its anchor.
-fn request(config: &Config, document: &str, anchor_line: Option<usize>) -> EngineRequest {
-    let cursor = document.find("<cursor>").expect("a cursor");
-    let text = document.replacen("<cursor>", "", 1);
-    let rope = ropey::Rope::from_str(&text);
-    let syntax =
-        infill::text::syntax::SyntaxTree::new(infill::text::syntax::Language::Python, &rope);
-    let ctx = infill::completion::cursor_context(
-        &rope,
-        syntax.as_ref(),
-        rope.byte_to_char(cursor),
-        config,
-    );
-    let mut req = ctx.engine_request(config);
-    if let Some(line) = anchor_line {
-        req.shape.middle_from = ctx.prefix_offset(rope.line_to_char(line));
-        assert!(req.shape.middle_from.is_some());
-    }
-    req
-}
-
 fn ask(engine: &dyn Engine, req: &EngineRequest, fresh: bool, draft: usize) -> EngineOutput {
     let mut req = req.clone();
     req.fresh = fresh;
@@ -81,7 +58,7 @@ fn answers_that_repeat_the_prompt_are_the_same_with_drafts_and_without() {
     let engine = engine(&config);
     let mut accepted = 0;
     for document in DOCUMENTS {
-        let req = request(&config, document, None);
+        let req = common::python_request(&config, document, None);
         let plain = ask(engine.as_ref(), &req, true, 0);
         let drafted = ask(engine.as_ref(), &req, true, 8);
         eprintln!(
@@ -112,7 +89,7 @@ fn after_a_rejected_draft_the_kv_cache_answers_as_a_cold_one() {
         let cursor_line = document[..document.find("<cursor>").expect("a cursor")]
             .matches('\n')
             .count();
-        let first = request(&config, document, Some(cursor_line));
+        let first = common::python_request(&config, document, Some(cursor_line));
         let answer = ask(engine.as_ref(), &first, true, 8);
         rejected |= answer.accepted_tokens < answer.drafted_tokens;
         // The answer's first line typed, the cursor at the next line's
@@ -121,7 +98,7 @@ fn after_a_rejected_draft_the_kv_cache_answers_as_a_cold_one() {
             continue;
         };
         let typed = document.replacen("<cursor>", &format!("{line}\n<cursor>"), 1);
-        let next = request(&config, &typed, Some(cursor_line));
+        let next = common::python_request(&config, &typed, Some(cursor_line));
         let warm = ask(engine.as_ref(), &next, false, 8);
         let cold = ask(engine.as_ref(), &next, true, 8);
         let plain = ask(engine.as_ref(), &next, true, 0);

@@ -339,3 +339,30 @@ fn read_message(reader: &mut impl BufRead) -> Option<Value> {
     reader.read_exact(&mut body).ok()?;
     serde_json::from_slice(&body).ok()
 }
+
+/// The engine request at `<cursor>` of a Python `document`, with the lines
+/// from `anchor_line` (0-based, if given) on after the FIM middle marker,
+/// as the server lays out the lines typed since its anchor.
+pub fn python_request(
+    config: &infill::config::Config,
+    document: &str,
+    anchor_line: Option<usize>,
+) -> infill::engine::EngineRequest {
+    let cursor = document.find("<cursor>").expect("a cursor");
+    let text = document.replacen("<cursor>", "", 1);
+    let rope = ropey::Rope::from_str(&text);
+    let syntax =
+        infill::text::syntax::SyntaxTree::new(infill::text::syntax::Language::Python, &rope);
+    let ctx = infill::completion::cursor_context(
+        &rope,
+        syntax.as_ref(),
+        rope.byte_to_char(cursor),
+        config,
+    );
+    let mut req = ctx.engine_request(config);
+    if let Some(line) = anchor_line {
+        req.shape.middle_from = ctx.prefix_offset(rope.line_to_char(line));
+        assert!(req.shape.middle_from.is_some());
+    }
+    req
+}
