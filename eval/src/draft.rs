@@ -10,14 +10,11 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use ropey::Rope;
 
-use infill::completion::cursor_context;
-use infill::config::{Config, Multiline};
+use infill::config::Config;
 use infill::engine::{CancelFlag, Engine, EngineOutput};
-use infill::text::syntax::SyntaxTree;
 
-use crate::humaneval::Item;
+use crate::humaneval::{item_context, Item};
 
 /// Generation figures of one arm over the items.
 #[derive(Debug, Default, Clone)]
@@ -77,18 +74,9 @@ pub fn run(
         ..Report::default()
     };
     for (i, item) in items.iter().enumerate() {
-        let mut cfg = config.clone();
         // Speed of generation is measured, not latency: no time budget,
         // which would cut the two arms' answers at different places.
-        cfg.completion.time_budget_ms = 0;
-        cfg.completion.multiline = if item.multiline {
-            Multiline::Always
-        } else {
-            Multiline::Never
-        };
-        let doc = Rope::from_str(&format!("{}{}", item.prefix, item.suffix));
-        let syntax = SyntaxTree::new(item.language, &doc);
-        let ctx = cursor_context(&doc, syntax.as_ref(), item.prefix.chars().count(), &cfg);
+        let (cfg, ctx) = item_context(item, config);
         let mut req = ctx.engine_request(&cfg);
         req.fresh = true;
         let ask = |draft: usize| {

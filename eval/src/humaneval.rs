@@ -12,8 +12,8 @@ use ropey::Rope;
 use serde_json::Value;
 
 use infill::completion::clean::syntax_errors;
-use infill::completion::cursor_context;
 use infill::completion::pipeline::{self, Extras, Mode};
+use infill::completion::{cursor_context, CursorContext};
 use infill::config::{Config, Multiline};
 use infill::engine::{CancelFlag, Engine};
 use infill::text::syntax::{Language, SyntaxTree};
@@ -296,15 +296,10 @@ fn score(item: &Item, text: &str, s: &mut Score, baseline_errors: usize, scratch
     }
 }
 
-/// `item` asked through the server's pipeline with `config`'s settings
-/// (no time budget: quality, not latency, is measured; multi-line as the
-/// item is).
-pub fn ask(
-    item: &Item,
-    engine: &dyn Engine,
-    config: &Config,
-    mode: Mode,
-) -> Result<pipeline::Suggestion> {
+/// An item's settings (no time budget, which would cut answers at places
+/// that depend on the machine; multi-line as the item is) and its cursor's
+/// context under them.
+pub fn item_context(item: &Item, config: &Config) -> (Config, CursorContext) {
     let mut cfg = config.clone();
     cfg.completion.time_budget_ms = 0;
     cfg.completion.multiline = if item.multiline {
@@ -315,6 +310,19 @@ pub fn ask(
     let doc = Rope::from_str(&format!("{}{}", item.prefix, item.suffix));
     let syntax = SyntaxTree::new(item.language, &doc);
     let ctx = cursor_context(&doc, syntax.as_ref(), item.prefix.chars().count(), &cfg);
+    (cfg, ctx)
+}
+
+/// `item` asked through the server's pipeline with `config`'s settings
+/// (no time budget: quality, not latency, is measured; multi-line as the
+/// item is).
+pub fn ask(
+    item: &Item,
+    engine: &dyn Engine,
+    config: &Config,
+    mode: Mode,
+) -> Result<pipeline::Suggestion> {
+    let (cfg, ctx) = item_context(item, config);
     pipeline::run(
         engine,
         &ctx,

@@ -149,15 +149,7 @@ impl Session<'_> {
         healed: &[u8],
         batch: &mut LlamaBatch,
     ) -> Result<(Generated, Vec<Alternative>), EngineError> {
-        let avoid = req
-            .avoid
-            .as_deref()
-            .map(|a| a.trim().as_bytes())
-            .filter(|a| !a.is_empty());
-        let start_rule = StartRule {
-            avoid,
-            on_this_line: req.require_content,
-        };
+        let start_rule = StartRule::of(req);
         let wanted = req.candidates.clamp(1, MAX_ALTERNATIVES + 1) - 1;
         if wanted == 0 || req.max_tokens == 0 {
             let answer = self.generate(req, cancel, started, healed, batch)?;

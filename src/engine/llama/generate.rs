@@ -56,15 +56,7 @@ impl Session<'_> {
         let mut text_len = 0;
         let mut generated = 0;
         let mut cut_by_time = false;
-        let avoid = req
-            .avoid
-            .as_deref()
-            .map(|a| a.trim().as_bytes())
-            .filter(|a| !a.is_empty());
-        let start_rule = StartRule {
-            avoid,
-            on_this_line: req.require_content,
-        };
+        let start_rule = StartRule::of(req);
         let mut has_content = false;
         // Batch index of the logits the next token is chosen by.
         let mut at = batch.n_tokens() - 1;
@@ -264,7 +256,20 @@ pub(super) struct StartRule<'a> {
     pub(super) on_this_line: bool,
 }
 
-impl StartRule<'_> {
+impl<'a> StartRule<'a> {
+    /// The rule `req` sets: its avoided start (trimmed; none if blank) and
+    /// whether it requires text on the cursor's line.
+    pub(super) fn of(req: &'a EngineRequest) -> StartRule<'a> {
+        StartRule {
+            avoid: req
+                .avoid
+                .as_deref()
+                .map(|a| a.trim().as_bytes())
+                .filter(|a| !a.is_empty()),
+            on_this_line: req.require_content,
+        }
+    }
+
     pub(super) fn applies(&self) -> bool {
         self.avoid.is_some() || self.on_this_line
     }
