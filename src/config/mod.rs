@@ -118,6 +118,9 @@ pub enum ContextLayout {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ContextConfig {
     pub cross_file: bool,
+    /// Code around the user's recent edits and requests ranked with the
+    /// workspace's snippets (with `cross_file` only).
+    pub recency: bool,
     /// Prompt tokens for snippets of other files, on top of `promptTokens`.
     pub budget_tokens: u32,
     /// Workspace files larger than this are not indexed.
@@ -221,6 +224,7 @@ impl Default for Config {
             },
             context: ContextConfig {
                 cross_file: true,
+                recency: true,
                 budget_tokens: 1024,
                 max_file_bytes: DEFAULT_MAX_FILE_BYTES,
                 max_index_bytes: DEFAULT_MAX_INDEX_BYTES,
@@ -314,6 +318,7 @@ impl Config {
         "completion.candidates",
         "completion.inCommentsAndStrings",
         "context.crossFile",
+        "context.recency",
         "context.budgetTokens",
         "context.layout",
         "context.maxFileBytes",
@@ -391,6 +396,7 @@ impl Config {
                 self.completion.in_comments_and_strings = bool_of(v)?
             }
             "context.crossFile" => self.context.cross_file = bool_of(v)?,
+            "context.recency" => self.context.recency = bool_of(v)?,
             "context.budgetTokens" => self.context.budget_tokens = u32_in(v, 0, 1 << 20)?,
             "context.layout" => {
                 self.context.layout = match v.as_str() {

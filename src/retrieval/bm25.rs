@@ -144,14 +144,9 @@ impl Bm25 {
         self.dead_postings = 0;
     }
 
-    /// The `k` best live documents for `query` with a score above zero,
-    /// best first; `accept` filters documents before ranking.
-    pub fn search(
-        &mut self,
-        query: &str,
-        k: usize,
-        accept: impl Fn(DocId) -> bool,
-    ) -> Vec<(DocId, f32)> {
+    /// The query's scored terms: those the index holds, without the
+    /// common ones (unless nothing else is left), rarest first, capped.
+    fn query_terms(&self, query: &str) -> Vec<u32> {
         let mut qterms: Vec<u32> = Vec::new();
         for_each_term(query, |t| {
             if let Some(&id) = self.terms.get(t) {
@@ -160,11 +155,6 @@ impl Bm25 {
                 }
             }
         });
-        let n = self.live_count as f32;
-        if n == 0.0 || qterms.is_empty() {
-            return Vec::new();
-        }
-        let avg = (self.total_len as f32 / n).max(1.0);
         // Terms in more than a fifth of the chunks (`self`, `return`,
         // `public`) have long postings and little weight: skipping them
         // keeps a query within milliseconds on a large workspace. If the
@@ -176,6 +166,53 @@ impl Bm25 {
         // The rarest terms carry the most weight; a cap bounds the work.
         qterms.sort_by_key(|&t| self.df[t as usize]);
         qterms.truncate(MAX_QUERY_TERMS);
+        qterms
+    }
+
+    /// The score `text` would have for `query` as a document of the index
+    /// (the index's term statistics; `text` itself is not counted in
+    /// them): a piece from outside the index ranked with its hits.
+    pub fn score_text(&self, query: &str, text: &str) -> f32 {
+        let n = self.live_count as f32;
+        let qterms = self.query_terms(query);
+        if n == 0.0 || qterms.is_empty() {
+            return 0.0;
+        }
+        let mut tfs: HashMap<u32, f32> = HashMap::new();
+        let mut len = 0u32;
+        for_each_term(text, |t| {
+            len += 1;
+            if let Some(&id) = self.terms.get(t) {
+                if qterms.contains(&id) {
+                    *tfs.entry(id).or_insert(0.0) += 1.0;
+                }
+            }
+        });
+        let avg = (self.total_len as f32 / n).max(1.0);
+        let norm = K1 * (1.0 - B) + K1 * B / avg * len as f32;
+        tfs.iter()
+            .map(|(&t, &tf)| {
+                let df = self.df[t as usize] as f32;
+                let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
+                idf * tf * (K1 + 1.0) / (tf + norm)
+            })
+            .sum()
+    }
+
+    /// The `k` best live documents for `query` with a score above zero,
+    /// best first; `accept` filters documents before ranking.
+    pub fn search(
+        &mut self,
+        query: &str,
+        k: usize,
+        accept: impl Fn(DocId) -> bool,
+    ) -> Vec<(DocId, f32)> {
+        let n = self.live_count as f32;
+        let qterms = self.query_terms(query);
+        if n == 0.0 || qterms.is_empty() {
+            return Vec::new();
+        }
+        let avg = (self.total_len as f32 / n).max(1.0);
         let mut touched = std::mem::take(&mut self.touched);
         touched.clear();
         let per_len = K1 * B / avg;
@@ -273,5 +310,23 @@ mod tests {
         assert_eq!(ix.live_docs(), 2);
         // Filtering and k.
         assert_eq!(ix.search("header render", 1, |d| d != c).len(), 1);
+    }
+
+    #[test]
+    fn a_text_outside_the_index_scores_as_a_document_of_it() {
+        let mut ix = Bm25::default();
+        ix.add("def parse_header(line): return line.split(':')");
+        ix.add("class Renderer: def render(self, page): pass");
+        let text = "def header_value(h): return h";
+        let c = ix.add(text);
+        // With the same statistics, the same score as the document.
+        let inside = ix.search("parse the header", 10, |x| x == c)[0].1;
+        let outside = ix.score_text("parse the header", text);
+        assert!(
+            inside > 0.0 && (outside - inside).abs() < 1e-4,
+            "{outside} vs {inside}"
+        );
+        assert_eq!(ix.score_text("nothing shared", text), 0.0);
+        assert_eq!(ix.score_text("parse the header", "unrelated words"), 0.0);
     }
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use super::imports;
 use super::index::{is_test, FileEntry, Index};
 use super::outline::SymbolKind;
+use super::recent::RecentChunk;
 use super::render::{best_window, definition_text, first_line};
 use super::snippet::Snippet;
 use super::tokens::{self, jaccard, term_set};
@@ -40,6 +41,17 @@ const MAX_OUTLINE_LINES: usize = 24;
 const MAX_IMPORTED_OUTLINE_LINES: usize = 12;
 /// Lines of a chunk shown (the window that best matches the query).
 const MAX_CHUNK_LINES_SHOWN: usize = 20;
+
+/// How much a recent chunk's BM25 score counts against an indexed chunk's:
+/// code the user just worked on is likelier to be used next.
+const RECENT_BOOST: f32 = 1.5;
+
+/// A chunk to rank: one of the index, or one of the recent chunks given.
+#[derive(Debug, Clone, Copy)]
+enum Candidate {
+    Indexed(super::bm25::DocId),
+    Recent(usize),
+}
 
 /// Where the cursor is, and the text around it.
 #[derive(Debug, Clone)]
@@ -83,6 +95,16 @@ impl Index {
     /// chunks, without the current file's visible window and without
     /// near-duplicates.
     pub fn retrieve(&mut self, q: &Query) -> Vec<Snippet> {
+        self.retrieve_with(q, &[])
+    }
+
+    /// `retrieve`, with `recent` (the code around the user's recent edits
+    /// and requests) ranked among the BM25 chunks: each scored as a chunk
+    /// of the index would be, times `RECENT_BOOST`. Those of files the
+    /// index does not hold, of another language, tests outside tests, and
+    /// of the current file where they overlap the prompt's window
+    /// (`q.prefix`, `q.suffix`) are left out.
+    pub fn retrieve_with(&mut self, q: &Query, recent: &[RecentChunk]) -> Vec<Snippet> {
         let query = q.text();
         let current = self.files.get(q.path);
         let language = current.and_then(|f| Language::detect(None, &f.rel));
@@ -113,18 +135,51 @@ impl Index {
                         && (in_tests || !d.test)
                 })
         });
+        // The recent chunks worth showing, scored on the BM25 scale.
+        let (before, after) = (
+            q.prefix.matches('\n').count(),
+            q.suffix.matches('\n').count(),
+        );
+        let mut ranked: Vec<(Candidate, f32)> = hits
+            .into_iter()
+            .map(|(id, score)| (Candidate::Indexed(id), score))
+            .collect();
+        for (i, r) in recent.iter().enumerate() {
+            let Some(f) = self.files.get(r.path.as_path()) else {
+                continue;
+            };
+            let fits = (language.is_none() || Language::detect(None, &f.rel) == language)
+                && (in_tests || !is_test(&f.rel))
+                && (r.path != *here || !r.overlaps_window(q.line, before, after));
+            let score = self.bm25.score_text(&query, &r.text) * RECENT_BOOST;
+            if fits && score > 0.0 {
+                ranked.push((Candidate::Recent(i), score));
+            }
+        }
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
         let mut chunks = Vec::new();
-        for (id, _) in hits {
+        for (candidate, _) in ranked {
             if chunks.len() >= MAX_CHUNKS {
                 break;
             }
-            let Some(d) = self.docs.get(id as usize).and_then(Option::as_ref) else {
-                continue;
+            let (text, rel, line) = match candidate {
+                Candidate::Indexed(id) => {
+                    let Some(d) = self.docs.get(id as usize).and_then(Option::as_ref) else {
+                        continue;
+                    };
+                    let Some(f) = self.files.get(&d.file) else {
+                        continue;
+                    };
+                    (d.chunk.text(&f.text), &f.rel, d.chunk.start_line)
+                }
+                Candidate::Recent(i) => {
+                    let r = &recent[i];
+                    let Some(f) = self.files.get(r.path.as_path()) else {
+                        continue;
+                    };
+                    (r.text.as_str(), &f.rel, r.line)
+                }
             };
-            let Some(f) = self.files.get(&d.file) else {
-                continue;
-            };
-            let text = d.chunk.text(&f.text);
             let terms = term_set(text);
             if seen.iter().any(|s| jaccard(s, &terms) >= DUPLICATE) {
                 continue;
@@ -132,9 +187,9 @@ impl Index {
             seen.push(terms);
             let (skipped, shown) = best_window(text, &seen[0], MAX_CHUNK_LINES_SHOWN);
             chunks.push(Snippet {
-                path: f.rel.to_string(),
+                path: rel.to_string(),
                 text: shown.to_string(),
-                line: d.chunk.start_line + skipped,
+                line: line + skipped,
             });
         }
         // Best first: definitions of names near the cursor, the best
@@ -516,5 +571,53 @@ mod tests {
         assert!(got.iter().all(|s| s.path != "geo/shapes.py"), "{got:?}");
         assert_eq!(ix.locate(Path::new("/elsewhere/x.py")), None);
         assert!(!ix.update(Path::new("/elsewhere/x.py"), "def x(): pass"));
+    }
+
+    #[test]
+    fn recent_chunks_rank_with_the_bm25_chunks_outside_the_window() {
+        let mut ix = index();
+        // An edit in strings.py the index does not hold yet (the buffer's
+        // update is debounced): a new helper the cursor's code needs.
+        let strings = Path::new("/ws/util/strings.py");
+        let edited = RecentChunk {
+            path: strings.to_path_buf(),
+            line: 3,
+            text: "def normalize_whitespace(text):\n    return ' '.join(text.split())\n".into(),
+            edited: true,
+        };
+        let app = Path::new("/ws/app/page.py");
+        ix.update(app, "def title():\n    pass\n");
+        let prefix = "def render(text):\n    cleaned = normalize_whitespace(text)\n    return ";
+        let got = ix.retrieve_with(&query(app, prefix), std::slice::from_ref(&edited));
+        assert!(
+            got.iter()
+                .any(|s| s.path == "util/strings.py" && s.text.contains("normalize_whitespace")),
+            "{got:#?}"
+        );
+        assert!(ix
+            .retrieve(&query(app, prefix))
+            .iter()
+            .all(|s| !s.text.contains("normalize_whitespace")));
+        // Of the current file: only outside the prompt's window.
+        let mut far = edited.clone();
+        far.path = app.to_path_buf();
+        far.line = 200;
+        let got = ix.retrieve_with(&query(app, prefix), std::slice::from_ref(&far));
+        assert!(
+            got.iter().any(|s| s.path == "app/page.py" && s.line == 200),
+            "{got:#?}"
+        );
+        let mut near = far.clone();
+        near.line = 1;
+        let got = ix.retrieve_with(&query(app, prefix), &[near]);
+        assert!(got.iter().all(|s| s.path != "app/page.py"), "{got:#?}");
+        // Not of files outside the index.
+        let mut outside = edited;
+        outside.path = "/elsewhere/x.py".into();
+        let got = ix.retrieve_with(&query(app, prefix), &[outside]);
+        assert!(
+            got.iter().all(|s| !s.text.contains("normalize_whitespace")),
+            "{got:#?}"
+        );
     }
 }

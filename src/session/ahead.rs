@@ -94,6 +94,7 @@ pub(super) fn schedule(
             {
                 return;
             }
+            asked.recent = st.recent_chunks();
             let cancel = CancelFlag::default();
             let (ended_tx, ended) = watch::channel(false);
             st.ahead = Some(Ahead {
@@ -169,6 +170,8 @@ fn accepted(
         ctx,
         config,
         anchor,
+        // The session's, set when it is scheduled.
+        recent: Arc::default(),
     };
     Some((asked, key))
 }

@@ -24,7 +24,7 @@ use super::events::{Events, Level, ProgressStep};
 use super::DocumentId;
 use crate::config::Config;
 use crate::prompt::repo::CrossFileContext;
-use crate::retrieval::{self, Index, Query, Root, Snippet, SnippetMemo};
+use crate::retrieval::{self, Index, Query, RecentChunk, Root, Snippet, SnippetMemo};
 use crate::text::syntax::Language;
 use crate::workspace;
 
@@ -477,7 +477,9 @@ impl LiveIndex {
         check
     }
 
-    /// Cross-file context for a completion at `line` of `id`, or `None`
+    /// Cross-file context for a completion at `line` of `id` (`recent`
+    /// ranked in with `context.recency`; a line keeps its set while the
+    /// user types on it, `SnippetMemo`), or `None`
     /// when it is off or the file is outside the workspace. Blocking (takes
     /// the index lock): call it off the message loop.
     pub fn context_for(
@@ -487,6 +489,7 @@ impl LiveIndex {
         prefix: &str,
         suffix: &str,
         config: &Config,
+        recent: &[RecentChunk],
     ) -> Option<CrossFileContext> {
         if !config.context.cross_file || config.context.budget_tokens == 0 {
             return None;
@@ -501,7 +504,9 @@ impl LiveIndex {
         // The index's lock only where retrieval must run (the walk may
         // be adding files).
         let (repo_name, rel) = retrieval::repo_and_path(self.roots.get()?, path)?;
-        let (snippets, _) = locked(&self.snippet_memo).get(&q, || self.index().retrieve(&q));
+        let recent = if config.context.recency { recent } else { &[] };
+        let (snippets, _) =
+            locked(&self.snippet_memo).get(&q, || self.index().retrieve_with(&q, recent));
         Some(CrossFileContext::new(
             repo_name,
             rel,
@@ -510,7 +515,8 @@ impl LiveIndex {
         ))
     }
 
-    /// What retrieval returns at a position, fresh (for `infill/context`);
+    /// What retrieval returns at a position, fresh (for `infill/context`),
+    /// `recent` ranked in with `context.recency`;
     /// nothing when cross-file context is off.
     pub fn retrieve(
         &self,
@@ -519,6 +525,7 @@ impl LiveIndex {
         prefix: &str,
         suffix: &str,
         config: &Config,
+        recent: &[RecentChunk],
     ) -> Vec<Snippet> {
         let Some(path) = id.path().filter(|_| config.context.cross_file) else {
             return Vec::new();
@@ -529,7 +536,8 @@ impl LiveIndex {
             prefix,
             suffix,
         };
-        self.index().retrieve(&q)
+        let recent = if config.context.recency { recent } else { &[] };
+        self.index().retrieve_with(&q, recent)
     }
 }
 

@@ -22,6 +22,7 @@ mod anchor;
 mod document_id;
 pub mod events;
 pub mod live_index;
+mod recency;
 mod results;
 pub mod stats_store;
 mod typed_through;
@@ -48,7 +49,7 @@ use crate::config::{Config, MergeReport};
 use crate::engine::{
     CancelFlag, CancelOnDrop, Engine, EngineError, EngineOutput, EngineState, FaultNews,
 };
-use crate::retrieval::{Root, Snippet};
+use crate::retrieval::{RecentChunk, Root, Snippet};
 use crate::stats::aggregate::Today;
 use crate::stats::{Lines, Meta, Source, Trigger};
 use crate::text::document::{Document, TextChange};
@@ -203,6 +204,8 @@ struct State {
     stats: Stats,
     /// Acceptance and persistence events (`stats.enabled`).
     recorder: acceptance::Recorder,
+    /// Code around recent edits and requests (`context.recency`).
+    recency: recency::Recency,
 }
 
 impl State {
@@ -249,6 +252,16 @@ impl State {
     /// Document `id`, if it is still at `version` and the model is ready
     /// (and the session not shut down): what work started by the session
     /// itself (warm starts, computing ahead) needs before it begins.
+    /// The recent chunks requests use now (none with `context.recency`
+    /// or `context.crossFile` off).
+    fn recent_chunks(&self) -> Arc<Vec<RecentChunk>> {
+        if self.config.context.recency && self.config.context.cross_file {
+            self.recency.chunks()
+        } else {
+            Arc::default()
+        }
+    }
+
     fn ready_document(&self, id: &DocumentId, version: i32) -> Option<&Document> {
         let ready = !self.shut_down
             && self
@@ -269,6 +282,8 @@ struct Asked {
     ctx: CursorContext,
     config: Config,
     anchor: Option<Anchor>,
+    /// The recent chunks (`recency`) as they were when it was asked.
+    recent: Arc<Vec<RecentChunk>>,
 }
 
 /// Asks the model at `at` as the session does: with the live index's
@@ -305,8 +320,14 @@ fn ask_model_with_context(
             pinned.context
         }
         None => {
-            let found =
-                index.context_for(&at.id, at.line, &at.ctx.prefix, &at.ctx.suffix, &at.config);
+            let found = index.context_for(
+                &at.id,
+                at.line,
+                &at.ctx.prefix,
+                &at.ctx.suffix,
+                &at.config,
+                &at.recent,
+            );
             if let Some(anchor) = &mut at.anchor {
                 let ctx = &at.ctx;
                 anchor.pinned = Some(Pinned {
@@ -329,6 +350,17 @@ fn ask_model_with_context(
         .as_ref()
         .is_some_and(|c| !c.snippets.is_empty());
     pipeline::run(engine, &at.ctx, &at.config, extras, mode, cancel).map(|s| (s, cross_file))
+}
+
+/// The text of the open document whose file is `path`.
+fn documents_text(
+    documents: &HashMap<DocumentId, Document>,
+    path: &std::path::Path,
+) -> Option<Rope> {
+    documents
+        .iter()
+        .find(|(id, _)| id.path() == Some(path))
+        .map(|(_, d)| d.text().clone())
 }
 
 fn lock_state(state: &Mutex<State>) -> MutexGuard<'_, State> {
@@ -358,6 +390,7 @@ impl Session {
                 shut_down: false,
                 stats: Stats::default(),
                 recorder: acceptance::Recorder::default(),
+                recency: recency::Recency::default(),
             })),
             index: Arc::new(LiveIndex::default()),
             events,
@@ -598,16 +631,33 @@ impl Session {
     pub fn change(&self, id: &DocumentId, version: i32, changes: &[TextChange]) {
         let mut st = self.lock();
         let encoding = st.encoding;
+        let recency_on = st.config.context.recency && st.config.context.cross_file;
         let State {
             documents,
             recorder,
             inflight,
+            recency,
             ..
         } = &mut *st;
+        // Where the edit was, for the recent chunks (`recency`).
+        let mut edited_lines = None;
         match documents.get_mut(id) {
             Some(doc) => {
+                let lines_before = doc.text().len_lines();
                 let edits = doc.apply_changes(version, changes, encoding);
                 recorder.edited(id, &edits);
+                if recency_on {
+                    let text = doc.text();
+                    let line = |c: usize| text.char_to_line(c.min(text.len_chars()));
+                    let lo = edits.iter().map(|e| line(e.start)).min().unwrap_or(0);
+                    let hi = edits
+                        .iter()
+                        .map(|e| line(e.start + e.inserted))
+                        .max()
+                        .unwrap_or(lo);
+                    let delta = text.len_lines() as isize - lines_before as isize;
+                    edited_lines = Some((lo, hi.max(lo), delta));
+                }
                 // Rope and tree clones are O(1): the copy to text happens after the debounce.
                 self.index
                     .changed(id, doc.text().clone(), doc.tree_snapshot());
@@ -619,6 +669,9 @@ impl Session {
                 );
             }
             None => tracing::warn!("a change for a document that is not open: {id}"),
+        }
+        if let (Some((lo, hi, delta)), Some(path)) = (edited_lines, id.path()) {
+            recency.edited(path, (lo, hi), delta, |p| documents_text(documents, p));
         }
         // The text under any request in flight is gone: stop it.
         cancel_document_requests(inflight, id);
@@ -635,6 +688,9 @@ impl Session {
         let mut st = self.lock();
         if let Some(doc) = st.documents.remove(id) {
             st.recorder.closed(id, doc.text());
+            if let Some(path) = id.path() {
+                st.recency.closing(path, doc.text());
+            }
         }
         st.anchors.remove(id);
         self.index.closed(id);
@@ -694,7 +750,7 @@ impl Session {
         id: &DocumentId,
         position: LinePosition,
     ) -> Result<ContextReport, RequestError> {
-        let (prefix, suffix, config) = {
+        let (prefix, suffix, config, recent) = {
             let st = self.lock();
             let doc = st
                 .documents
@@ -702,13 +758,18 @@ impl Session {
                 .ok_or_else(|| RequestError::NotOpen(id.to_string()))?;
             let cursor = doc.char_index(position, st.encoding);
             let ctx = cursor_context(doc.text(), doc.syntax(), cursor, &st.config);
-            (ctx.prefix, ctx.suffix, st.config.clone())
+            (
+                ctx.prefix,
+                ctx.suffix,
+                st.config.clone(),
+                st.recent_chunks(),
+            )
         };
         let index = self.index.clone();
         let line = position.line as usize;
         let for_id = id.clone();
         let snippets = tokio::task::spawn_blocking(move || {
-            index.retrieve(&for_id, line, &prefix, &suffix, &config)
+            index.retrieve(&for_id, line, &prefix, &suffix, &config, &recent)
         })
         .await
         .map_err(|e| RequestError::Internal(format!("retrieval crashed: {e}")))?;
@@ -794,6 +855,7 @@ impl Session {
             }
         };
         let ModelJob {
+            recent,
             ctx,
             config,
             engine,
@@ -816,6 +878,7 @@ impl Session {
             ctx: ctx.clone(),
             config,
             anchor,
+            recent,
         };
         let result = tokio::task::spawn_blocking(move || {
             if engine.wait_ready(wait) == EngineState::Loading {
@@ -1006,7 +1069,16 @@ impl Session {
             previous.cancel();
         }
         let anchor = st.anchor_for(id, &text, cursor);
+        let recency_on = st.config.context.recency && st.config.context.cross_file;
+        if let (true, Some(path)) = (recency_on, id.path()) {
+            let line = text.char_to_line(cursor.min(text.len_chars()));
+            let State {
+                recency, documents, ..
+            } = &mut *st;
+            recency.viewed(path, line, |p| documents_text(documents, p));
+        }
         Ok(Lookup::AskModel(Box::new(ModelJob {
+            recent: st.recent_chunks(),
             anchor,
             config: st.config.clone(),
             engine: st.engine.clone(),
@@ -1029,6 +1101,7 @@ enum Lookup {
 
 /// A request for the model, registered in flight under `flag`.
 struct ModelJob {
+    recent: Arc<Vec<RecentChunk>>,
     ctx: CursorContext,
     config: Config,
     engine: Option<Arc<dyn Engine>>,

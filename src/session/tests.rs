@@ -491,10 +491,14 @@ impl Drop for Workspace {
 /// A started session (scripted engine, cross-file context on) whose
 /// workspace is `ws`, once its first walk is done.
 async fn workspace_session(ws: &Workspace) -> Session {
+    workspace_session_with(ws, Config::default(), Arc::new(Scripted::new(&[]))).await
+}
+
+/// `workspace_session` with these settings and engine.
+async fn workspace_session_with(ws: &Workspace, config: Config, engine: Arc<Scripted>) -> Session {
     let (events, _) = Events::channel();
-    let engine = Arc::new(Scripted::new(&[]));
     let session = Session::new(
-        Config::default(),
+        config,
         events,
         Arc::new(move |_: &Config| engine.clone() as Arc<dyn Engine>),
     );
@@ -735,4 +739,82 @@ async fn an_anchor_keeps_where_the_definition_starts() {
     let _ = ask(&h, at(3, 8)).await;
     let last = h.engine.requests().pop().expect("asked");
     assert_ne!(last.definition_start, Some(def));
+}
+
+/// The snippets open the prompt: with recency context on, typing a line
+/// (a request at every keystroke) never changes them, even though the
+/// recent chunks are there (an edit in another file) and the edits of the
+/// line itself go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typing_a_line_in_one_place_keeps_the_snippet_set_with_recency() {
+    let ws = Workspace::new("recency", 3);
+    let mut config = Config::default();
+    config.completion.compute_ahead = false;
+    // No anchor: the line's own set (`SnippetMemo`) is what keeps it.
+    config.completion.anchored_lines = 0;
+    assert!(config.context.recency);
+    let engine = Arc::new(Scripted::new(&[]));
+    let session = workspace_session_with(&ws, config, engine.clone()).await;
+    // Edited elsewhere first: a helper added to m1.
+    let (m1, path1) = ws.file(1);
+    let text1 = std::fs::read_to_string(&path1).expect("read");
+    session.open(m1.clone(), "python", 1, &text1);
+    let helper = "\n\ndef shared_helper(value):\n    return first_1() + value\n";
+    session.change(
+        &m1,
+        2,
+        &[TextChange {
+            range: Some((at(2, 0), at(2, 0))),
+            text: helper.into(),
+        }],
+    );
+    // Then a line typed in m0, asked at every keystroke.
+    let (m0, path0) = ws.file(0);
+    let text0 = std::fs::read_to_string(&path0).expect("read");
+    // A function of a few lines: the query (the lines around the cursor)
+    // is more than the line typed, as in real code.
+    let body: String = (0..10)
+        .map(|i| format!("    part_{i} = first_0() * {i}\n"))
+        .collect();
+    let typed_at = 4 + 10;
+    session.open(
+        m0.clone(),
+        "python",
+        1,
+        &format!("{text0}\n\ndef use():\n{body}    "),
+    );
+    let line = "total = shared_helper(part_9)";
+    for (k, ch) in line.chars().enumerate() {
+        let col = 4 + k as u32;
+        session.change(
+            &m0,
+            2 + k as i32,
+            &[TextChange {
+                range: Some((at(typed_at, col), at(typed_at, col))),
+                text: ch.to_string(),
+            }],
+        );
+        session
+            .complete(&m0, at(typed_at, col + 1), false, RequestKind::Inline)
+            .await
+            .expect("answered");
+    }
+    let asked: Vec<_> = engine
+        .requests()
+        .into_iter()
+        .filter(|r| !r.evaluate_only)
+        .collect();
+    assert!(asked.len() >= line.len(), "{}", asked.len());
+    let first = asked[0].context.clone().expect("cross-file context");
+    assert!(
+        first
+            .snippets
+            .iter()
+            .any(|s| s.path == "pkg/m1.py" && s.text.contains("def shared_helper(value):")),
+        "{:#?}",
+        first.snippets
+    );
+    for r in &asked {
+        assert_eq!(r.context.as_ref(), Some(&first));
+    }
 }

@@ -79,6 +79,7 @@ pub(super) fn schedule(
                 ctx,
                 config: st.config.clone(),
                 anchor,
+                recent: st.recent_chunks(),
             };
             (st.engine.clone(), asked, flag)
         };

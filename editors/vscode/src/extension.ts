@@ -45,6 +45,7 @@ const SERVER_SETTINGS = [
   "completion.candidates",
   "completion.inCommentsAndStrings",
   "context.crossFile",
+  "context.recency",
   "context.budgetTokens",
   "context.maxFileBytes",
   "context.maxIndexMegabytes",
