@@ -220,7 +220,7 @@ fn skipped_file(rel: &str) -> bool {
 
 /// What the syntax tree says about each line of a file.
 #[derive(Debug, Clone, Default)]
-struct LineFacts {
+pub(crate) struct LineFacts {
     /// The line's code starts inside a string or a comment (docstrings, Javadoc).
     in_string_or_comment: bool,
     /// Part of an import or package statement (of any shape: `from x import (`
@@ -270,7 +270,7 @@ fn is_comment(kind: &str) -> bool {
 }
 
 /// Facts per line (0-based) of `text`, from one walk of its tree.
-fn line_facts(language: Language, text: &str) -> Vec<LineFacts> {
+pub(crate) fn line_facts(language: Language, text: &str) -> Vec<LineFacts> {
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
     let mut facts = vec![LineFacts::default(); lines.len()];
     let mut parser = tree_sitter::Parser::new();
@@ -343,7 +343,7 @@ fn line_facts(language: Language, text: &str) -> Vec<LineFacts> {
 /// Whether a line can be an item at all: code that runs, not an import,
 /// not a declaration, not mostly words in strings or comments, not a
 /// fragment continuing the expression of the line before.
-fn predictable(facts: &LineFacts, trimmed: &str) -> bool {
+pub(crate) fn predictable(facts: &LineFacts, trimmed: &str) -> bool {
     !facts.in_string_or_comment
         && !facts.import
         && !facts.declaration
@@ -594,7 +594,7 @@ fn load_package(root: &Path, language: Language, per_package: usize, cursor: Cur
 /// A compound, project-specific looking name (`normalize_path`,
 /// `getHeader`, `StringUtils`), not a plain word like `update` that
 /// the standard library defines too.
-fn distinctive(id: &str) -> bool {
+pub(crate) fn distinctive(id: &str) -> bool {
     id.len() >= 5
         && (id.trim_matches('_').contains('_')
             || id.chars().next().is_some_and(char::is_uppercase)
@@ -610,7 +610,7 @@ pub struct ItemScore {
     pub identifier_f1: f64,
 }
 
-fn score(got: &str, want: &str) -> ItemScore {
+pub(crate) fn score(got: &str, want: &str) -> ItemScore {
     let (got, want) = (got.trim(), want.trim());
     let (g, w): (Vec<&str>, Vec<&str>) = (identifiers(got).collect(), identifiers(want).collect());
     let mut pool: Vec<&str> = w.clone();

@@ -8,6 +8,7 @@ mod cross;
 mod cursor;
 mod draft;
 mod humaneval;
+mod replay;
 mod stats;
 
 use std::path::PathBuf;
@@ -106,6 +107,31 @@ enum Command {
         /// no answer where the trigger rules decline; scores the first line.
         #[arg(long)]
         as_editor: bool,
+        #[command(flatten)]
+        settings: SettingFlags,
+    },
+    /// Recency context on an edit replay: the difference between two
+    /// versions of a package typed into the older one through the session,
+    /// file by file, a completion asked on added lines that use a name an
+    /// earlier hunk touched; recency off and on, paired (see
+    /// scripts/fetch-replay for version pairs).
+    EvalReplay {
+        /// The older version's folder (the workspace).
+        old: PathBuf,
+        /// The newer version's folder.
+        new: PathBuf,
+        /// python or java: the files replayed.
+        #[arg(long, default_value = "python")]
+        language: String,
+        /// Ask at most this many items (the first ones of the replay).
+        #[arg(long, default_value_t = 40)]
+        limit: usize,
+        /// Print the files, hunks and items; load no model.
+        #[arg(long)]
+        plan_only: bool,
+        /// Print each answer.
+        #[arg(long)]
+        verbose: bool,
         #[command(flatten)]
         settings: SettingFlags,
     },
@@ -225,6 +251,32 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::EvalReplay {
+            old,
+            new,
+            language,
+            limit,
+            plan_only,
+            verbose,
+            settings,
+        } => {
+            let run = || -> anyhow::Result<()> {
+                let config = settings.config().map_err(anyhow::Error::msg)?;
+                let language = match language.as_str() {
+                    "python" => infill::text::syntax::Language::Python,
+                    "java" => infill::text::syntax::Language::Java,
+                    other => anyhow::bail!("unknown language `{other}`; python or java"),
+                };
+                replay::run(&old, &new, language, limit, plan_only, verbose, &config)
+            };
+            match run() {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("infill: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::BenchIndex { workspace, samples } => match bench_index::run(&workspace, samples) {
             Ok(report) => {
                 print!("{report}");
