@@ -129,6 +129,15 @@ enum Command {
         /// Print the files, hunks and items; load no model.
         #[arg(long)]
         plan_only: bool,
+        /// Ask retrieval only (no completion): whether a needed name is in
+        /// the snippets that fit the budget, and on which items the
+        /// snippets differ (only those can answer differently).
+        #[arg(long)]
+        retrieval_only: bool,
+        /// Ask only the items whose id (`path:line`) contains one of these
+        /// (repeatable); the others are typed through.
+        #[arg(long)]
+        only: Vec<String>,
         /// Print each answer.
         #[arg(long)]
         verbose: bool,
@@ -257,6 +266,8 @@ fn main() -> ExitCode {
             language,
             limit,
             plan_only,
+            retrieval_only,
+            only,
             verbose,
             settings,
         } => {
@@ -267,7 +278,15 @@ fn main() -> ExitCode {
                     "java" => infill::text::syntax::Language::Java,
                     other => anyhow::bail!("unknown language `{other}`; python or java"),
                 };
-                replay::run(&old, &new, language, limit, plan_only, verbose, &config)
+                replay::run(
+                    &old,
+                    &new,
+                    language,
+                    (limit, &only),
+                    (plan_only, retrieval_only),
+                    verbose,
+                    &config,
+                )
             };
             match run() {
                 Ok(()) => ExitCode::SUCCESS,

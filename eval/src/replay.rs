@@ -28,6 +28,11 @@ use infill::text::syntax::Language;
 
 use crate::cross::{distinctive, line_facts, predictable, score, write_paired, Paired};
 
+/// Lines before and after an item whose names the prompt's window shows
+/// (about: its budget is in tokens).
+const WINDOW_BEFORE: usize = 100;
+const WINDOW_AFTER: usize = 30;
+
 /// A changed file: its old text and the hunks that make the new one.
 struct FileDiff {
     rel: String,
@@ -42,6 +47,9 @@ struct Hunk {
     old_len: usize,
     new: Vec<String>,
     items: Vec<bool>,
+    /// Per new line: the names earlier hunks touched that it uses and
+    /// its file's old text lacks.
+    needed: Vec<Vec<String>>,
 }
 
 /// One asked line.
@@ -50,6 +58,19 @@ struct Asked {
     expected: String,
     answer: String,
     millis: u128,
+    /// Retrieval only: a needed name (`Hunk::needed`) is in the snippets
+    /// that fit the budget, and those snippets' texts.
+    needed_shown: bool,
+    shown: String,
+}
+
+/// What the replay does at an item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ask {
+    /// Asks the model (a completion request, as an editor's).
+    Model,
+    /// Asks retrieval only (`infill/context`): which snippets, no model.
+    Retrieval,
 }
 
 /// Source files of `language` under `dir`, by relative path.
@@ -130,8 +151,10 @@ fn diff(old: &[&str], new: &[&str]) -> Vec<(usize, usize, usize, usize)> {
 /// The replay's files in order, with the items chosen: added lines that
 /// can be predicted (`cross::predictable`) and use a distinctive name
 /// that a removed or added line of an earlier hunk (of this file or an
-/// earlier one) holds, where the current file's old text does not have
-/// it (the name is new to it: it must come from the earlier edits).
+/// earlier one) holds, where neither the current file's old text nor the
+/// new text's lines around it (about the prompt's window) have it: the
+/// name is new to the file and out of sight, it must come from the earlier
+/// edits.
 fn plan(old_dir: &Path, new_dir: &Path, language: Language) -> Result<Vec<FileDiff>> {
     let old: std::collections::BTreeMap<String, String> =
         sources(old_dir, language)?.into_iter().collect();
@@ -149,14 +172,39 @@ fn plan(old_dir: &Path, new_dir: &Path, language: Language) -> Result<Vec<FileDi
         let mut hunks = Vec::new();
         for (os, ol, ns, nl) in diff(&o, &n) {
             let new: Vec<String> = n[ns..ns + nl].iter().map(|s| s.to_string()).collect();
+            let needed: Vec<Vec<String>> = new
+                .iter()
+                .enumerate()
+                .map(|(k, line)| {
+                    // Not in the prompt's window either (about: the new
+                    // text's lines around it).
+                    let row = ns + k;
+                    let around: HashSet<&str> = n[row.saturating_sub(WINDOW_BEFORE)..row]
+                        .iter()
+                        .chain(
+                            n.get(row + 1..(row + 1 + WINDOW_AFTER).min(n.len()))
+                                .unwrap_or(&[]),
+                        )
+                        .flat_map(|l| identifiers(l))
+                        .collect();
+                    let mut names: Vec<String> = identifiers(line)
+                        .filter(|id| {
+                            touched.contains(*id) && !old_names.contains(id) && !around.contains(id)
+                        })
+                        .map(str::to_string)
+                        .collect();
+                    names.dedup();
+                    names
+                })
+                .collect();
             let items = new
                 .iter()
                 .enumerate()
                 .map(|(k, line)| {
-                    let trimmed = line.trim();
-                    facts.get(ns + k).is_some_and(|f| predictable(f, trimmed))
-                        && identifiers(trimmed)
-                            .any(|id| touched.contains(id) && !old_names.contains(id))
+                    facts
+                        .get(ns + k)
+                        .is_some_and(|f| predictable(f, line.trim()))
+                        && !needed[k].is_empty()
                 })
                 .collect();
             for line in o[os..os + ol].iter().chain(&n[ns..ns + nl]) {
@@ -171,6 +219,7 @@ fn plan(old_dir: &Path, new_dir: &Path, language: Language) -> Result<Vec<FileDi
                 old_len: ol,
                 new,
                 items,
+                needed,
             });
         }
         files.push(FileDiff {
@@ -210,10 +259,11 @@ async fn replay(
     old_dir: &Path,
     language: Language,
     config: Config,
-    limit: usize,
+    (limit, ask, only): (usize, Ask, &[String]),
     verbose: bool,
 ) -> Result<Vec<Asked>> {
     let tag = if config.context.recency { "on" } else { "off" };
+    let budget_tokens = config.context.budget_tokens as usize;
     let root = workspace(old_dir, language, tag)?;
     let (events, _rx) = Events::channel();
     let session = Session::new(config, events, Arc::new(infill::engine::start));
@@ -223,22 +273,38 @@ async fn replay(
         settings: None,
     });
     session.start();
+    // Ready once the model is loaded and the first walk done (asked of the
+    // first file to replay, opened for it, so it is the same in both arms).
+    let lang_id = language.name();
+    let Some(first) = files.first() else {
+        bail!("nothing to replay");
+    };
+    let first_path = root.join(&first.rel);
+    let probe = DocumentId::new(
+        &format!("file://{}", first_path.display()),
+        Some(first_path.clone()),
+    );
+    session.open(probe.clone(), lang_id, 1, &first.old);
     let started = Instant::now();
     loop {
         let status = session.status();
-        let indexed = session.index_check().await.map_err(anyhow::Error::msg)?;
+        let context = session
+            .context(&probe, at(0, 0))
+            .await
+            .map_err(anyhow::Error::msg)?;
         if status.model == "failed" {
             bail!("the model failed to load: {}", status.detail);
         }
-        if status.model == "ready" && indexed.indexing_done {
+        if status.model == "ready" && context.indexing_done {
             break;
         }
-        if started.elapsed() > Duration::from_secs(600) {
-            bail!("the model or the index was not ready after 10 minutes");
+        if started.elapsed() > Duration::from_secs(900) {
+            bail!("the model or the index was not ready after 15 minutes");
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let lang_id = language.name();
+    session.close(&probe);
+    eprintln!("ready after {:.1} s", started.elapsed().as_secs_f64());
     let mut asked = Vec::new();
     'files: for f in files {
         let path = root.join(&f.rel);
@@ -268,7 +334,9 @@ async fn replay(
                 let ends = line.ends_with('\n');
                 let body = line.trim_end_matches(['\n', '\r']);
                 let indent = &body[..body.len() - body.trim_start().len()];
-                if !h.items[k] || asked.len() >= limit {
+                let id_k = format!("{}:{}", f.rel, row + 1);
+                let picked = only.is_empty() || only.iter().any(|o| id_k.contains(o.as_str()));
+                if !h.items[k] || asked.len() >= limit || !picked {
                     change(&session, (at(row, 0), at(row, 0)), line);
                     continue;
                 }
@@ -280,31 +348,67 @@ async fn replay(
                     &format!("{indent}{eol}"),
                 );
                 let col = indent.chars().count();
-                let t = Instant::now();
-                let answer = session
-                    .complete(&id, at(row, col), false, RequestKind::Inline)
-                    .await;
-                let millis = t.elapsed().as_millis();
-                let text = match answer {
-                    Ok(Some(a)) => a.text,
-                    Ok(None) => String::new(),
-                    Err(e) => bail!("{}:{}: {e}", f.rel, row + 1),
-                };
                 let expected = body.trim().to_string();
-                let got = text.lines().next().unwrap_or("").trim().to_string();
+                let t = Instant::now();
+                let (got, needed_shown, shown) = match ask {
+                    Ask::Model => {
+                        let answer = session
+                            .complete(&id, at(row, col), false, RequestKind::Inline)
+                            .await;
+                        let text = match answer {
+                            Ok(Some(a)) => a.text,
+                            Ok(None) => String::new(),
+                            Err(e) => bail!("{id_k}: {e}"),
+                        };
+                        let got = text.lines().next().unwrap_or("").trim().to_string();
+                        (got, false, String::new())
+                    }
+                    Ask::Retrieval => {
+                        let report = session
+                            .context(&id, at(row, col))
+                            .await
+                            .map_err(anyhow::Error::msg)?;
+                        // What fits the budget, at about 3 chars a token.
+                        let mut room = 3 * budget_tokens;
+                        let mut shown = String::new();
+                        for s in &report.snippets {
+                            let cost = s.text.len() + s.path.len() + 12;
+                            if cost <= room {
+                                room -= cost;
+                                shown.push_str(&format!("# {}:{}\n{}\n", s.path, s.line, s.text));
+                            }
+                        }
+                        if verbose && !only.is_empty() {
+                            eprintln!(
+                                "  {} snippets ({} files indexed)",
+                                report.snippets.len(),
+                                report.indexed_files
+                            );
+                            for s in &report.snippets {
+                                let first = s.text.lines().next().unwrap_or("");
+                                eprintln!("  {}:{} {first:?}", s.path, s.line);
+                            }
+                        }
+                        let needed =
+                            identifiers(&shown).any(|n| h.needed[k].iter().any(|x| x == n));
+                        (String::new(), needed, shown)
+                    }
+                };
+                let millis = t.elapsed().as_millis();
                 if verbose {
                     eprintln!(
-                        "[{tag} {}] {}:{} ({millis} ms) expected {expected:?} got {got:?}",
+                        "[{tag} {}] {id_k} ({millis} ms) expected {expected:?} got {got:?} needed {:?} shown {needed_shown}",
                         asked.len() + 1,
-                        f.rel,
-                        row + 1
+                        h.needed[k],
                     );
                 }
                 asked.push(Asked {
-                    id: format!("{}:{}", f.rel, row + 1),
+                    id: id_k,
                     expected,
                     answer: got,
                     millis,
+                    needed_shown,
+                    shown,
                 });
                 change(&session, (at(row, col), at(row, col)), body.trim_start());
             }
@@ -328,8 +432,8 @@ pub fn run(
     old_dir: &Path,
     new_dir: &Path,
     language: Language,
-    limit: usize,
-    plan_only: bool,
+    (limit, only): (usize, &[String]),
+    (plan_only, retrieval_only): (bool, bool),
     verbose: bool,
     base: &Config,
 ) -> Result<()> {
@@ -363,8 +467,12 @@ pub fn run(
         return Ok(());
     }
     let mut config = base.clone();
-    // Answers depend on the prompt alone: no time budget, nothing ahead.
+    // Answers depend on the prompt alone: no time budget, nothing ahead;
+    // one line (what is scored).
     config.completion.time_budget_ms = 0;
+    config.completion.multiline = infill::config::Multiline::Never;
+    // An evaluation records nothing in the user's statistics.
+    config.stats.enabled = false;
     config.completion.compute_ahead = false;
     if !config.context.cross_file {
         bail!("recency context needs cross-file context (drop --no-cross-file)");
@@ -375,7 +483,19 @@ pub fn run(
         let mut c = config.clone();
         c.context.recency = recency;
         let t = Instant::now();
-        let asked = runtime.block_on(replay(&files, old_dir, language, c, limit, verbose))?;
+        let ask = if retrieval_only {
+            Ask::Retrieval
+        } else {
+            Ask::Model
+        };
+        let asked = runtime.block_on(replay(
+            &files,
+            old_dir,
+            language,
+            c,
+            (limit, ask, only),
+            verbose,
+        ))?;
         println!(
             "recency {}: {} items in {:.0} s (median {} ms per request)",
             if recency { "on" } else { "off" },
@@ -386,6 +506,32 @@ pub fn run(
         arms.push(asked);
     }
     let (off, on) = (&arms[0], &arms[1]);
+    if retrieval_only {
+        let pairs: Vec<(bool, bool)> = off
+            .iter()
+            .zip(on)
+            .map(|(a, b)| (a.needed_shown, b.needed_shown))
+            .collect();
+        let differ: Vec<&str> = off
+            .iter()
+            .zip(on)
+            .filter(|(a, b)| a.shown != b.shown)
+            .map(|(a, _)| a.id.as_str())
+            .collect();
+        let (lost, gained) = crate::stats::discordant(pairs.iter().copied());
+        let n = pairs.len();
+        println!(
+            "{n} items: a needed name in the snippets that fit the budget: off {}, on {} (McNemar p={}: {lost} lost, {gained} gained); the snippets differ on {} items",
+            pairs.iter().filter(|p| p.0).count(),
+            pairs.iter().filter(|p| p.1).count(),
+            crate::stats::format_p(crate::stats::mcnemar_exact(lost, gained)),
+            differ.len()
+        );
+        if verbose {
+            println!("differing: {}", differ.join(" "));
+        }
+        return Ok(());
+    }
     let paired: Vec<Paired> = off
         .iter()
         .zip(on)

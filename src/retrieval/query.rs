@@ -77,6 +77,23 @@ impl Query<'_> {
     }
 }
 
+/// Lines of the prompt's window before and after the cursor's line: those
+/// that the last `window_chars` chars of the prefix and the first of the
+/// suffix reach.
+fn window_lines(q: &Query, window_chars: usize) -> (usize, usize) {
+    let cut_before = q.prefix.len().saturating_sub(window_chars);
+    let cut_before = (cut_before..=q.prefix.len())
+        .find(|&i| q.prefix.is_char_boundary(i))
+        .unwrap_or(q.prefix.len());
+    let cut_after = (window_chars.min(q.suffix.len())..=q.suffix.len())
+        .find(|&i| q.suffix.is_char_boundary(i))
+        .unwrap_or(q.suffix.len());
+    (
+        q.prefix[cut_before..].matches('\n').count() + 1,
+        q.suffix[..cut_after].matches('\n').count() + 1,
+    )
+}
+
 fn last_lines(text: &str, n: usize) -> &str {
     let mut start = text.len();
     for _ in 0..n {
@@ -95,16 +112,22 @@ impl Index {
     /// chunks, without the current file's visible window and without
     /// near-duplicates.
     pub fn retrieve(&mut self, q: &Query) -> Vec<Snippet> {
-        self.retrieve_with(q, &[])
+        self.retrieve_with(q, &[], 0)
     }
 
     /// `retrieve`, with `recent` (the code around the user's recent edits
     /// and requests) ranked among the BM25 chunks: each scored as a chunk
     /// of the index would be, times `RECENT_BOOST`. Those of files the
     /// index does not hold, of another language, tests outside tests, and
-    /// of the current file where they overlap the prompt's window
-    /// (`q.prefix`, `q.suffix`) are left out.
-    pub fn retrieve_with(&mut self, q: &Query, recent: &[RecentChunk]) -> Vec<Snippet> {
+    /// of the current file where they overlap the prompt's window (the
+    /// last `window_chars` of `q.prefix` and the first of `q.suffix`: a
+    /// bound on what the prompt's token budget keeps) are left out.
+    pub fn retrieve_with(
+        &mut self,
+        q: &Query,
+        recent: &[RecentChunk],
+        window_chars: usize,
+    ) -> Vec<Snippet> {
         let query = q.text();
         let current = self.files.get(q.path);
         let language = current.and_then(|f| Language::detect(None, &f.rel));
@@ -136,10 +159,7 @@ impl Index {
                 })
         });
         // The recent chunks worth showing, scored on the BM25 scale.
-        let (before, after) = (
-            q.prefix.matches('\n').count(),
-            q.suffix.matches('\n').count(),
-        );
+        let (before, after) = window_lines(q, window_chars);
         let mut ranked: Vec<(Candidate, f32)> = hits
             .into_iter()
             .map(|(id, score)| (Candidate::Indexed(id), score))
@@ -588,7 +608,7 @@ mod tests {
         let app = Path::new("/ws/app/page.py");
         ix.update(app, "def title():\n    pass\n");
         let prefix = "def render(text):\n    cleaned = normalize_whitespace(text)\n    return ";
-        let got = ix.retrieve_with(&query(app, prefix), std::slice::from_ref(&edited));
+        let got = ix.retrieve_with(&query(app, prefix), std::slice::from_ref(&edited), 1000);
         assert!(
             got.iter()
                 .any(|s| s.path == "util/strings.py" && s.text.contains("normalize_whitespace")),
@@ -602,19 +622,33 @@ mod tests {
         let mut far = edited.clone();
         far.path = app.to_path_buf();
         far.line = 200;
-        let got = ix.retrieve_with(&query(app, prefix), std::slice::from_ref(&far));
+        let got = ix.retrieve_with(&query(app, prefix), std::slice::from_ref(&far), 1000);
         assert!(
             got.iter().any(|s| s.path == "app/page.py" && s.line == 200),
             "{got:#?}"
         );
         let mut near = far.clone();
         near.line = 1;
-        let got = ix.retrieve_with(&query(app, prefix), &[near]);
+        let got = ix.retrieve_with(&query(app, prefix), &[near], 1000);
+        assert!(got.iter().all(|s| s.path != "app/page.py"), "{got:#?}");
+        // The window is what the prompt's budget keeps, not all the prefix.
+        let long: String = (0..100)
+            .map(|i| format!("x_{i} = {i}\n"))
+            .collect::<String>()
+            + prefix;
+        let mut above = far.clone();
+        above.line = 5;
+        let got = ix.retrieve_with(&query(app, &long), std::slice::from_ref(&above), 100);
+        assert!(
+            got.iter().any(|s| s.path == "app/page.py" && s.line == 5),
+            "{got:#?}"
+        );
+        let got = ix.retrieve_with(&query(app, &long), &[above], 10_000);
         assert!(got.iter().all(|s| s.path != "app/page.py"), "{got:#?}");
         // Not of files outside the index.
         let mut outside = edited;
         outside.path = "/elsewhere/x.py".into();
-        let got = ix.retrieve_with(&query(app, prefix), &[outside]);
+        let got = ix.retrieve_with(&query(app, prefix), &[outside], 1000);
         assert!(
             got.iter().all(|s| !s.text.contains("normalize_whitespace")),
             "{got:#?}"

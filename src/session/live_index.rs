@@ -505,8 +505,9 @@ impl LiveIndex {
         // be adding files).
         let (repo_name, rel) = retrieval::repo_and_path(self.roots.get()?, path)?;
         let recent = if config.context.recency { recent } else { &[] };
-        let (snippets, _) =
-            locked(&self.snippet_memo).get(&q, || self.index().retrieve_with(&q, recent));
+        let (snippets, _) = locked(&self.snippet_memo).get(&q, || {
+            self.index().retrieve_with(&q, recent, window_chars(config))
+        });
         Some(CrossFileContext::new(
             repo_name,
             rel,
@@ -537,8 +538,15 @@ impl LiveIndex {
             suffix,
         };
         let recent = if config.context.recency { recent } else { &[] };
-        self.index().retrieve_with(&q, recent)
+        self.index().retrieve_with(&q, recent, window_chars(config))
     }
+}
+
+/// Chars on either side of the cursor that the prompt's window may show:
+/// its token budget at 5 chars a token (code runs 3 to 4), so that a
+/// recent chunk outside it is surely not in the prompt already.
+fn window_chars(config: &Config) -> usize {
+    config.completion.prompt_tokens as usize * 5
 }
 
 #[cfg(test)]
