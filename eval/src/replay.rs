@@ -33,6 +33,11 @@ use crate::cross::{distinctive, line_facts, predictable, score, write_paired, Pa
 const WINDOW_BEFORE: usize = 100;
 const WINDOW_AFTER: usize = 30;
 
+/// The pause before each request, longer than the live index's debounce
+/// (300 ms), so that the index holds what was typed before, as it would
+/// for a user (and the replay is the same from run to run).
+const SETTLE: Duration = Duration::from_millis(400);
+
 /// A changed file: its old text and the hunks that make the new one.
 struct FileDiff {
     rel: String,
@@ -292,10 +297,11 @@ async fn replay(
             .context(&probe, at(0, 0))
             .await
             .map_err(anyhow::Error::msg)?;
-        if status.model == "failed" {
+        if status.model == "failed" && ask == Ask::Model {
             bail!("the model failed to load: {}", status.detail);
         }
-        if status.model == "ready" && context.indexing_done {
+        let model_ready = status.model == "ready" || ask == Ask::Retrieval;
+        if model_ready && context.indexing_done {
             break;
         }
         if started.elapsed() > Duration::from_secs(900) {
@@ -349,6 +355,9 @@ async fn replay(
                 );
                 let col = indent.chars().count();
                 let expected = body.trim().to_string();
+                // A user takes longer than the index's debounce to get
+                // here: what was typed before is in the index.
+                tokio::time::sleep(SETTLE).await;
                 let t = Instant::now();
                 let (got, needed_shown, shown) = match ask {
                     Ask::Model => {
@@ -418,6 +427,12 @@ async fn replay(
                 break 'files;
             }
         }
+        // Saved as an editor saves: the file written, then `didSave`.
+        let saved = session.document(&id).map_err(anyhow::Error::msg)?;
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&path, saved.text)?;
         session.save(&id);
         session.close(&id);
     }
@@ -476,6 +491,12 @@ pub fn run(
     config.completion.compute_ahead = false;
     if !config.context.cross_file {
         bail!("recency context needs cross-file context (drop --no-cross-file)");
+    }
+    if retrieval_only {
+        // No model: nothing to load, and no warm start in the pauses.
+        config.model.path = Some(PathBuf::from(
+            "/nonexistent/infill-eval-retrieval-only.gguf",
+        ));
     }
     let runtime = tokio::runtime::Runtime::new()?;
     let mut arms = Vec::new();
@@ -569,15 +590,14 @@ fn spread(files: &mut [FileDiff], limit: usize) {
         return;
     }
     let keep: HashSet<usize> = (0..limit).map(|k| k * total / limit).collect();
-    let mut n = 0;
-    for item in files
+    for (n, item) in files
         .iter_mut()
         .flat_map(|f| &mut f.hunks)
         .flat_map(|h| &mut h.items)
         .filter(|i| **i)
+        .enumerate()
     {
         *item = keep.contains(&n);
-        n += 1;
     }
 }
 
@@ -589,6 +609,53 @@ fn median(mut v: Vec<u128>) -> u128 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn items_use_a_name_an_earlier_hunk_touched_out_of_sight() {
+        let dir = std::env::temp_dir().join(format!("infill-replay-plan-{}", std::process::id()));
+        let (old, new) = (dir.join("old"), dir.join("new"));
+        for d in [&old, &new] {
+            std::fs::create_dir_all(d.join("pkg")).expect("folder");
+        }
+        let filler: String = (0..50).map(|i| format!("value_{i} = {i}\n")).collect();
+        std::fs::write(old.join("pkg/a.py"), "def old_helper(x):\n    return x\n").expect("write");
+        std::fs::write(
+            new.join("pkg/a.py"),
+            "def normalize_header_key(x):\n    return x.lower()\n",
+        )
+        .expect("write");
+        std::fs::write(
+            old.join("pkg/b.py"),
+            format!("def f(k):\n    return k\n{filler}"),
+        )
+        .expect("write");
+        std::fs::write(
+            new.join("pkg/b.py"),
+            format!("def f(k):\n    key = normalize_header_key(k)\n    return k\n{filler}    other = normalize_header_key(k)\n"),
+        )
+        .expect("write");
+        let files = plan(&old, &new, Language::Python).expect("planned");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(
+            files.iter().map(|f| f.rel.as_str()).collect::<Vec<_>>(),
+            ["pkg/a.py", "pkg/b.py"]
+        );
+        let b = &files[1];
+        let asked: Vec<(&str, &Vec<String>)> = b
+            .hunks
+            .iter()
+            .flat_map(|h| h.new.iter().zip(&h.items).zip(&h.needed))
+            .filter(|((_, item), _)| **item)
+            .map(|((line, _), needed)| (line.trim(), needed))
+            .collect();
+        // The first use is an item; the second has the first in sight
+        // (within the window): not one.
+        assert_eq!(asked.len(), 1, "{asked:?}");
+        assert_eq!(asked[0].0, "key = normalize_header_key(k)");
+        assert_eq!(asked[0].1, &vec!["normalize_header_key".to_string()]);
+        // Nothing of a.py: no earlier hunk touched its names.
+        assert!(files[0].hunks.iter().all(|h| h.items.iter().all(|i| !i)));
+    }
 
     #[test]
     fn the_diff_finds_each_hunk() {

@@ -470,7 +470,7 @@ mod tests {
         let r = c.merge_json(&json!({
             "model": {"path": "/m.gguf", "threads": 3, "contextSize": "big", "colour": 1},
             "completion": {"maxTokens": 32, "multiline": "never", "secondTry": false},
-            "context": {"crossFile": false, "budgetTokens": 512, "maxFileBytes": -1},
+            "context": {"crossFile": false, "recency": false, "budgetTokens": 512, "maxFileBytes": -1},
             "telemetry": 5
         }));
         assert_eq!(c.model.path, Some(PathBuf::from("/m.gguf")));
@@ -481,6 +481,7 @@ mod tests {
         assert!(!c.completion.second_try);
         assert_eq!(c.completion.candidates, 1);
         assert!(!c.context.cross_file);
+        assert!(!c.context.recency && Config::default().context.recency);
         assert_eq!(c.context.budget_tokens, 512);
         assert_eq!(c.context.max_file_bytes, 1 << 20);
         assert_eq!(r.unknown, vec!["model.colour".to_string()]);

@@ -118,7 +118,9 @@ impl Index {
     /// `retrieve`, with `recent` (the code around the user's recent edits
     /// and requests) ranked among the BM25 chunks: each scored as a chunk
     /// of the index would be, times `RECENT_BOOST`. Those of files the
-    /// index does not hold, of another language, tests outside tests, and
+    /// index does not hold, whose text is no longer in their file (edited
+    /// since, a closed buffer's unsaved text), of another language, tests
+    /// outside tests, and
     /// of the current file where they overlap the prompt's window (the
     /// last `window_chars` of `q.prefix` and the first of `q.suffix`: a
     /// bound on what the prompt's token budget keeps) are left out.
@@ -170,7 +172,10 @@ impl Index {
             };
             let fits = (language.is_none() || Language::detect(None, &f.rel) == language)
                 && (in_tests || !is_test(&f.rel))
-                && (r.path != *here || !r.overlaps_window(q.line, before, after));
+                && (r.path != *here || !r.overlaps_window(q.line, before, after))
+                // Still the file's text (as the index holds it: an open
+                // buffer's, else the disk's).
+                && f.text.contains(r.text.as_str());
             let score = self.bm25.score_text(&query, &r.text) * RECENT_BOOST;
             if fits && score > 0.0 {
                 ranked.push((Candidate::Recent(i), score));
@@ -596,62 +601,50 @@ mod tests {
     #[test]
     fn recent_chunks_rank_with_the_bm25_chunks_outside_the_window() {
         let mut ix = index();
-        // An edit in strings.py the index does not hold yet (the buffer's
-        // update is debounced): a new helper the cursor's code needs.
+        let helper = "def normalize_whitespace(text):\n    return ' '.join(text.split())\n";
         let strings = Path::new("/ws/util/strings.py");
-        let edited = RecentChunk {
-            path: strings.to_path_buf(),
-            line: 3,
-            text: "def normalize_whitespace(text):\n    return ' '.join(text.split())\n".into(),
+        ix.update(
+            strings,
+            &format!("def slugify(title):\n    return title.lower()\n\n{helper}"),
+        );
+        let app = Path::new("/ws/app/page.py");
+        let filler: String = (1..200).map(|i| format!("v_{i} = {i}\n")).collect();
+        ix.update(app, &format!("def title():\n{filler}{helper}"));
+        let recent = |path: &Path, line: usize, text: &str| RecentChunk {
+            path: path.to_path_buf(),
+            line,
+            text: text.into(),
             edited: true,
         };
-        let app = Path::new("/ws/app/page.py");
-        ix.update(app, "def title():\n    pass\n");
         let prefix = "def render(text):\n    cleaned = normalize_whitespace(text)\n    return ";
-        let got = ix.retrieve_with(&query(app, prefix), std::slice::from_ref(&edited), 1000);
-        assert!(
-            got.iter()
-                .any(|s| s.path == "util/strings.py" && s.text.contains("normalize_whitespace")),
-            "{got:#?}"
-        );
-        assert!(ix
-            .retrieve(&query(app, prefix))
-            .iter()
-            .all(|s| !s.text.contains("normalize_whitespace")));
+        let q = query(app, prefix);
+        let shown = |got: &[Snippet], path: &str, line: usize| {
+            got.iter().any(|s| s.path == path && s.line == line)
+        };
+        // Of another file: ranked in.
+        let got = ix.retrieve_with(&q, &[recent(strings, 3, helper)], 1000);
+        assert!(shown(&got, "util/strings.py", 3), "{got:#?}");
+        // Not where its text is no longer in the file (edited since, or a
+        // closed buffer's unsaved text), nor of files outside the index.
+        let gone = "def squash(text):\n    return text.replace(' ', '')\n";
+        let got = ix.retrieve_with(&q, &[recent(strings, 3, gone)], 1000);
+        assert!(got.iter().all(|s| !s.text.contains("squash")), "{got:#?}");
+        let outside = Path::new("/elsewhere/x.py");
+        let got = ix.retrieve_with(&q, &[recent(outside, 3, helper)], 1000);
+        assert!(got.iter().all(|s| s.path != "x.py"), "{got:#?}");
         // Of the current file: only outside the prompt's window.
-        let mut far = edited.clone();
-        far.path = app.to_path_buf();
-        far.line = 200;
-        let got = ix.retrieve_with(&query(app, prefix), std::slice::from_ref(&far), 1000);
-        assert!(
-            got.iter().any(|s| s.path == "app/page.py" && s.line == 200),
-            "{got:#?}"
-        );
-        let mut near = far.clone();
-        near.line = 1;
-        let got = ix.retrieve_with(&query(app, prefix), &[near], 1000);
+        let got = ix.retrieve_with(&q, &[recent(app, 200, helper)], 1000);
+        assert!(shown(&got, "app/page.py", 200), "{got:#?}");
+        let got = ix.retrieve_with(&q, &[recent(app, 1, helper)], 1000);
         assert!(got.iter().all(|s| s.path != "app/page.py"), "{got:#?}");
         // The window is what the prompt's budget keeps, not all the prefix.
         let long: String = (0..100)
             .map(|i| format!("x_{i} = {i}\n"))
             .collect::<String>()
             + prefix;
-        let mut above = far.clone();
-        above.line = 5;
-        let got = ix.retrieve_with(&query(app, &long), std::slice::from_ref(&above), 100);
-        assert!(
-            got.iter().any(|s| s.path == "app/page.py" && s.line == 5),
-            "{got:#?}"
-        );
-        let got = ix.retrieve_with(&query(app, &long), &[above], 10_000);
+        let got = ix.retrieve_with(&query(app, &long), &[recent(app, 5, helper)], 100);
+        assert!(shown(&got, "app/page.py", 5), "{got:#?}");
+        let got = ix.retrieve_with(&query(app, &long), &[recent(app, 5, helper)], 10_000);
         assert!(got.iter().all(|s| s.path != "app/page.py"), "{got:#?}");
-        // Not of files outside the index.
-        let mut outside = edited;
-        outside.path = "/elsewhere/x.py".into();
-        let got = ix.retrieve_with(&query(app, prefix), &[outside], 1000);
-        assert!(
-            got.iter().all(|s| !s.text.contains("normalize_whitespace")),
-            "{got:#?}"
-        );
     }
 }

@@ -768,13 +768,20 @@ async fn typing_a_line_in_one_place_keeps_the_snippet_set_with_recency() {
             text: helper.into(),
         }],
     );
+    // The index takes the buffer after its debounce (a recent chunk is
+    // shown only while its text is its file's, as the index holds it).
+    index_settles(&session).await;
     // Then a line typed in m0, asked at every keystroke.
     let (m0, path0) = ws.file(0);
     let text0 = std::fs::read_to_string(&path0).expect("read");
     // A function of a few lines: the query (the lines around the cursor)
     // is more than the line typed, as in real code.
-    let body: String = (0..10)
-        .map(|i| format!("    part_{i} = first_0() * {i}\n"))
+    let words = [
+        "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet",
+    ];
+    let body: String = words
+        .iter()
+        .map(|w| format!("    {w}_total = first_0() + {w}_offset(config)\n"))
         .collect();
     let typed_at = 4 + 10;
     session.open(
@@ -783,7 +790,7 @@ async fn typing_a_line_in_one_place_keeps_the_snippet_set_with_recency() {
         1,
         &format!("{text0}\n\ndef use():\n{body}    "),
     );
-    let line = "total = shared_helper(part_9)";
+    let line = "total = shared_helper(juliet_total)";
     for (k, ch) in line.chars().enumerate() {
         let col = 4 + k as u32;
         session.change(
