@@ -135,7 +135,8 @@ enum Command {
         #[arg(long)]
         retrieval_only: bool,
         /// Ask only the items whose id (`path:line`) contains one of these
-        /// (repeatable); the others are typed through.
+        /// (repeatable); the others are typed through. With
+        /// `--retrieval-only --verbose`, each one's snippets are printed.
         #[arg(long)]
         only: Vec<String>,
         /// Print each answer.
