@@ -2,7 +2,9 @@
 //! real `llama-server` (built by `scripts/build-llama-server`, which
 //! `scripts/setup` runs) serving the default model on a loopback port,
 //! through both the `llama-server` and the `openai` kinds; faults injected
-//! by a small proxy this test runs in front of it. No mocks of the model.
+//! by a small proxy this test runs in front of it, which can also play a
+//! server of text prompts only (no token ids, no `/tokenize`). No mocks of
+//! the model.
 
 mod common;
 
@@ -128,6 +130,10 @@ enum Mode {
     Garbage,
     /// Forwards, then breaks the connection after the first event.
     ResetMidStream,
+    /// A server of text prompts only (as Ollama or TGI): a prompt of token
+    /// ids is refused with HTTP 400, `/tokenize` is not found (404); the
+    /// rest is forwarded.
+    TextOnly,
 }
 
 /// One connection the proxy took.
@@ -253,8 +259,32 @@ fn handle(conn: TcpStream, mode: Mode, upstream: u16, seen: Arc<Mutex<Vec<Seen>>
         })
     };
     let mut out = conn;
+    let mode = match mode {
+        Mode::TextOnly if request.starts_with("POST /tokenize") => {
+            let body = r#"{"detail":"Not Found"}"#;
+            let _ = write!(
+                out,
+                "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = out.shutdown(Shutdown::Both);
+            return;
+        }
+        Mode::TextOnly if token_prompt(&request) => {
+            let body = r#"{"error":{"message":"[{'type': 'string_type', 'loc': ('body', 'prompt'), 'msg': 'Input should be a valid string'}]","type":"BadRequestError","code":400}}"#;
+            let _ = write!(
+                out,
+                "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = out.shutdown(Shutdown::Both);
+            return;
+        }
+        Mode::TextOnly => Mode::Forward,
+        other => other,
+    };
     match mode {
-        Mode::Forward | Mode::ResetMidStream => {
+        Mode::Forward | Mode::ResetMidStream | Mode::TextOnly => {
             let Ok(mut up) = TcpStream::connect(("127.0.0.1", upstream)) else {
                 return;
             };
@@ -308,22 +338,47 @@ fn handle(conn: TcpStream, mode: Mode, upstream: u16, seen: Arc<Mutex<Vec<Seen>>
     }
 }
 
+/// The request's JSON body, if any.
+fn body_of(request: &str) -> Option<Value> {
+    let (_, body) = request.split_once("\r\n\r\n")?;
+    serde_json::from_str(body).ok()
+}
+
+/// Whether the request sends its prompt as token ids.
+fn token_prompt(request: &str) -> bool {
+    body_of(request).is_some_and(|b| b["prompt"].is_array())
+}
+
 fn remote_server(kind: &str, url: &str, extra: Value) -> Server {
     remote_server_with_env(kind, url, extra, &[])
 }
 
 fn remote_server_with_env(kind: &str, url: &str, extra: Value, env: &[(&str, &str)]) -> Server {
+    remote_server_with_options(kind, url, extra, json!({}), env)
+}
+
+/// `infill serve` with a remote engine (`extra`: more `engine` settings)
+/// and other settings (`options`).
+fn remote_server_with_options(
+    kind: &str,
+    url: &str,
+    extra: Value,
+    options: Value,
+    env: &[(&str, &str)],
+) -> Server {
     let mut engine = json!({"kind": kind, "url": url});
     if let Some(fields) = extra.as_object() {
         for (k, v) in fields {
             engine[k] = v.clone();
         }
     }
+    let mut options = options;
+    options["engine"] = engine;
     let mut s = Server::start_with_env(&[], &[], env);
     s.request_ok(
         "initialize",
         json!({"processId": null, "rootUri": null, "capabilities": {},
-               "initializationOptions": {"engine": engine}}),
+               "initializationOptions": options}),
     );
     s.notify("initialized", json!({}));
     s
@@ -416,22 +471,134 @@ fn both_remote_kinds_pass_the_completion_cases_with_the_local_answers() {
         got
     };
     check_cases("local", &local);
-    for kind in ["llama-server", "openai"] {
+    // The openai kind once more through a proxy that plays a server of
+    // text prompts only: the first prompt of token ids is refused, and
+    // infill sends the same prompt as text from then on, special tokens
+    // written out; llama-server parses them back into the same tokens.
+    let text_only = Proxy::start(llama.port);
+    text_only.set(Mode::TextOnly);
+    for (kind, url, text) in [
+        ("llama-server", llama.url(), false),
+        ("openai", llama.url(), false),
+        ("openai", text_only.url(), true),
+    ] {
         // Patient: this machine's two cores are shared, and an empty
         // answer after a timeout would fail the comparison for nothing.
-        let mut s = remote_server(kind, &llama.url(), json!({"timeoutMs": 60000}));
+        let mut s = remote_server(kind, &url, json!({"timeoutMs": 60000}));
         let status = ready(&mut s);
-        assert!(
-            status["detail"].as_str().unwrap_or("").contains(kind),
-            "{status}"
-        );
+        let detail = status["detail"].as_str().unwrap_or("").to_string();
+        assert!(detail.contains(kind), "{status}");
+        // llama-server has `/tokenize`: both kinds checked the
+        // vocabulary; the text-only server has none.
+        assert_eq!(detail.contains("vocabulary unchecked"), text, "{status}");
         let got = answers(&mut s);
         check_cases(kind, &got);
         // Greedy on the same prompt: the same answers as in process.
-        assert_eq!(got, local, "{kind} against local");
+        let equal = got.iter().zip(&local).filter(|(a, b)| a == b).count();
+        eprintln!(
+            "{kind}{}: {equal} of {} answers equal the local engine's",
+            if text { " (text prompts)" } else { "" },
+            local.len()
+        );
+        assert_eq!(got, local, "{kind} (text prompts: {text}) against local");
         let status = s.request_ok("infill/status", json!({}));
         let last = &status["lastRequest"];
         assert!(last["promptTokens"].as_u64().unwrap_or(0) > 5, "{status}");
+        let detail = status["detail"].as_str().unwrap_or("");
+        assert_eq!(detail.contains("prompts sent as text"), text, "{status}");
+        assert!(s.shutdown().success());
+    }
+    // One prompt of token ids (refused), every later one as text, with
+    // the template's markers written out.
+    let completions: Vec<Seen> = text_only
+        .seen()
+        .into_iter()
+        .filter(|c| c.request.starts_with("POST /v1/completions"))
+        .collect();
+    assert!(completions.len() > CASES.len(), "{completions:?}");
+    assert!(token_prompt(&completions[0].request));
+    for c in &completions[1..] {
+        let body = body_of(&c.request).unwrap_or_default();
+        let prompt = body["prompt"].as_str().unwrap_or_default();
+        assert!(prompt.contains("<|fim_middle|>"), "{body}");
+        assert!(!prompt.contains('\u{fffd}'), "{body}");
+    }
+}
+
+/// The GGUF of another model than the default one (another vocabulary):
+/// SmolLM2-135M, which `scripts/setup` fetches. Missing, the test fails.
+fn other_model_path() -> PathBuf {
+    let file = infill::models::model_file_name(Some("smollm2-135m"))
+        .expect("smollm2-135m is in models/manifest.json");
+    let path = infill::models::cache_dir()
+        .expect("HOME or XDG_CACHE_HOME is set")
+        .join(file);
+    assert!(
+        path.exists(),
+        "the second model is missing at {}: run `scripts/fetch-model smollm2-135m` (scripts/setup does)",
+        path.display()
+    );
+    path
+}
+
+#[test]
+fn a_server_running_another_model_than_model_path_is_told_once_and_never_asked() {
+    let _g = model_lock();
+    let llama = LlamaServer::start();
+    let other = other_model_path();
+    let other = other.to_string_lossy();
+    // Both kinds check the vocabulary: llama-server's `/tokenize`, and the
+    // openai kind's (llama-server serves it, as vLLM does).
+    for kind in ["llama-server", "openai"] {
+        let proxy = Proxy::start(llama.port);
+        let mut s = remote_server_with_options(
+            kind,
+            &proxy.url(),
+            json!({}),
+            json!({"model": {"path": other}}),
+            &[],
+        );
+        let status = s.wait_model();
+        assert_eq!(status["model"], "failed", "{kind}: {status}");
+        let detail = status["detail"].as_str().unwrap_or("");
+        assert!(detail.contains("misconfigured"), "{kind}: {status}");
+        assert!(detail.contains("tokenizes differently"), "{kind}: {status}");
+        assert!(detail.contains("smollm2"), "{kind}: {status}");
+        let uri = "file:///work/small.py";
+        let mut expected = "def add(a, b):\n    return ".to_string();
+        s.open(uri, "python", &expected);
+        let probes = proxy.seen().len();
+        for version in 2..6 {
+            expected = format!("# edit {version}\ndef add(a, b):\n    return ");
+            s.notify(
+                "textDocument/didChange",
+                json!({"textDocument": {"uri": uri, "version": version},
+                       "contentChanges": [{"text": expected}]}),
+            );
+            let answer = s.inline(uri, 2, 11);
+            assert!(
+                answer.as_ref().is_none_or(|a| a.0.is_empty()),
+                "{kind}: {answer:?}"
+            );
+            thread::sleep(Duration::from_millis(300));
+        }
+        assert_eq!(s.document_text(uri), expected);
+        // No completion reached the server: the probe's exchanges only.
+        let seen = proxy.seen();
+        assert_eq!(seen.len(), probes, "{kind}: {seen:?}");
+        assert!(
+            seen.iter().all(|c| !c.request.contains("completion")),
+            "{kind}: {seen:?}"
+        );
+        let messages: Vec<String> = s
+            .drain_notifications("window/showMessage")
+            .iter()
+            .filter_map(|m| m["params"]["message"].as_str().map(str::to_string))
+            .filter(|m| m.contains("tokenizes differently"))
+            .collect();
+        assert_eq!(messages.len(), 1, "{kind}: {messages:?}");
+        let status = s.request_ok("infill/status", json!({}));
+        assert_eq!(status["model"], "failed", "{kind}: {status}");
         assert!(s.shutdown().success());
     }
 }

@@ -5,7 +5,25 @@
 //! cross-file snippets, token healing) with the remote model's own
 //! vocabulary, read from its GGUF without weights (`model.path`): budgets
 //! are exact, and the prompt is sent as token ids, so the server
-//! evaluates exactly it. Greedy answers stream back; the stop rule, stop
+//! evaluates exactly it. The probe checks that vocabulary against the
+//! server's `/tokenize` (llama-server always; an OpenAI-style server where
+//! it has one, else the vocabulary is unchecked, said once).
+//!
+//! Text mode: an OpenAI-style server that refuses a token-id prompt (HTTP
+//! 400/422: Ollama, TGI take strings only) is sent the same tokens as
+//! text from then on, special tokens written as their text, which the
+//! server's tokenizer parses back (`Health::text_prompts`). Budgets are
+//! still counted with infill's tokenizer; the server's count of the same
+//! text may differ by a few tokens where its tokenizer merges across the
+//! places infill tokenized separately (the snippets, the cut at the
+//! cursor, the healed token). Token healing holds in text mode as far as
+//! infill checks it: the answer must begin with the healed text, or it is
+//! asked again with the prefix's last token back, exactly as with token
+//! ids; what may differ is the server's tokenization of the prompt's end,
+//! where the healing cut falls inside a word (`fibon|acci`): its model
+//! then continues from other tokens than the local engine's, and its
+//! answer may differ (never one that leaves the healed text). Greedy
+//! answers stream back; the stop rule, stop
 //! tokens, most tokens and time budget are applied as they come
 //! (`answer`), and the connection is closed as soon as the answer is
 //! complete or no longer wanted (`http`), so the server stops generating.
@@ -35,6 +53,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::token::LlamaToken;
 
 use super::llama::vocab::{load_vocab_only, PromptVocab, VocabTokenizer};
 use super::{
@@ -112,6 +131,12 @@ struct Health {
     /// The model name sent to an OpenAI-style server (from the settings,
     /// or the one the server lists first).
     served_model: Option<String>,
+    /// Why the vocabulary could not be checked (an OpenAI-style server
+    /// without `/tokenize`): said once in the log and in the description.
+    vocab_unchecked: Option<String>,
+    /// The server refused a token-id prompt and took the same prompt as
+    /// text: every prompt goes as text for the engine's life.
+    text_prompts: bool,
 }
 
 impl RemoteEngine {
@@ -240,9 +265,16 @@ impl RemoteEngine {
 
     fn description(&self, loaded: &Loaded) -> String {
         let s = &self.settings;
-        let served = self.health().served_model.clone();
+        let (served, unchecked, text) = {
+            let h = self.health();
+            (
+                h.served_model.clone(),
+                h.vocab_unchecked.clone(),
+                h.text_prompts,
+            )
+        };
         format!(
-            "{} at {}{} ({} template, vocabulary of {})",
+            "{} at {}{} ({} template, vocabulary of {}{}){}",
             s.kind.name(),
             s.url,
             served.map(|m| format!(", model {m}")).unwrap_or_default(),
@@ -251,6 +283,14 @@ impl RemoteEngine {
                 .file_name()
                 .map(|f| f.to_string_lossy().into_owned())
                 .unwrap_or_default(),
+            unchecked
+                .map(|why| format!(", vocabulary unchecked: {why}"))
+                .unwrap_or_default(),
+            if text {
+                ", prompts sent as text (the server takes no token ids)"
+            } else {
+                ""
+            },
         )
     }
 
@@ -266,6 +306,7 @@ impl RemoteEngine {
                 Ok(())
             }
             Ok(Err(misconfigured)) => {
+                let misconfigured = format!("misconfigured: {misconfigured}");
                 tracing::error!("remote engine: {misconfigured}");
                 let mut h = self.health();
                 h.misconfigured = Some(misconfigured.clone());
@@ -290,17 +331,8 @@ impl RemoteEngine {
                     &http::endpoint(&s.url, llama_server::TOKENIZE),
                     &serde_json::json!({ "content": PROBE_TEXT }),
                 )?)?;
-                let ours = VocabTokenizer {
-                    model: &loaded.model,
-                    pieces: &loaded.vocab.pieces,
-                }
-                .tokenize(PROBE_TEXT);
-                if theirs != ours {
-                    return Ok(Err(format!(
-                        "the model at {} tokenizes differently from the vocabulary of {}: set `model.path` to the GGUF of the model the server runs",
-                        s.url,
-                        s.vocab_path.display()
-                    )));
+                if !self.same_vocabulary(loaded, &theirs) {
+                    return Ok(Err(self.vocabulary_mismatch()));
                 }
                 // The number of slots bounds the slot requests name; a
                 // server that does not say (no `/props`, a proxy in
@@ -317,21 +349,74 @@ impl RemoteEngine {
                 let root = openai::root(&s.url);
                 let ids =
                     openai::model_ids(&client.get_json(&http::endpoint(&root, openai::MODELS))?)?;
-                match &s.model {
-                    Some(m) if ids.contains(m) => Ok(Ok(Some(m.clone()))),
-                    Some(m) => Ok(Err(format!(
-                        "the server at {} does not serve the model `{m}` (engine.model); it serves: {}",
-                        s.url,
-                        ids.join(", ")
-                    ))),
+                let served = match &s.model {
+                    Some(m) if ids.contains(m) => m.clone(),
+                    Some(m) => {
+                        return Ok(Err(format!(
+                            "the server at {} does not serve the model `{m}` (engine.model); it serves: {}",
+                            s.url,
+                            ids.join(", ")
+                        )))
+                    }
                     None => match ids.first() {
-                        Some(first) => Ok(Ok(Some(first.clone()))),
-                        None => Err(Fault::Garbage("`/v1/models` lists no model".into())),
+                        Some(first) => first.clone(),
+                        None => return Err(Fault::Garbage("`/v1/models` lists no model".into())),
                     },
+                };
+                // vLLM and llama-server tokenize at their root; other
+                // servers (Ollama, TGI, hosted APIs) have no such
+                // endpoint, and their vocabulary goes unchecked.
+                let tokenized = openai::tokenized(client.post_json(
+                    &http::endpoint(openai::server_root(&s.url), openai::TOKENIZE),
+                    &openai::tokenize_body(&served, PROBE_TEXT),
+                ))?;
+                match tokenized {
+                    openai::Tokenized::Tokens(theirs) => {
+                        if !self.same_vocabulary(loaded, &theirs) {
+                            return Ok(Err(self.vocabulary_mismatch()));
+                        }
+                        self.health().vocab_unchecked = None;
+                    }
+                    openai::Tokenized::Absent(why) => {
+                        let why = format!("the server has no `/tokenize` ({why})");
+                        let mut h = self.health();
+                        if h.vocab_unchecked.is_none() {
+                            tracing::warn!(
+                                "remote engine: the vocabulary of {} is unchecked: {why}; budgets and token ids are right only if it is the model's at {}",
+                                s.vocab_path.display(),
+                                s.url
+                            );
+                        }
+                        h.vocab_unchecked = Some(why);
+                    }
                 }
+                Ok(Ok(Some(served)))
             }
             EngineKind::Local => Ok(Err("not a remote engine kind".into())),
         }
+    }
+
+    /// Whether the server's tokens for `PROBE_TEXT` are infill's (a server
+    /// that put its BOS first all the same agrees).
+    fn same_vocabulary(&self, loaded: &Loaded, theirs: &[Token]) -> bool {
+        let ours = VocabTokenizer {
+            model: &loaded.model,
+            pieces: &loaded.vocab.pieces,
+        }
+        .tokenize(PROBE_TEXT);
+        let theirs = match (loaded.vocab.bos, theirs.split_first()) {
+            (Some(bos), Some((&first, rest))) if first == bos && rest.len() == ours.len() => rest,
+            _ => theirs,
+        };
+        theirs == ours
+    }
+
+    fn vocabulary_mismatch(&self) -> String {
+        format!(
+            "the model at {} tokenizes differently from the vocabulary of {}: set `model.path` to the GGUF of the model the server runs",
+            self.settings.url,
+            self.settings.vocab_path.display()
+        )
     }
 
     /// Records a fault: the episode's first is news; the backoff grows.
@@ -412,17 +497,8 @@ impl RemoteEngine {
             claim_evaluated = self.warm(loaded, &built.tokens, cancel)?;
             self.slots().claimed();
         }
-        let mut generated = self.in_our_slot(&built.tokens, |slot| {
-            self.generate(
-                loaded,
-                req,
-                &built.tokens,
-                &built.healed,
-                cancel,
-                started,
-                slot,
-            )
-        })?;
+        let mut generated =
+            self.answer(loaded, req, &built.tokens, &built.healed, cancel, started)?;
         let mut prompt_tokens = built.tokens.len();
         if generated.diverged {
             // The server's greedy answer left the healed text, where the
@@ -439,9 +515,7 @@ impl RemoteEngine {
                 None => return Ok(EngineOutput::default()),
             }
             prompt_tokens = unhealed.len();
-            generated = self.in_our_slot(&unhealed, |slot| {
-                self.generate(loaded, req, &unhealed, still_healed, cancel, started, slot)
-            })?;
+            generated = self.answer(loaded, req, &unhealed, still_healed, cancel, started)?;
         }
         let answer_text = if generated.diverged || generated.avoided {
             String::new()
@@ -537,14 +611,87 @@ impl RemoteEngine {
         })
     }
 
-    /// One answer to `prompt`, from `slot` where it names one
-    /// (llama-server); with the slot that answered.
+    /// One answer to `prompt`: from our slot (llama-server); as token ids,
+    /// or as text to an OpenAI-style server that takes no token ids.
+    ///
+    /// The first HTTP 400/422 to a token-id prompt is met by sending the
+    /// same prompt as text: where the server takes that, it is a server of
+    /// text prompts (Ollama, TGI), and every prompt goes as text from then
+    /// on, said once in the log and in the description. Where it refuses
+    /// the text too, the refusal was of something else (a prompt too long,
+    /// a parameter): the token-id prompt's error is the fault, and token
+    /// ids stay.
+    fn answer(
+        &self,
+        loaded: &Loaded,
+        req: &EngineRequest,
+        prompt: &[Token],
+        healed: &[u8],
+        cancel: &CancelFlag,
+        started: Instant,
+    ) -> Result<Generated, Ended> {
+        if self.settings.kind != EngineKind::OpenAi {
+            return self.in_our_slot(prompt, |slot| {
+                self.generate(loaded, req, prompt, None, healed, cancel, started, slot)
+            });
+        }
+        if self.health().text_prompts {
+            return self.generate_text(loaded, req, prompt, healed, cancel, started);
+        }
+        match self.generate(loaded, req, prompt, None, healed, cancel, started, None) {
+            Err(Ended::Fault(refused)) if openai::may_refuse_token_prompts(&refused) => {
+                let generated =
+                    match self.generate_text(loaded, req, prompt, healed, cancel, started) {
+                        Ok(g) => g,
+                        Err(Ended::Cancelled) => return Err(Ended::Cancelled),
+                        Err(Ended::Fault(_)) => return Err(Ended::Fault(refused)),
+                    };
+                tracing::warn!(
+                    "remote engine: the server refused a prompt of token ids ({refused}) and took it as text: prompts go as text from now on"
+                );
+                self.health().text_prompts = true;
+                self.set_state(EngineState::Ready {
+                    description: self.description(loaded),
+                });
+                Ok(generated)
+            }
+            other => other.map(|(generated, _, _)| generated),
+        }
+    }
+
+    /// One answer to `prompt` sent as text (an OpenAI-style server).
+    fn generate_text(
+        &self,
+        loaded: &Loaded,
+        req: &EngineRequest,
+        prompt: &[Token],
+        healed: &[u8],
+        cancel: &CancelFlag,
+        started: Instant,
+    ) -> Result<Generated, Ended> {
+        let (text, healed) = openai::text_prompt(text_pieces(loaded, prompt), healed);
+        self.generate(
+            loaded,
+            req,
+            prompt,
+            Some(&text),
+            &healed,
+            cancel,
+            started,
+            None,
+        )
+        .map(|(generated, _, _)| generated)
+    }
+
+    /// One answer to `prompt` (as `text` where given), from `slot` where
+    /// it names one (llama-server); with the slot that answered.
     #[allow(clippy::too_many_arguments)]
     fn generate(
         &self,
         loaded: &Loaded,
         req: &EngineRequest,
         prompt: &[Token],
+        text: Option<&str>,
         healed: &[u8],
         cancel: &CancelFlag,
         started: Instant,
@@ -555,9 +702,13 @@ impl RemoteEngine {
         let (url, body, parse): (String, serde_json::Value, ParseEvent) = match s.kind {
             EngineKind::OpenAi => {
                 let model = self.health().served_model.clone().unwrap_or_default();
+                let sent = match text {
+                    Some(text) => openai::Prompt::Text(text),
+                    None => openai::Prompt::Tokens(prompt),
+                };
                 (
                     http::endpoint(&openai::root(&s.url), openai::COMPLETIONS),
-                    openai::body(&model, prompt, req.max_tokens, stops),
+                    openai::body(&model, sent, req.max_tokens, stops),
                     openai::parse,
                 )
             }
@@ -667,6 +818,27 @@ pub(crate) struct Event {
     pub(crate) evaluated: Option<usize>,
     /// The server's slot that answers, where it says (llama-server).
     pub(crate) slot: Option<usize>,
+}
+
+/// The bytes of a prompt's tokens as text for a server's tokenizer to
+/// parse back: special tokens (the template's markers) written as their
+/// text; no BOS (a server that takes text puts its own first, where its
+/// model wants one).
+fn text_pieces<'a>(loaded: &'a Loaded, prompt: &'a [Token]) -> impl Iterator<Item = Vec<u8>> + 'a {
+    let prompt = match (loaded.vocab.bos, prompt.split_first()) {
+        (Some(bos), Some((&first, rest))) if first == bos => rest,
+        _ => prompt,
+    };
+    prompt.iter().map(move |&t| {
+        match loaded.vocab.pieces.get(t as usize) {
+            Some(piece) if !piece.is_empty() => piece.clone(),
+            // Special tokens' pieces are empty (`PromptVocab::pieces`).
+            _ => loaded
+                .model
+                .vocab()
+                .token_to_piece(LlamaToken(t), true, None),
+        }
+    })
 }
 
 /// The token that the prompt took out for healing, put back.
