@@ -644,6 +644,9 @@ fn faults_are_told_once_each_and_the_server_and_documents_stay_whole() {
     s.open(uri, "python", text);
     let first = answered_within(&mut s, uri, 1, 11, Duration::from_secs(60));
     assert!(first.contains('a'), "{first:?}");
+    // A first answer slower than `timeoutMs` on a busy machine is an
+    // episode of its own, over by now: the injected faults start afresh.
+    let _ = fault_messages(&mut s);
     // The key goes to the configured server, and nowhere in the status.
     assert!(proxy
         .seen()
@@ -695,6 +698,11 @@ fn faults_are_told_once_each_and_the_server_and_documents_stay_whole() {
         assert!(!messages[0].contains(key));
         // Back up: answers come again (after the backoff), no message.
         proxy.set(Mode::Forward);
+        if mode != Mode::ResetMidStream {
+            // The background probe met the fault too (a broken stream
+            // spares the probe's endpoints): it sees the end of it.
+            ready_without_requests(&mut s, Duration::from_secs(15));
+        }
         let back = answered_within(&mut s, uri, 2, 11, Duration::from_secs(20));
         assert!(!back.is_empty());
         assert_eq!(s.request_ok("infill/status", json!({}))["model"], "ready");
@@ -721,6 +729,8 @@ fn a_server_down_at_start_and_a_wrong_model_name_are_told_once() {
     let messages: Vec<Value> = s.drain_notifications("window/showMessage");
     assert_eq!(messages.len(), 1, "{messages:?}");
     proxy.set(Mode::Forward);
+    // Ready again without a keystroke (the background probe).
+    ready_without_requests(&mut s, Duration::from_secs(10));
     let answer = answered_within(&mut s, uri, 1, 11, Duration::from_secs(20));
     assert!(answer.contains('a'), "{answer:?}");
     assert!(s.shutdown().success());
@@ -741,6 +751,92 @@ fn a_server_down_at_start_and_a_wrong_model_name_are_told_once() {
     }
     let messages: Vec<Value> = s.drain_notifications("window/showMessage");
     assert_eq!(messages.len(), 1, "{messages:?}");
+    assert!(s.shutdown().success());
+}
+
+/// Waits, sending no request, until `infill/status` says `ready`.
+fn ready_without_requests(s: &mut Server, within: Duration) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let status = s.request_ok("infill/status", json!({}));
+        if status["model"] == "ready" {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not ready within {within:?} without requests: {status}"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn logged(s: &mut Server, needle: &str) -> usize {
+    s.drain_notifications("window/logMessage")
+        .iter()
+        .filter(|m| {
+            m["params"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains(needle)
+        })
+        .count()
+}
+
+#[test]
+fn a_fault_episode_is_probed_in_the_background_until_the_engine_goes() {
+    let _g = model_lock();
+    let llama = LlamaServer::start();
+    let proxy = Proxy::start(llama.port);
+    proxy.set(Mode::Status500);
+    let mut s = remote_server("llama-server", &proxy.url(), json!({"timeoutMs": 3000}));
+    assert_eq!(s.wait_model()["model"], "failed");
+    // No request: one thread probes on the backoff's schedule (250 ms,
+    // doubling to 4 s), each probe one connection (its first call fails).
+    let start = proxy.seen().len();
+    thread::sleep(Duration::from_secs(8));
+    let probes = proxy.seen().len() - start;
+    eprintln!("background probes in 8 s of a fault: {probes}");
+    assert!((3..=7).contains(&probes), "{probes} probes in 8 s");
+    // The server answers again: status and news without a keystroke.
+    proxy.set(Mode::Forward);
+    let status = ready_without_requests(&mut s, Duration::from_secs(10));
+    assert!(status["detail"]
+        .as_str()
+        .unwrap_or("")
+        .contains("llama-server"));
+    thread::sleep(Duration::from_millis(600));
+    assert_eq!(logged(&mut s, "answers again"), 1);
+    let messages: Vec<Value> = s.drain_notifications("window/showMessage");
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    // Probing ended with the episode.
+    let after = proxy.seen().len();
+    thread::sleep(Duration::from_secs(2));
+    assert_eq!(proxy.seen().len(), after);
+
+    // Another episode, then the engine is replaced (another URL): its
+    // probe stops with it.
+    proxy.set(Mode::Status500);
+    let uri = "file:///work/small.py";
+    s.open(uri, "python", "def add(a, b):\n    return ");
+    assert!(s.inline(uri, 1, 11).is_none_or(|a| a.0.is_empty()));
+    thread::sleep(Duration::from_secs(1));
+    assert_eq!(fault_messages(&mut s).len(), 1);
+    assert_eq!(s.request_ok("infill/status", json!({}))["model"], "failed");
+    let probing = proxy.seen().len();
+    thread::sleep(Duration::from_secs(2));
+    assert!(proxy.seen().len() > probing, "no background probe");
+    s.notify(
+        "workspace/didChangeConfiguration",
+        json!({"settings": {"engine": {"url": llama.url()}}}),
+    );
+    ready_without_requests(&mut s, Duration::from_secs(30));
+    // At most a probe already under way, then none.
+    thread::sleep(Duration::from_millis(500));
+    let gone = proxy.seen().len();
+    thread::sleep(Duration::from_secs(6));
+    assert_eq!(proxy.seen().len(), gone, "the old engine still probes");
+    let answer = answered_within(&mut s, uri, 1, 11, Duration::from_secs(30));
+    assert!(answer.contains('a'), "{answer:?}");
     assert!(s.shutdown().success());
 }
 

@@ -210,6 +210,12 @@ pub trait Engine: Send + Sync {
     fn fault_news(&self) -> Option<FaultNews> {
         None
     }
+    /// Whether the engine's health changes between requests (a remote
+    /// engine probes its server in the background during a fault), so
+    /// that its `fault_news` is worth looking at without one.
+    fn probes_in_background(&self) -> bool {
+        false
+    }
 }
 
 /// Waits until `engine` has loaded its model: its description, or why it

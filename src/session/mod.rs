@@ -534,26 +534,21 @@ impl Session {
     /// server down, overloaded, garbled): a message when it begins, a log
     /// line when it ends.
     fn tell_fault_news(&self, news: Option<FaultNews>) {
-        match news {
-            Some(FaultNews::Began(why)) => self.events.message(
-                Level::Warning,
-                format!("infill: {why}; completions are off until it answers again (retrying)"),
-            ),
-            Some(FaultNews::Ended) => self.events.log(
-                Level::Info,
-                "infill: the inference server answers again".to_string(),
-            ),
-            None => {}
-        }
+        tell_fault_news(&self.events, news);
     }
 
     /// Reports the model load: progress while it runs, an error message
     /// once if it fails.
+    /// Then, for an engine whose health changes between requests (a
+    /// remote engine's background probe), tells its news as it comes,
+    /// until the engine is dropped.
     fn watch_engine(&self, engine: Arc<dyn Engine>) {
         let events = self.events.clone();
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
+        let watched = Arc::downgrade(&engine);
+        let probes = engine.probes_in_background();
         runtime.spawn(async move {
             events.progress(
                 MODEL_LOAD_TOKEN,
@@ -575,6 +570,19 @@ impl Session {
                     events.log(Level::Info, format!("infill: model ready: {description}"))
                 }
                 EngineState::Loading => {}
+            }
+            if !probes {
+                return;
+            }
+            loop {
+                tokio::time::sleep(FAULT_NEWS_POLL).await;
+                // Not held between looks: a replaced engine is dropped.
+                let Some(engine) = watched.upgrade() else {
+                    break;
+                };
+                let news = engine.fault_news();
+                drop(engine);
+                tell_fault_news(&events, news);
             }
         });
     }
@@ -1176,6 +1184,27 @@ pub fn workspace_root(path: PathBuf, name: Option<String>) -> Root {
         .or_else(|| path.file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_else(|| "workspace".into());
     Root { path, name }
+}
+
+/// How often the session looks for news of an engine that probes in the
+/// background (`Engine::probes_in_background`).
+const FAULT_NEWS_POLL: Duration = Duration::from_millis(250);
+
+/// Tells the user of an engine fault once per episode (a remote server
+/// down, overloaded, garbled): a message when it begins, a log line when
+/// it ends.
+fn tell_fault_news(events: &Events, news: Option<FaultNews>) {
+    match news {
+        Some(FaultNews::Began(why)) => events.message(
+            Level::Warning,
+            format!("infill: {why}; completions are off until it answers again (retrying)"),
+        ),
+        Some(FaultNews::Ended) => events.log(
+            Level::Info,
+            "infill: the inference server answers again".to_string(),
+        ),
+        None => {}
+    }
 }
 
 #[cfg(test)]

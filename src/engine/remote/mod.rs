@@ -33,7 +33,10 @@
 //! state (`infill/status`) and starts a backoff during which requests are
 //! answered at once without contacting the server; the session tells the
 //! user once per episode (`Engine::fault_news`). A success ends the
-//! episode.
+//! episode. During an episode, one thread probes the server on the
+//! backoff's schedule (`probe_in_background`), so that the end of the
+//! episode is known without waiting for a request; it ends with the
+//! episode or with the engine.
 //!
 //! With llama-server, each request names the slot whose cache holds this
 //! engine's prompt (`slots`), so that editors sharing a server keep to
@@ -48,7 +51,7 @@ mod slots;
 
 use std::cell::RefCell;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -93,6 +96,9 @@ pub struct RemoteSettings {
 }
 
 pub struct RemoteEngine {
+    /// The engine itself, for the background probe's thread (which must
+    /// not keep a dropped engine alive between probes).
+    me: Weak<RemoteEngine>,
     settings: RemoteSettings,
     state: SharedState,
     loaded: Mutex<Option<Arc<Loaded>>>,
@@ -137,13 +143,25 @@ struct Health {
     /// The server refused a token-id prompt and took the same prompt as
     /// text: every prompt goes as text for the engine's life.
     text_prompts: bool,
+    /// The background probe's thread runs (at most one).
+    prober: bool,
+    /// The probe met a fault during this episode: its endpoints answering
+    /// again is news of the episode's end (not so where only completions
+    /// failed: a server can answer `/health` and fail every completion).
+    probe_faulted: bool,
+    /// The episode's fault is that nobody answered at all.
+    unreachable: bool,
+    /// Fault episodes so far (the background probe's notion of which one
+    /// it serves).
+    episode: u64,
 }
 
 impl RemoteEngine {
     /// Loads the vocabulary and probes the server on a thread of its own;
     /// returns at once.
     pub fn spawn(settings: RemoteSettings) -> Arc<RemoteEngine> {
-        let engine = Arc::new(RemoteEngine {
+        let engine = Arc::new_cyclic(|me| RemoteEngine {
+            me: me.clone(),
             settings,
             state: SharedState::loading(),
             loaded: Mutex::new(None),
@@ -315,7 +333,11 @@ impl RemoteEngine {
                 self.set_state(EngineState::Failed(misconfigured.clone()));
                 Err(misconfigured)
             }
-            Err(fault) => Err(self.faulted(&fault)),
+            Err(fault) => {
+                let text = self.faulted(&fault);
+                self.health().probe_faulted = true;
+                Err(text)
+            }
         }
     }
 
@@ -431,9 +453,25 @@ impl RemoteEngine {
         h.retry_at = Some(Instant::now() + backoff);
         if h.fault.is_none() {
             h.news = Some(FaultNews::Began(text.clone()));
+            h.episode += 1;
+            h.probe_faulted = false;
+            h.unreachable = false;
         }
+        h.unreachable |= matches!(fault, Fault::Unreachable(_));
         h.fault = Some(text.clone());
+        let start_prober = !h.prober;
+        h.prober = true;
         drop(h);
+        if start_prober {
+            let me = self.me.clone();
+            let spawned = thread::Builder::new()
+                .name("infill-remote-probe".into())
+                .spawn(move || probe_in_background(me));
+            if let Err(e) = spawned {
+                tracing::warn!("remote engine: cannot start the background probe ({e}); the next request tries again");
+                self.health().prober = false;
+            }
+        }
         tracing::warn!(
             "remote engine: {text}; next try in {} ms",
             backoff.as_millis()
@@ -455,6 +493,34 @@ impl RemoteEngine {
                 description: self.description(loaded),
             });
         }
+    }
+
+    /// The background probe's one try (`probe_in_background`): where the
+    /// server's probe endpoints answer again and that says the episode is
+    /// over (they failed too, or nobody answered at all), it ends; where
+    /// it says nothing (only completions failed), the probe stops and
+    /// requests decide. Returns whether to go on probing.
+    fn probe_again(&self) -> bool {
+        let loaded = self
+            .loaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let Some(loaded) = loaded else {
+            return false;
+        };
+        if self.probe(&loaded).is_err() {
+            // A fault (the backoff grew) goes on; a misconfiguration stops.
+            return self.health().misconfigured.is_none();
+        }
+        let telling = {
+            let h = self.health();
+            h.probe_faulted || h.unreachable
+        };
+        if telling {
+            self.succeeded(&loaded);
+        }
+        false
     }
 
     fn run(
@@ -841,6 +907,45 @@ fn text_pieces<'a>(loaded: &'a Loaded, prompt: &'a [Token]) -> impl Iterator<Ite
     })
 }
 
+/// During a fault episode: probes the server each time its backoff ends,
+/// until the episode ends (by a request or by a probe), the probe says
+/// nothing more, or the engine is dropped. Holds the engine only while it
+/// probes.
+fn probe_in_background(engine: Weak<RemoteEngine>) {
+    /// Looks at whether the engine still exists this often while waiting.
+    const STEP: Duration = Duration::from_millis(50);
+    // The episode whose probing is over (its probe said nothing more).
+    let mut given_up = None;
+    loop {
+        // Whether to go on is decided under the lock that `faulted`
+        // takes to start a prober, so that no episode goes without one.
+        let (retry_at, episode) = {
+            let Some(e) = engine.upgrade() else {
+                return;
+            };
+            let mut h = e.health();
+            match (&h.fault, &h.misconfigured, h.retry_at) {
+                (Some(_), None, Some(at)) if given_up != Some(h.episode) => (at, h.episode),
+                _ => {
+                    h.prober = false;
+                    return;
+                }
+            }
+        };
+        let now = Instant::now();
+        if now < retry_at {
+            thread::sleep((retry_at - now).min(STEP));
+            continue;
+        }
+        let Some(e) = engine.upgrade() else {
+            return;
+        };
+        if !e.probe_again() {
+            given_up = Some(episode);
+        }
+    }
+}
+
 /// The token that the prompt took out for healing, put back.
 fn healed_token(loaded: &Loaded, healed: &[u8]) -> Option<Token> {
     if healed.is_empty() {
@@ -911,5 +1016,9 @@ impl Engine for RemoteEngine {
 
     fn fault_news(&self) -> Option<FaultNews> {
         self.health().news.take()
+    }
+
+    fn probes_in_background(&self) -> bool {
+        true
     }
 }
