@@ -240,11 +240,8 @@ pub mod scripted;
 #[cfg(feature = "llama")]
 pub fn start(config: &crate::config::Config) -> Arc<dyn Engine> {
     use crate::config::EngineKind;
-    let vocab_path = config
-        .model
-        .path
-        .clone()
-        .unwrap_or_else(crate::models::default_model_path);
+    let vocab_path =
+        crate::models::model_path(config.model.path.as_deref(), config.model.preset.name());
     if config.engine.kind != EngineKind::Local {
         return remote::RemoteEngine::spawn(remote::RemoteSettings {
             kind: config.engine.kind,

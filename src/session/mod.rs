@@ -1114,15 +1114,13 @@ fn answer_meta(
     cross_file: bool,
 ) -> Meta {
     let (file, language) = st.recorder.describe(id);
-    let model = st
-        .config
-        .model
-        .path
-        .as_ref()
-        .and_then(|p| p.file_name())
-        .map(|n| n.to_string_lossy().into_owned())
-        .or_else(|| crate::models::model_file_name(None))
-        .unwrap_or_default();
+    let model = crate::models::model_path(
+        st.config.model.path.as_deref(),
+        st.config.model.preset.name(),
+    )
+    .file_name()
+    .map(|n| n.to_string_lossy().into_owned())
+    .unwrap_or_default();
     Meta {
         language,
         model,
