@@ -42,12 +42,28 @@ fn unknown_model_is_a_clear_error() {
 }
 
 #[test]
+fn a_preset_fetches_its_model() {
+    // `fast` names the default model, which is in the cache: a verified
+    // no-op that prints the same file.
+    let out = fetch(&["fast"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        infill::models::model_path(None, "fast").to_str().unwrap()
+    );
+}
+
+#[test]
 fn lists_the_manifest() {
     let out = fetch(&["--list"]);
     let text = String::from_utf8_lossy(&out.stdout);
     for name in [
-        "qwen2.5-coder-0.5b (default)",
-        "qwen2.5-coder-1.5b",
+        "qwen2.5-coder-0.5b (default) (preset fast)",
+        "qwen2.5-coder-1.5b (preset quality)",
         "smollm2-135m",
     ] {
         assert!(text.contains(name), "{text}");

@@ -2,7 +2,9 @@
 //! real `llama-server` (built by `scripts/build-llama-server`, which
 //! `scripts/setup` runs) serving the default model on a loopback port,
 //! through both the `llama-server` and the `openai` kinds; faults injected
-//! by a small proxy this test runs in front of it. No mocks of the model.
+//! by a small proxy this test runs in front of it, which can also play a
+//! server of text prompts only (no token ids, no `/tokenize`). No mocks of
+//! the model.
 
 mod common;
 
@@ -128,6 +130,10 @@ enum Mode {
     Garbage,
     /// Forwards, then breaks the connection after the first event.
     ResetMidStream,
+    /// A server of text prompts only (as Ollama or TGI): a prompt of token
+    /// ids is refused with HTTP 400, `/tokenize` is not found (404); the
+    /// rest is forwarded.
+    TextOnly,
 }
 
 /// One connection the proxy took.
@@ -253,8 +259,32 @@ fn handle(conn: TcpStream, mode: Mode, upstream: u16, seen: Arc<Mutex<Vec<Seen>>
         })
     };
     let mut out = conn;
+    let mode = match mode {
+        Mode::TextOnly if request.starts_with("POST /tokenize") => {
+            let body = r#"{"detail":"Not Found"}"#;
+            let _ = write!(
+                out,
+                "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = out.shutdown(Shutdown::Both);
+            return;
+        }
+        Mode::TextOnly if token_prompt(&request) => {
+            let body = r#"{"error":{"message":"[{'type': 'string_type', 'loc': ('body', 'prompt'), 'msg': 'Input should be a valid string'}]","type":"BadRequestError","code":400}}"#;
+            let _ = write!(
+                out,
+                "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = out.shutdown(Shutdown::Both);
+            return;
+        }
+        Mode::TextOnly => Mode::Forward,
+        other => other,
+    };
     match mode {
-        Mode::Forward | Mode::ResetMidStream => {
+        Mode::Forward | Mode::ResetMidStream | Mode::TextOnly => {
             let Ok(mut up) = TcpStream::connect(("127.0.0.1", upstream)) else {
                 return;
             };
@@ -308,22 +338,47 @@ fn handle(conn: TcpStream, mode: Mode, upstream: u16, seen: Arc<Mutex<Vec<Seen>>
     }
 }
 
+/// The request's JSON body, if any.
+fn body_of(request: &str) -> Option<Value> {
+    let (_, body) = request.split_once("\r\n\r\n")?;
+    serde_json::from_str(body).ok()
+}
+
+/// Whether the request sends its prompt as token ids.
+fn token_prompt(request: &str) -> bool {
+    body_of(request).is_some_and(|b| b["prompt"].is_array())
+}
+
 fn remote_server(kind: &str, url: &str, extra: Value) -> Server {
     remote_server_with_env(kind, url, extra, &[])
 }
 
 fn remote_server_with_env(kind: &str, url: &str, extra: Value, env: &[(&str, &str)]) -> Server {
+    remote_server_with_options(kind, url, extra, json!({}), env)
+}
+
+/// `infill serve` with a remote engine (`extra`: more `engine` settings)
+/// and other settings (`options`).
+fn remote_server_with_options(
+    kind: &str,
+    url: &str,
+    extra: Value,
+    options: Value,
+    env: &[(&str, &str)],
+) -> Server {
     let mut engine = json!({"kind": kind, "url": url});
     if let Some(fields) = extra.as_object() {
         for (k, v) in fields {
             engine[k] = v.clone();
         }
     }
+    let mut options = options;
+    options["engine"] = engine;
     let mut s = Server::start_with_env(&[], &[], env);
     s.request_ok(
         "initialize",
         json!({"processId": null, "rootUri": null, "capabilities": {},
-               "initializationOptions": {"engine": engine}}),
+               "initializationOptions": options}),
     );
     s.notify("initialized", json!({}));
     s
@@ -416,22 +471,134 @@ fn both_remote_kinds_pass_the_completion_cases_with_the_local_answers() {
         got
     };
     check_cases("local", &local);
-    for kind in ["llama-server", "openai"] {
+    // The openai kind once more through a proxy that plays a server of
+    // text prompts only: the first prompt of token ids is refused, and
+    // infill sends the same prompt as text from then on, special tokens
+    // written out; llama-server parses them back into the same tokens.
+    let text_only = Proxy::start(llama.port);
+    text_only.set(Mode::TextOnly);
+    for (kind, url, text) in [
+        ("llama-server", llama.url(), false),
+        ("openai", llama.url(), false),
+        ("openai", text_only.url(), true),
+    ] {
         // Patient: this machine's two cores are shared, and an empty
         // answer after a timeout would fail the comparison for nothing.
-        let mut s = remote_server(kind, &llama.url(), json!({"timeoutMs": 60000}));
+        let mut s = remote_server(kind, &url, json!({"timeoutMs": 60000}));
         let status = ready(&mut s);
-        assert!(
-            status["detail"].as_str().unwrap_or("").contains(kind),
-            "{status}"
-        );
+        let detail = status["detail"].as_str().unwrap_or("").to_string();
+        assert!(detail.contains(kind), "{status}");
+        // llama-server has `/tokenize`: both kinds checked the
+        // vocabulary; the text-only server has none.
+        assert_eq!(detail.contains("vocabulary unchecked"), text, "{status}");
         let got = answers(&mut s);
         check_cases(kind, &got);
         // Greedy on the same prompt: the same answers as in process.
-        assert_eq!(got, local, "{kind} against local");
+        let equal = got.iter().zip(&local).filter(|(a, b)| a == b).count();
+        eprintln!(
+            "{kind}{}: {equal} of {} answers equal the local engine's",
+            if text { " (text prompts)" } else { "" },
+            local.len()
+        );
+        assert_eq!(got, local, "{kind} (text prompts: {text}) against local");
         let status = s.request_ok("infill/status", json!({}));
         let last = &status["lastRequest"];
         assert!(last["promptTokens"].as_u64().unwrap_or(0) > 5, "{status}");
+        let detail = status["detail"].as_str().unwrap_or("");
+        assert_eq!(detail.contains("prompts sent as text"), text, "{status}");
+        assert!(s.shutdown().success());
+    }
+    // One prompt of token ids (refused), every later one as text, with
+    // the template's markers written out.
+    let completions: Vec<Seen> = text_only
+        .seen()
+        .into_iter()
+        .filter(|c| c.request.starts_with("POST /v1/completions"))
+        .collect();
+    assert!(completions.len() > CASES.len(), "{completions:?}");
+    assert!(token_prompt(&completions[0].request));
+    for c in &completions[1..] {
+        let body = body_of(&c.request).unwrap_or_default();
+        let prompt = body["prompt"].as_str().unwrap_or_default();
+        assert!(prompt.contains("<|fim_middle|>"), "{body}");
+        assert!(!prompt.contains('\u{fffd}'), "{body}");
+    }
+}
+
+/// The GGUF of another model than the default one (another vocabulary):
+/// SmolLM2-135M, which `scripts/setup` fetches. Missing, the test fails.
+fn other_model_path() -> PathBuf {
+    let file = infill::models::model_file_name(Some("smollm2-135m"))
+        .expect("smollm2-135m is in models/manifest.json");
+    let path = infill::models::cache_dir()
+        .expect("HOME or XDG_CACHE_HOME is set")
+        .join(file);
+    assert!(
+        path.exists(),
+        "the second model is missing at {}: run `scripts/fetch-model smollm2-135m` (scripts/setup does)",
+        path.display()
+    );
+    path
+}
+
+#[test]
+fn a_server_running_another_model_than_model_path_is_told_once_and_never_asked() {
+    let _g = model_lock();
+    let llama = LlamaServer::start();
+    let other = other_model_path();
+    let other = other.to_string_lossy();
+    // Both kinds check the vocabulary: llama-server's `/tokenize`, and the
+    // openai kind's (llama-server serves it, as vLLM does).
+    for kind in ["llama-server", "openai"] {
+        let proxy = Proxy::start(llama.port);
+        let mut s = remote_server_with_options(
+            kind,
+            &proxy.url(),
+            json!({}),
+            json!({"model": {"path": other}}),
+            &[],
+        );
+        let status = s.wait_model();
+        assert_eq!(status["model"], "failed", "{kind}: {status}");
+        let detail = status["detail"].as_str().unwrap_or("");
+        assert!(detail.contains("misconfigured"), "{kind}: {status}");
+        assert!(detail.contains("tokenizes differently"), "{kind}: {status}");
+        assert!(detail.contains("smollm2"), "{kind}: {status}");
+        let uri = "file:///work/small.py";
+        let mut expected = "def add(a, b):\n    return ".to_string();
+        s.open(uri, "python", &expected);
+        let probes = proxy.seen().len();
+        for version in 2..6 {
+            expected = format!("# edit {version}\ndef add(a, b):\n    return ");
+            s.notify(
+                "textDocument/didChange",
+                json!({"textDocument": {"uri": uri, "version": version},
+                       "contentChanges": [{"text": expected}]}),
+            );
+            let answer = s.inline(uri, 2, 11);
+            assert!(
+                answer.as_ref().is_none_or(|a| a.0.is_empty()),
+                "{kind}: {answer:?}"
+            );
+            thread::sleep(Duration::from_millis(300));
+        }
+        assert_eq!(s.document_text(uri), expected);
+        // No completion reached the server: the probe's exchanges only.
+        let seen = proxy.seen();
+        assert_eq!(seen.len(), probes, "{kind}: {seen:?}");
+        assert!(
+            seen.iter().all(|c| !c.request.contains("completion")),
+            "{kind}: {seen:?}"
+        );
+        let messages: Vec<String> = s
+            .drain_notifications("window/showMessage")
+            .iter()
+            .filter_map(|m| m["params"]["message"].as_str().map(str::to_string))
+            .filter(|m| m.contains("tokenizes differently"))
+            .collect();
+        assert_eq!(messages.len(), 1, "{kind}: {messages:?}");
+        let status = s.request_ok("infill/status", json!({}));
+        assert_eq!(status["model"], "failed", "{kind}: {status}");
         assert!(s.shutdown().success());
     }
 }
@@ -477,6 +644,9 @@ fn faults_are_told_once_each_and_the_server_and_documents_stay_whole() {
     s.open(uri, "python", text);
     let first = answered_within(&mut s, uri, 1, 11, Duration::from_secs(60));
     assert!(first.contains('a'), "{first:?}");
+    // A first answer slower than `timeoutMs` on a busy machine is an
+    // episode of its own, over by now: the injected faults start afresh.
+    let _ = fault_messages(&mut s);
     // The key goes to the configured server, and nowhere in the status.
     assert!(proxy
         .seen()
@@ -528,6 +698,11 @@ fn faults_are_told_once_each_and_the_server_and_documents_stay_whole() {
         assert!(!messages[0].contains(key));
         // Back up: answers come again (after the backoff), no message.
         proxy.set(Mode::Forward);
+        if mode != Mode::ResetMidStream {
+            // The background probe met the fault too (a broken stream
+            // spares the probe's endpoints): it sees the end of it.
+            ready_without_requests(&mut s, Duration::from_secs(15));
+        }
         let back = answered_within(&mut s, uri, 2, 11, Duration::from_secs(20));
         assert!(!back.is_empty());
         assert_eq!(s.request_ok("infill/status", json!({}))["model"], "ready");
@@ -554,6 +729,8 @@ fn a_server_down_at_start_and_a_wrong_model_name_are_told_once() {
     let messages: Vec<Value> = s.drain_notifications("window/showMessage");
     assert_eq!(messages.len(), 1, "{messages:?}");
     proxy.set(Mode::Forward);
+    // Ready again without a keystroke (the background probe).
+    ready_without_requests(&mut s, Duration::from_secs(10));
     let answer = answered_within(&mut s, uri, 1, 11, Duration::from_secs(20));
     assert!(answer.contains('a'), "{answer:?}");
     assert!(s.shutdown().success());
@@ -574,6 +751,92 @@ fn a_server_down_at_start_and_a_wrong_model_name_are_told_once() {
     }
     let messages: Vec<Value> = s.drain_notifications("window/showMessage");
     assert_eq!(messages.len(), 1, "{messages:?}");
+    assert!(s.shutdown().success());
+}
+
+/// Waits, sending no request, until `infill/status` says `ready`.
+fn ready_without_requests(s: &mut Server, within: Duration) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let status = s.request_ok("infill/status", json!({}));
+        if status["model"] == "ready" {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not ready within {within:?} without requests: {status}"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn logged(s: &mut Server, needle: &str) -> usize {
+    s.drain_notifications("window/logMessage")
+        .iter()
+        .filter(|m| {
+            m["params"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains(needle)
+        })
+        .count()
+}
+
+#[test]
+fn a_fault_episode_is_probed_in_the_background_until_the_engine_goes() {
+    let _g = model_lock();
+    let llama = LlamaServer::start();
+    let proxy = Proxy::start(llama.port);
+    proxy.set(Mode::Status500);
+    let mut s = remote_server("llama-server", &proxy.url(), json!({"timeoutMs": 3000}));
+    assert_eq!(s.wait_model()["model"], "failed");
+    // No request: one thread probes on the backoff's schedule (250 ms,
+    // doubling to 4 s), each probe one connection (its first call fails).
+    let start = proxy.seen().len();
+    thread::sleep(Duration::from_secs(8));
+    let probes = proxy.seen().len() - start;
+    eprintln!("background probes in 8 s of a fault: {probes}");
+    assert!((3..=7).contains(&probes), "{probes} probes in 8 s");
+    // The server answers again: status and news without a keystroke.
+    proxy.set(Mode::Forward);
+    let status = ready_without_requests(&mut s, Duration::from_secs(10));
+    assert!(status["detail"]
+        .as_str()
+        .unwrap_or("")
+        .contains("llama-server"));
+    thread::sleep(Duration::from_millis(600));
+    assert_eq!(logged(&mut s, "answers again"), 1);
+    let messages: Vec<Value> = s.drain_notifications("window/showMessage");
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    // Probing ended with the episode.
+    let after = proxy.seen().len();
+    thread::sleep(Duration::from_secs(2));
+    assert_eq!(proxy.seen().len(), after);
+
+    // Another episode, then the engine is replaced (another URL): its
+    // probe stops with it.
+    proxy.set(Mode::Status500);
+    let uri = "file:///work/small.py";
+    s.open(uri, "python", "def add(a, b):\n    return ");
+    assert!(s.inline(uri, 1, 11).is_none_or(|a| a.0.is_empty()));
+    thread::sleep(Duration::from_secs(1));
+    assert_eq!(fault_messages(&mut s).len(), 1);
+    assert_eq!(s.request_ok("infill/status", json!({}))["model"], "failed");
+    let probing = proxy.seen().len();
+    thread::sleep(Duration::from_secs(2));
+    assert!(proxy.seen().len() > probing, "no background probe");
+    s.notify(
+        "workspace/didChangeConfiguration",
+        json!({"settings": {"engine": {"url": llama.url()}}}),
+    );
+    ready_without_requests(&mut s, Duration::from_secs(30));
+    // At most a probe already under way, then none.
+    thread::sleep(Duration::from_millis(500));
+    let gone = proxy.seen().len();
+    thread::sleep(Duration::from_secs(6));
+    assert_eq!(proxy.seen().len(), gone, "the old engine still probes");
+    let answer = answered_within(&mut s, uri, 1, 11, Duration::from_secs(30));
+    assert!(answer.contains('a'), "{answer:?}");
     assert!(s.shutdown().success());
 }
 

@@ -37,6 +37,7 @@ use infill::text::syntax::{Language, SyntaxTree};
 use infill::workspace;
 
 use crate::cursor::{split_line, Cursor};
+use crate::llama_vim;
 use crate::stats::{self, discordant, format_p, mcnemar_exact, paired_bootstrap};
 
 /// The tuning part: the packages the evaluation was first built and tuned
@@ -667,6 +668,8 @@ pub struct Outcome<'a> {
     pub answers: Option<[Suggestion; 2]>,
     /// Why each answer shows nothing (`empty_cause`), where it does.
     pub empty_causes: [Option<String>; 2],
+    /// The llama.vim arm's answer, where it runs.
+    pub llama_vim: Option<llama_vim::Asked>,
 }
 
 #[derive(Debug, Default)]
@@ -687,6 +690,12 @@ pub struct Report {
     pub scored: Vec<Paired>,
     pub off: Cost,
     pub on: Cost,
+    /// The llama.vim arm (`Arms::llama_vim`): each item's scores, in the
+    /// order of `scored` (empty where it does not run), what it cost, and
+    /// how it was run.
+    pub llama_vim: Vec<ItemScore>,
+    pub llama_vim_cost: Cost,
+    pub llama_vim_setup: String,
     pub seconds: f64,
     /// Whether a model completed the items (not retrieval only).
     pub completed: bool,
@@ -744,6 +753,9 @@ pub struct Arms {
     /// shape and time budget (multi-line where the cursor allows it), and
     /// nothing where the trigger rules decline (an empty answer).
     pub as_editor: bool,
+    /// A third arm: llama-server's `/infill` asked as llama.vim asks it
+    /// (`llama_vim`), scored like the others, paired against both.
+    pub llama_vim: Option<std::sync::Arc<llama_vim::Server>>,
 }
 
 impl Arms {
@@ -760,6 +772,7 @@ impl Arms {
             configs: [off, on].map(single_line_without_time_budget),
             middle_lines: [None; 2],
             as_editor: false,
+            llama_vim: None,
         }
     }
 
@@ -773,6 +786,7 @@ impl Arms {
             configs: [first.clone(), second.clone()].map(single_line_without_time_budget),
             middle_lines: [None; 2],
             as_editor: false,
+            llama_vim: None,
         }
     }
 
@@ -821,6 +835,11 @@ pub fn run(
         change: arms.change.clone(),
         as_editor: arms.as_editor,
         completed: engine.is_some(),
+        llama_vim_setup: arms
+            .llama_vim
+            .as_ref()
+            .map(|s| s.describe())
+            .unwrap_or_default(),
         ..Default::default()
     };
     let cfg = &arms.settings()[0];
@@ -863,6 +882,7 @@ pub fn run(
                 missing,
                 answers: None,
                 empty_causes: [None, None],
+                llama_vim: None,
             };
             let Some(engine) = engine else {
                 // Retrieval only: what the context would hold.
@@ -901,15 +921,29 @@ pub fn run(
                 }
             }
             outcome.empty_causes = [off_cause, on_cause];
+            // The llama.vim arm, on the same document and cursor (its
+            // answer may hold several lines: scored on the first with text).
+            if let Some(server) = &arms.llama_vim {
+                let asked = llama_vim::ask(server, &removed, item.prefix.len())
+                    .map_err(|e| anyhow::anyhow!("{}: {e:#}", item.id))?;
+                let cost = &mut report.llama_vim_cost;
+                cost.prompt_tokens += asked.answer.prompt_tokens;
+                if let Some(cause) = asked.shown.empty {
+                    cost.empty += 1;
+                    *cost.empty_causes.entry(cause.to_string()).or_default() += 1;
+                }
+                report.llama_vim.push(score(
+                    first_line_with_text(&asked.shown.text),
+                    &item.expected,
+                ));
+                outcome.llama_vim = Some(asked);
+            }
             pkg.index.update(&item.path, &item.original);
             // A multi-line answer (asked as an editor) is scored on its
             // first line: the line that was blanked.
             let line = |text: &str| -> String {
                 if arms.as_editor {
-                    text.lines()
-                        .find(|l| !l.trim().is_empty())
-                        .unwrap_or("")
-                        .to_string()
+                    first_line_with_text(text).to_string()
                 } else {
                     text.to_string()
                 }
@@ -932,6 +966,11 @@ pub fn run(
     }
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// The first line of `text` that is not blank (empty where none is).
+fn first_line_with_text(text: &str) -> &str {
+    text.lines().find(|l| !l.trim().is_empty()).unwrap_or("")
 }
 
 /// An answer that was never asked (the trigger rules declined).
@@ -1081,26 +1120,40 @@ impl std::fmt::Display for Report {
             "{:<24} {:>10} {:>10}",
             "second tries", self.off.second_tries, self.on.second_tries
         )?;
-        writeln!(
+        // The llama.vim arm's column where it ran.
+        let vim = !self.llama_vim.is_empty();
+        let third = |f: &mut std::fmt::Formatter<'_>, value: String| {
+            if vim {
+                write!(f, " {value:>10}")
+            } else {
+                Ok(())
+            }
+        };
+        write!(
             f,
             "{:<24} {:>10} {:>10}",
             "empty answers", self.off.empty, self.on.empty
         )?;
+        third(f, self.llama_vim_cost.empty.to_string())?;
+        writeln!(f, "{}", if vim { "   (third: llama.vim)" } else { "" })?;
         let causes: std::collections::BTreeSet<&String> = self
             .off
             .empty_causes
             .keys()
             .chain(self.on.empty_causes.keys())
+            .chain(self.llama_vim_cost.empty_causes.keys())
             .collect();
         for cause in causes {
             let count = |c: &Cost| c.empty_causes.get(cause).copied().unwrap_or(0);
-            writeln!(
+            write!(
                 f,
                 "  {:<46} {:>10} {:>10}",
                 cause,
                 count(&self.off),
                 count(&self.on)
             )?;
+            third(f, count(&self.llama_vim_cost).to_string())?;
+            writeln!(f)?;
         }
         write!(
             f,
@@ -1108,7 +1161,47 @@ impl std::fmt::Display for Report {
             "mean prompt tokens",
             self.off.prompt_tokens as f64 / n,
             self.on.prompt_tokens as f64 / n
-        )
+        )?;
+        third(
+            f,
+            format!("{:.0}", self.llama_vim_cost.prompt_tokens as f64 / n),
+        )?;
+        if vim {
+            self.write_llama_vim(f)?;
+        }
+        Ok(())
+    }
+}
+
+impl Report {
+    /// The llama.vim arm against each of infill's arms, on the same items,
+    /// with the same paired tests (`lost`: right with llama.vim only).
+    fn write_llama_vim(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "\nllama.vim arm: llama-server /infill asked as llama.vim asks it ({})",
+            self.llama_vim_setup
+        )?;
+        for (k, label) in self.labels.iter().enumerate() {
+            let pairs: Vec<Paired> = self
+                .scored
+                .iter()
+                .zip(&self.llama_vim)
+                .map(|(p, vim)| Paired {
+                    off: *vim,
+                    on: if k == 0 { p.off } else { p.on },
+                    cceval: p.cceval,
+                })
+                .collect();
+            writeln!(f)?;
+            writeln!(
+                f,
+                "{:<24} {:>10} {:>10} {:>8}   paired test ({label} vs llama.vim)",
+                "all items", "llama.vim", label, "ratio"
+            )?;
+            write_paired(f, &pairs)?;
+        }
+        Ok(())
     }
 }
 

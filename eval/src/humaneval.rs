@@ -19,6 +19,8 @@ use infill::engine::{CancelFlag, Engine};
 use infill::text::syntax::{Language, SyntaxTree};
 
 use crate::cursor::{split_line, Cursor};
+use crate::llama_vim;
+use crate::stats::{self, discordant, format_p, mcnemar_exact, paired_bootstrap};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EvalSet {
@@ -217,6 +219,37 @@ pub struct Report {
     pub offered: usize,
     /// Each item's time in the engine, both tries included.
     pub latencies_ms: Vec<f64>,
+    /// Cleaned answers (second try included) that show nothing.
+    pub empty: usize,
+    /// Each item's cleaned answer's scores (second try included), for the
+    /// pairing with the llama.vim arm.
+    pub per_item: Vec<ItemOutcome>,
+    /// The llama.vim arm, where it ran (`llama_vim`).
+    pub llama_vim: Option<LlamaVimReport>,
+}
+
+/// One answer's scores.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ItemOutcome {
+    pub exact: bool,
+    pub edit_similarity: f64,
+    /// Whether the filled program passed its tests (`None`: no tests).
+    pub passed: Option<bool>,
+}
+
+/// The llama.vim arm of `eval`: llama-server's `/infill` asked as llama.vim
+/// asks it, its answer as llama.vim shows it.
+#[derive(Debug, Default, Clone)]
+pub struct LlamaVimReport {
+    pub setup: String,
+    pub score: Score,
+    pub per_item: Vec<ItemOutcome>,
+    pub first_line_exact: usize,
+    pub empty: usize,
+    pub empty_causes: std::collections::BTreeMap<String, usize>,
+    pub prompt_tokens: usize,
+    pub generated_tokens: usize,
+    pub latencies_ms: Vec<f64>,
 }
 
 /// The first line with text, blanks at both ends trimmed.
@@ -274,13 +307,22 @@ fn python_passes(program: &str, scratch: &Path) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-fn score(item: &Item, text: &str, s: &mut Score, baseline_errors: usize, scratch: &Path) {
+fn score(
+    item: &Item,
+    text: &str,
+    s: &mut Score,
+    baseline_errors: usize,
+    scratch: &Path,
+) -> ItemOutcome {
     let got = normalize(text);
     let want = normalize(&item.expected);
-    if got == want {
-        s.exact += 1;
-    }
-    s.edit_similarity += strsim::normalized_levenshtein(&got, &want);
+    let mut outcome = ItemOutcome {
+        exact: got == want,
+        edit_similarity: strsim::normalized_levenshtein(&got, &want),
+        passed: None,
+    };
+    s.exact += usize::from(outcome.exact);
+    s.edit_similarity += outcome.edit_similarity;
     if repeats_suffix(text, &item.suffix) {
         s.repeats_suffix += 1;
     }
@@ -290,9 +332,25 @@ fn score(item: &Item, text: &str, s: &mut Score, baseline_errors: usize, scratch
     }
     if let Some(tests) = &item.tests {
         s.runnable += 1;
-        if python_passes(&format!("{filled}\n{tests}"), scratch) {
-            s.passed += 1;
-        }
+        let passed = python_passes(&format!("{filled}\n{tests}"), scratch);
+        s.passed += usize::from(passed);
+        outcome.passed = Some(passed);
+    }
+    outcome
+}
+
+/// The text of a llama.vim answer that is scored: its first line with
+/// text for a one-line gap (the answer may go on past it), all of it for a
+/// multi-line one.
+fn llama_vim_text<'a>(item: &Item, shown: &'a str) -> &'a str {
+    if item.multiline {
+        shown
+    } else {
+        shown
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim_end()
     }
 }
 
@@ -334,17 +392,24 @@ pub fn ask(
     .map_err(|e| anyhow::anyhow!("{}: {e}", item.id))
 }
 
-/// Completes every item through the server's pipeline and scores it.
+/// Completes every item through the server's pipeline and scores it, and
+/// where `llama_vim` is given, asks it as llama.vim would and scores that
+/// alike.
 pub fn run(
     items: &[Item],
     engine: &dyn Engine,
     config: &Config,
-    mut progress: impl FnMut(usize, &Item, &str),
+    llama_vim: Option<&llama_vim::Server>,
+    mut progress: impl FnMut(usize, &Item, &str, Option<&llama_vim::Asked>),
 ) -> Result<Report> {
     let started = std::time::Instant::now();
     let scratch = std::env::temp_dir().join(format!("infill-eval-{}.py", std::process::id()));
     let mut report = Report {
         items: items.len(),
+        llama_vim: llama_vim.map(|s| LlamaVimReport {
+            setup: s.describe(),
+            ..Default::default()
+        }),
         ..Default::default()
     };
     for (i, item) in items.iter().enumerate() {
@@ -366,7 +431,9 @@ pub fn run(
             &scratch,
         );
         let cleaned = done.text;
-        score(item, &cleaned, &mut report.cleaned, baseline, &scratch);
+        let outcome = score(item, &cleaned, &mut report.cleaned, baseline, &scratch);
+        report.per_item.push(outcome);
+        report.empty += usize::from(cleaned.trim().is_empty());
         report.first_line_exact += usize::from(first_line_exact(&cleaned, &item.expected));
         let offered = std::iter::once(&cleaned)
             .chain(&done.alternatives)
@@ -377,7 +444,26 @@ pub fn run(
         report
             .latencies_ms
             .push(done.output.elapsed.as_secs_f64() * 1000.0);
-        progress(i, item, &cleaned);
+        let mut asked = None;
+        if let (Some(server), Some(vim)) = (llama_vim, report.llama_vim.as_mut()) {
+            let text = format!("{}{}", item.prefix, item.suffix);
+            let a = llama_vim::ask(server, &text, item.prefix.len())
+                .map_err(|e| anyhow::anyhow!("{}: {e:#}", item.id))?;
+            let answer = llama_vim_text(item, &a.shown.text);
+            vim.per_item
+                .push(score(item, answer, &mut vim.score, baseline, &scratch));
+            vim.first_line_exact += usize::from(first_line_exact(answer, &item.expected));
+            if let Some(cause) = a.shown.empty {
+                vim.empty += 1;
+                *vim.empty_causes.entry(cause.to_string()).or_default() += 1;
+            }
+            vim.prompt_tokens += a.answer.prompt_tokens;
+            vim.generated_tokens += a.answer.generated_tokens;
+            vim.latencies_ms
+                .push(a.answer.elapsed.as_secs_f64() * 1000.0);
+            asked = Some(a);
+        }
+        progress(i, item, &cleaned, asked.as_ref());
     }
     let _ = std::fs::remove_file(&scratch);
     report.seconds = started.elapsed().as_secs_f64();
@@ -448,6 +534,121 @@ impl std::fmt::Display for Report {
             f,
             "latency in the engine: mean {:.0} ms, p50 {:.0} ms, p90 {:.0} ms",
             mean,
+            percentile(&sorted, 0.5),
+            percentile(&sorted, 0.9)
+        )?;
+        if let Some(vim) = &self.llama_vim {
+            self.write_llama_vim(f, vim)?;
+        }
+        Ok(())
+    }
+}
+
+impl Report {
+    /// The llama.vim arm beside infill's cleaned answers (second try
+    /// included), paired on the same items: exact McNemar for the yes/no
+    /// metrics, a paired bootstrap of the mean difference (infill -
+    /// llama.vim) for edit similarity.
+    fn write_llama_vim(
+        &self,
+        f: &mut std::fmt::Formatter<'_>,
+        vim: &LlamaVimReport,
+    ) -> std::fmt::Result {
+        let n = self.items.max(1) as f64;
+        let pct = |k: usize| 100.0 * k as f64 / n;
+        let pairs = || self.per_item.iter().zip(&vim.per_item);
+        writeln!(
+            f,
+            "\n\nllama.vim arm: llama-server /infill asked as llama.vim asks it ({})",
+            vim.setup
+        )?;
+        writeln!(
+            f,
+            "{:<28} {:>10} {:>10}   paired test (infill vs llama.vim)",
+            "metric", "infill", "llama.vim"
+        )?;
+        let yes_no = |f: &mut std::fmt::Formatter<'_>,
+                      name: &str,
+                      [a, b]: [usize; 2],
+                      of: f64,
+                      (lost, gained): (usize, usize)| {
+            writeln!(
+                f,
+                "{name:<28} {:>9.1}% {:>9.1}%   McNemar p={} ({lost} right with llama.vim only, {gained} with infill only)",
+                100.0 * a as f64 / of,
+                100.0 * b as f64 / of,
+                format_p(mcnemar_exact(lost, gained)),
+            )
+        };
+        yes_no(
+            f,
+            "exact match",
+            [self.cleaned.exact, vim.score.exact],
+            n,
+            discordant(pairs().map(|(i, v)| (v.exact, i.exact))),
+        )?;
+        let diffs: Vec<f64> = pairs()
+            .map(|(i, v)| i.edit_similarity - v.edit_similarity)
+            .collect();
+        let b = paired_bootstrap(&diffs, stats::BOOTSTRAP_RESAMPLES, stats::BOOTSTRAP_SEED);
+        writeln!(
+            f,
+            "{:<28} {:>10.3} {:>10.3}   diff {:+.3} [{:+.3}, {:+.3}] p={}",
+            "edit similarity",
+            self.cleaned.edit_similarity / n,
+            vim.score.edit_similarity / n,
+            b.mean,
+            b.low,
+            b.high,
+            format_p(b.p),
+        )?;
+        if vim.score.runnable > 0 {
+            let runs = pairs().filter_map(|(i, v)| Some((v.passed?, i.passed?)));
+            yes_no(
+                f,
+                "pass@1",
+                [self.cleaned.passed, vim.score.passed],
+                vim.score.runnable as f64,
+                discordant(runs),
+            )?;
+        }
+        let plain = |f: &mut std::fmt::Formatter<'_>, name: &str, a: String, b: String| {
+            writeln!(f, "{name:<28} {a:>10} {b:>10}")
+        };
+        plain(
+            f,
+            "repeats the suffix",
+            format!("{:.1}%", pct(self.cleaned.repeats_suffix)),
+            format!("{:.1}%", pct(vim.score.repeats_suffix)),
+        )?;
+        plain(
+            f,
+            "adds syntax errors",
+            format!("{:.1}%", pct(self.cleaned.adds_syntax_errors)),
+            format!("{:.1}%", pct(vim.score.adds_syntax_errors)),
+        )?;
+        plain(
+            f,
+            "first line exact",
+            format!("{:.1}%", pct(self.first_line_exact)),
+            format!("{:.1}%", pct(vim.first_line_exact)),
+        )?;
+        plain(
+            f,
+            "empty answers",
+            self.empty.to_string(),
+            vim.empty.to_string(),
+        )?;
+        for (cause, count) in &vim.empty_causes {
+            writeln!(f, "  {cause:<26} {:>10} {count:>10}", "")?;
+        }
+        let mut sorted = vim.latencies_ms.clone();
+        sorted.sort_by(f64::total_cmp);
+        write!(
+            f,
+            "llama.vim arm: {} prompt tokens, {} generated; latency (HTTP, one slot, cache reuse) p50 {:.0} ms, p90 {:.0} ms",
+            vim.prompt_tokens,
+            vim.generated_tokens,
             percentile(&sorted, 0.5),
             percentile(&sorted, 0.9)
         )

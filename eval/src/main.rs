@@ -8,13 +8,14 @@ mod cross;
 mod cursor;
 mod draft;
 mod humaneval;
+mod llama_vim;
 mod replay;
 mod stats;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use infill::config::flags::SettingFlags;
 
 #[derive(Parser)]
@@ -56,6 +57,8 @@ enum Command {
         /// the time of both.
         #[arg(long)]
         versus_candidates: Option<u32>,
+        #[command(flatten)]
+        llama_vim: LlamaVimFlags,
         #[command(flatten)]
         settings: SettingFlags,
     },
@@ -107,6 +110,8 @@ enum Command {
         /// no answer where the trigger rules decline; scores the first line.
         #[arg(long)]
         as_editor: bool,
+        #[command(flatten)]
+        llama_vim: LlamaVimFlags,
         #[command(flatten)]
         settings: SettingFlags,
     },
@@ -183,6 +188,52 @@ enum Command {
     },
 }
 
+/// The llama.vim arm of `eval` and `eval-cross`.
+#[derive(Args, Debug, Clone)]
+struct LlamaVimFlags {
+    /// Also ask llama.cpp's own llama-server (started here on the same
+    /// model file and threads, stopped at the end) at `/infill` exactly as
+    /// the llama.vim plugin asks it for the same cursor, score its answer
+    /// as llama.vim shows it like infill's, and pair it against infill's
+    /// answers on the same items.
+    #[arg(long)]
+    llama_vim: bool,
+    /// The llama-server binary (default: where scripts/build-llama-server
+    /// puts it).
+    #[arg(long, value_name = "PATH", requires = "llama_vim")]
+    llama_server: Option<PathBuf>,
+    /// llama-vim (its samplers: top_k 40, top_p 0.90, infill, at
+    /// temperature 1, with a fixed seed) or greedy (as scripts/bench-latency).
+    #[arg(long, default_value = "llama-vim", requires = "llama_vim")]
+    llama_vim_sampling: llama_vim::Sampling,
+}
+
+impl LlamaVimFlags {
+    /// The running server, where the arm was asked for: infill's model file
+    /// and thread count.
+    fn start(&self, config: &infill::config::Config) -> anyhow::Result<Option<llama_vim::Server>> {
+        if !self.llama_vim {
+            return Ok(None);
+        }
+        let model = config
+            .model
+            .path
+            .clone()
+            .unwrap_or_else(infill::models::default_model_path);
+        let threads = config
+            .model
+            .threads
+            .map_or_else(infill::engine::llama::physical_cores, |t| t as usize);
+        let binary = self
+            .llama_server
+            .clone()
+            .unwrap_or_else(llama_vim::default_binary);
+        let server = llama_vim::Server::start(&binary, &model, threads, self.llama_vim_sampling)?;
+        eprintln!("llama.vim arm: {} ({threads} threads)", server.describe());
+        Ok(Some(server))
+    }
+}
+
 fn main() -> ExitCode {
     infill::logging::init();
     let cli = Cli::parse();
@@ -194,12 +245,13 @@ fn main() -> ExitCode {
             verbose,
             cursor,
             versus_candidates,
+            llama_vim,
             settings,
         } => match run_eval(
             set,
             (limit, data, cursor),
             verbose,
-            versus_candidates,
+            (versus_candidates, &llama_vim),
             &settings,
         ) {
             Ok(()) => ExitCode::SUCCESS,
@@ -221,6 +273,7 @@ fn main() -> ExitCode {
             middle_lines,
             versus_middle_lines,
             as_editor,
+            llama_vim,
             settings,
         } => match run_eval_cross(
             &language,
@@ -238,6 +291,7 @@ fn main() -> ExitCode {
                 versus,
                 middle_lines: [middle_lines, versus_middle_lines.or(middle_lines)],
                 as_editor,
+                llama_vim,
             },
         ) {
             Ok(()) => ExitCode::SUCCESS,
@@ -314,9 +368,12 @@ fn run_eval(
     set: humaneval::EvalSet,
     (limit, data, cursor): (Option<usize>, Option<PathBuf>, cursor::Cursor),
     verbose: bool,
-    versus_candidates: Option<u32>,
+    (versus_candidates, llama_vim): (Option<u32>, &LlamaVimFlags),
     settings: &SettingFlags,
 ) -> anyhow::Result<()> {
+    if versus_candidates.is_some() && llama_vim.llama_vim {
+        anyhow::bail!("--llama-vim does not go with --versus-candidates");
+    }
     let config = settings.config().map_err(anyhow::Error::msg)?;
     let data = data.unwrap_or_else(humaneval::default_data_dir);
     let items = humaneval::load(set, &data, limit, cursor)?;
@@ -356,11 +413,28 @@ fn run_eval(
         println!("{report}");
         return Ok(());
     }
-    let report = humaneval::run(&items, engine.as_ref(), &config, |i, item, text| {
-        if verbose {
-            eprintln!("[{}/{}] {}: {:?}", i + 1, items.len(), item.id, text);
-        }
-    })?;
+    let server = llama_vim.start(&config)?;
+    let report = humaneval::run(
+        &items,
+        engine.as_ref(),
+        &config,
+        server.as_ref(),
+        |i, item, text, vim| {
+            if verbose {
+                eprintln!("[{}/{}] {}: {:?}", i + 1, items.len(), item.id, text);
+                if let Some(v) = vim {
+                    let cause = v.shown.empty.map(|c| format!("  empty: {c}"));
+                    eprintln!(
+                        "  vim {:?}{} ({} prompt tokens, {} evaluated)",
+                        v.shown.text,
+                        cause.unwrap_or_default(),
+                        v.answer.prompt_tokens,
+                        v.answer.evaluated_tokens
+                    );
+                }
+            }
+        },
+    )?;
     println!("{report}");
     Ok(())
 }
@@ -440,6 +514,8 @@ struct Comparison {
     versus: Vec<String>,
     middle_lines: [Option<usize>; 2],
     as_editor: bool,
+    /// A third arm: llama-server asked as llama.vim asks.
+    llama_vim: LlamaVimFlags,
 }
 
 struct Selection {
@@ -462,6 +538,7 @@ fn run_eval_cross(
         versus,
         middle_lines,
         as_editor,
+        llama_vim,
     } = comparison;
     let middle_lines = *middle_lines;
     use infill::text::syntax::Language;
@@ -512,6 +589,9 @@ fn run_eval_cross(
     } else {
         Some(ready_engine(&config)?)
     };
+    if !retrieval_only {
+        arms.llama_vim = llama_vim.start(&config)?.map(std::sync::Arc::new);
+    }
     let mut reports = Vec::new();
     for (language, mut packages) in sets {
         let report = cross::run(
@@ -550,6 +630,21 @@ fn run_eval_cross(
                     }
                     if a.output.text.trim() != a.text.trim() {
                         eprintln!("       raw {:?}", a.output.text);
+                    }
+                }
+                if let Some(v) = &o.llama_vim {
+                    let tokens = format!(
+                        "({} prompt tokens, {} evaluated)",
+                        v.answer.prompt_tokens, v.answer.evaluated_tokens
+                    );
+                    match v.shown.empty {
+                        Some(cause) => {
+                            eprintln!("  vim  {:?}  empty: {cause} {tokens}", v.shown.text)
+                        }
+                        None => eprintln!("  vim  {:?} {tokens}", v.shown.text),
+                    }
+                    if v.answer.content.trim() != v.shown.text.trim() {
+                        eprintln!("       raw {:?}", v.answer.content);
                     }
                 }
             },

@@ -31,6 +31,10 @@ pub struct SettingFlags {
     /// model.path: the GGUF model file.
     #[arg(long, value_name = "PATH")]
     model: Option<PathBuf>,
+    /// model.preset: the model where --model is not given: fast
+    /// (Qwen2.5-Coder-0.5B, the default) or quality (1.5B).
+    #[arg(long, value_name = "PRESET")]
+    preset: Option<String>,
     /// model.threads: decode threads (default: physical cores).
     #[arg(long)]
     threads: Option<u32>,
@@ -82,6 +86,9 @@ impl SettingFlags {
         let mut model = serde_json::Map::new();
         if let Some(p) = &self.model {
             model.insert("path".into(), p.to_string_lossy().into_owned().into());
+        }
+        if let Some(v) = &self.preset {
+            model.insert("preset".into(), v.clone().into());
         }
         if let Some(v) = self.threads {
             model.insert("threads".into(), v.into());

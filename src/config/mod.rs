@@ -17,8 +17,10 @@ pub const MAX_CANDIDATES: u32 = 5;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelConfig {
-    /// GGUF file; `None` means the default model in the model cache.
+    /// GGUF file; `None` means the preset's model in the model cache.
     pub path: Option<PathBuf>,
+    /// Which model of the manifest to load where `path` is not set.
+    pub preset: ModelPreset,
     /// Decode threads; `None` means the machine's physical cores.
     pub threads: Option<u32>,
     pub context_size: u32,
@@ -89,6 +91,29 @@ pub enum Multiline {
     Auto,
     Always,
     Never,
+}
+
+/// A model chosen by what it is for, where `model.path` is not set
+/// (`models/manifest.json` names each preset's model).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ModelPreset {
+    /// Qwen2.5-Coder-0.5B: answers within a keystroke's patience on a
+    /// laptop's cores.
+    #[default]
+    Fast,
+    /// Qwen2.5-Coder-1.5B: better answers, about three times the compute
+    /// and twice the memory.
+    Quality,
+}
+
+impl ModelPreset {
+    /// The setting's value, also the preset's key in the manifest.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelPreset::Fast => "fast",
+            ModelPreset::Quality => "quality",
+        }
+    }
 }
 
 /// Largest file indexed by default (bytes): bigger ones are generated or data.
@@ -199,6 +224,7 @@ impl Default for Config {
             },
             model: ModelConfig {
                 path: None,
+                preset: ModelPreset::Fast,
                 threads: None,
                 context_size: 4096,
                 kept_prompts: 2,
@@ -297,6 +323,7 @@ impl Config {
         "engine.apiKeyEnv",
         "engine.timeoutMs",
         "model.path",
+        "model.preset",
         "model.threads",
         "model.contextSize",
         "model.keptPrompts",
@@ -356,6 +383,13 @@ impl Config {
             "engine.apiKeyEnv" => self.engine.api_key_env = opt_string(v)?,
             "engine.timeoutMs" => self.engine.timeout_ms = u64::from(u32_in(v, 100, 600_000)?),
             "model.path" => self.model.path = opt_string(v)?.map(PathBuf::from),
+            "model.preset" => {
+                self.model.preset = match v.as_str() {
+                    Some("fast") => ModelPreset::Fast,
+                    Some("quality") => ModelPreset::Quality,
+                    _ => return Err(SetError::Invalid("expected \"fast\" or \"quality\"")),
+                }
+            }
             "model.threads" => self.model.threads = opt_u32(v, 1, 1024)?,
             "model.contextSize" => self.model.context_size = u32_in(v, 256, 1 << 20)?,
             "model.keptPrompts" => self.model.kept_prompts = u32_in(v, 0, 16)?,
@@ -580,8 +614,10 @@ mod tests {
     #[test]
     fn accepts_vscode_style_section_and_null() {
         let mut c = Config::default();
-        let r = c.merge_json(&json!({"infill": {"model": {"gpuLayers": 99}}}));
+        assert_eq!(c.model.preset, ModelPreset::Fast);
+        let r = c.merge_json(&json!({"infill": {"model": {"gpuLayers": 99, "preset": "quality"}}}));
         assert_eq!(c.model.gpu_layers, 99);
+        assert_eq!(c.model.preset, ModelPreset::Quality);
         assert_eq!(r, MergeReport::default());
         assert_eq!(c.merge_json(&Value::Null), MergeReport::default());
         assert_eq!(c.merge_json(&json!([1])).errors.len(), 1);

@@ -210,6 +210,12 @@ pub trait Engine: Send + Sync {
     fn fault_news(&self) -> Option<FaultNews> {
         None
     }
+    /// Whether the engine's health changes between requests (a remote
+    /// engine probes its server in the background during a fault), so
+    /// that its `fault_news` is worth looking at without one.
+    fn probes_in_background(&self) -> bool {
+        false
+    }
 }
 
 /// Waits until `engine` has loaded its model: its description, or why it
@@ -234,11 +240,8 @@ pub mod scripted;
 #[cfg(feature = "llama")]
 pub fn start(config: &crate::config::Config) -> Arc<dyn Engine> {
     use crate::config::EngineKind;
-    let vocab_path = config
-        .model
-        .path
-        .clone()
-        .unwrap_or_else(crate::models::default_model_path);
+    let vocab_path =
+        crate::models::model_path(config.model.path.as_deref(), config.model.preset.name());
     if config.engine.kind != EngineKind::Local {
         return remote::RemoteEngine::spawn(remote::RemoteSettings {
             kind: config.engine.kind,

@@ -567,26 +567,21 @@ impl Session {
     /// server down, overloaded, garbled): a message when it begins, a log
     /// line when it ends.
     fn tell_fault_news(&self, news: Option<FaultNews>) {
-        match news {
-            Some(FaultNews::Began(why)) => self.events.message(
-                Level::Warning,
-                format!("infill: {why}; completions are off until it answers again (retrying)"),
-            ),
-            Some(FaultNews::Ended) => self.events.log(
-                Level::Info,
-                "infill: the inference server answers again".to_string(),
-            ),
-            None => {}
-        }
+        tell_fault_news(&self.events, news);
     }
 
     /// Reports the model load: progress while it runs, an error message
     /// once if it fails.
+    /// Then, for an engine whose health changes between requests (a
+    /// remote engine's background probe), tells its news as it comes,
+    /// until the engine is dropped.
     fn watch_engine(&self, engine: Arc<dyn Engine>) {
         let events = self.events.clone();
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
+        let watched = Arc::downgrade(&engine);
+        let probes = engine.probes_in_background();
         runtime.spawn(async move {
             events.progress(
                 MODEL_LOAD_TOKEN,
@@ -608,6 +603,19 @@ impl Session {
                     events.log(Level::Info, format!("infill: model ready: {description}"))
                 }
                 EngineState::Loading => {}
+            }
+            if !probes {
+                return;
+            }
+            loop {
+                tokio::time::sleep(FAULT_NEWS_POLL).await;
+                // Not held between looks: a replaced engine is dropped.
+                let Some(engine) = watched.upgrade() else {
+                    break;
+                };
+                let news = engine.fault_news();
+                drop(engine);
+                tell_fault_news(&events, news);
             }
         });
     }
@@ -1179,15 +1187,13 @@ fn answer_meta(
     cross_file: bool,
 ) -> Meta {
     let (file, language) = st.recorder.describe(id);
-    let model = st
-        .config
-        .model
-        .path
-        .as_ref()
-        .and_then(|p| p.file_name())
-        .map(|n| n.to_string_lossy().into_owned())
-        .or_else(|| crate::models::model_file_name(None))
-        .unwrap_or_default();
+    let model = crate::models::model_path(
+        st.config.model.path.as_deref(),
+        st.config.model.preset.name(),
+    )
+    .file_name()
+    .map(|n| n.to_string_lossy().into_owned())
+    .unwrap_or_default();
     Meta {
         language,
         model,
@@ -1249,6 +1255,27 @@ pub fn workspace_root(path: PathBuf, name: Option<String>) -> Root {
         .or_else(|| path.file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_else(|| "workspace".into());
     Root { path, name }
+}
+
+/// How often the session looks for news of an engine that probes in the
+/// background (`Engine::probes_in_background`).
+const FAULT_NEWS_POLL: Duration = Duration::from_millis(250);
+
+/// Tells the user of an engine fault once per episode (a remote server
+/// down, overloaded, garbled): a message when it begins, a log line when
+/// it ends.
+fn tell_fault_news(events: &Events, news: Option<FaultNews>) {
+    match news {
+        Some(FaultNews::Began(why)) => events.message(
+            Level::Warning,
+            format!("infill: {why}; completions are off until it answers again (retrying)"),
+        ),
+        Some(FaultNews::Ended) => events.log(
+            Level::Info,
+            "infill: the inference server answers again".to_string(),
+        ),
+        None => {}
+    }
 }
 
 #[cfg(test)]

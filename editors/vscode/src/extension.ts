@@ -24,6 +24,7 @@ const SERVER_SETTINGS = [
   "engine.apiKeyEnv",
   "engine.timeoutMs",
   "model.path",
+  "model.preset",
   "model.threads",
   "model.contextSize",
   "model.keptPrompts",

@@ -184,8 +184,16 @@ pub(crate) fn backend() -> Result<&'static LlamaBackend, String> {
 pub(crate) fn check_model_file(path: &Path) -> Result<(), String> {
     let mut file = std::fs::File::open(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
+            // Name the manifest model the file is (a preset's), so that
+            // the fetch command given is the one that brings it.
+            let fetch = path
+                .file_name()
+                .and_then(|f| f.to_str())
+                .and_then(crate::models::name_of_file)
+                .map(|name| format!("scripts/fetch-model {name}"))
+                .unwrap_or_else(|| "scripts/fetch-model".into());
             format!(
-                "model file {} does not exist; run `scripts/fetch-model` or set `model.path`",
+                "model file {} does not exist; run `{fetch}` or set `model.path`",
                 path.display()
             )
         } else {
@@ -311,6 +319,14 @@ mod tests {
     fn rejects_missing_and_non_gguf_files() {
         let missing = check_model_file(Path::new("/nonexistent/model.gguf")).unwrap_err();
         assert!(missing.contains("does not exist"), "{missing}");
+        // A preset's model that is not fetched yet: the command that brings it.
+        let quality = crate::models::model_path(None, "quality");
+        let file = quality.file_name().unwrap_or_default();
+        let missing = check_model_file(&Path::new("/nonexistent").join(file)).unwrap_err();
+        assert!(
+            missing.contains("scripts/fetch-model qwen2.5-coder-1.5b"),
+            "{missing}"
+        );
         let dir = std::env::temp_dir().join(format!("infill-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let fake = dir.join("fake.gguf");

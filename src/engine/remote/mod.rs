@@ -5,7 +5,25 @@
 //! cross-file snippets, token healing) with the remote model's own
 //! vocabulary, read from its GGUF without weights (`model.path`): budgets
 //! are exact, and the prompt is sent as token ids, so the server
-//! evaluates exactly it. Greedy answers stream back; the stop rule, stop
+//! evaluates exactly it. The probe checks that vocabulary against the
+//! server's `/tokenize` (llama-server always; an OpenAI-style server where
+//! it has one, else the vocabulary is unchecked, said once).
+//!
+//! Text mode: an OpenAI-style server that refuses a token-id prompt (HTTP
+//! 400/422: Ollama, TGI take strings only) is sent the same tokens as
+//! text from then on, special tokens written as their text, which the
+//! server's tokenizer parses back (`Health::text_prompts`). Budgets are
+//! still counted with infill's tokenizer; the server's count of the same
+//! text may differ by a few tokens where its tokenizer merges across the
+//! places infill tokenized separately (the snippets, the cut at the
+//! cursor, the healed token). Token healing holds in text mode as far as
+//! infill checks it: the answer must begin with the healed text, or it is
+//! asked again with the prefix's last token back, exactly as with token
+//! ids; what may differ is the server's tokenization of the prompt's end,
+//! where the healing cut falls inside a word (`fibon|acci`): its model
+//! then continues from other tokens than the local engine's, and its
+//! answer may differ (never one that leaves the healed text). Greedy
+//! answers stream back; the stop rule, stop
 //! tokens, most tokens and time budget are applied as they come
 //! (`answer`), and the connection is closed as soon as the answer is
 //! complete or no longer wanted (`http`), so the server stops generating.
@@ -15,7 +33,10 @@
 //! state (`infill/status`) and starts a backoff during which requests are
 //! answered at once without contacting the server; the session tells the
 //! user once per episode (`Engine::fault_news`). A success ends the
-//! episode.
+//! episode. During an episode, one thread probes the server on the
+//! backoff's schedule (`probe_in_background`), so that the end of the
+//! episode is known without waiting for a request; it ends with the
+//! episode or with the engine.
 //!
 //! With llama-server, each request names the slot whose cache holds this
 //! engine's prompt (`slots`), so that editors sharing a server keep to
@@ -30,11 +51,12 @@ mod slots;
 
 use std::cell::RefCell;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::token::LlamaToken;
 
 use super::llama::vocab::{load_vocab_only, PromptVocab, VocabTokenizer};
 use super::{
@@ -74,6 +96,9 @@ pub struct RemoteSettings {
 }
 
 pub struct RemoteEngine {
+    /// The engine itself, for the background probe's thread (which must
+    /// not keep a dropped engine alive between probes).
+    me: Weak<RemoteEngine>,
     settings: RemoteSettings,
     state: SharedState,
     loaded: Mutex<Option<Arc<Loaded>>>,
@@ -112,13 +137,31 @@ struct Health {
     /// The model name sent to an OpenAI-style server (from the settings,
     /// or the one the server lists first).
     served_model: Option<String>,
+    /// Why the vocabulary could not be checked (an OpenAI-style server
+    /// without `/tokenize`): said once in the log and in the description.
+    vocab_unchecked: Option<String>,
+    /// The server refused a token-id prompt and took the same prompt as
+    /// text: every prompt goes as text for the engine's life.
+    text_prompts: bool,
+    /// The background probe's thread runs (at most one).
+    prober: bool,
+    /// The probe met a fault during this episode: its endpoints answering
+    /// again is news of the episode's end (not so where only completions
+    /// failed: a server can answer `/health` and fail every completion).
+    probe_faulted: bool,
+    /// The episode's fault is that nobody answered at all.
+    unreachable: bool,
+    /// Fault episodes so far (the background probe's notion of which one
+    /// it serves).
+    episode: u64,
 }
 
 impl RemoteEngine {
     /// Loads the vocabulary and probes the server on a thread of its own;
     /// returns at once.
     pub fn spawn(settings: RemoteSettings) -> Arc<RemoteEngine> {
-        let engine = Arc::new(RemoteEngine {
+        let engine = Arc::new_cyclic(|me| RemoteEngine {
+            me: me.clone(),
             settings,
             state: SharedState::loading(),
             loaded: Mutex::new(None),
@@ -240,9 +283,16 @@ impl RemoteEngine {
 
     fn description(&self, loaded: &Loaded) -> String {
         let s = &self.settings;
-        let served = self.health().served_model.clone();
+        let (served, unchecked, text) = {
+            let h = self.health();
+            (
+                h.served_model.clone(),
+                h.vocab_unchecked.clone(),
+                h.text_prompts,
+            )
+        };
         format!(
-            "{} at {}{} ({} template, vocabulary of {})",
+            "{} at {}{} ({} template, vocabulary of {}{}){}",
             s.kind.name(),
             s.url,
             served.map(|m| format!(", model {m}")).unwrap_or_default(),
@@ -251,6 +301,14 @@ impl RemoteEngine {
                 .file_name()
                 .map(|f| f.to_string_lossy().into_owned())
                 .unwrap_or_default(),
+            unchecked
+                .map(|why| format!(", vocabulary unchecked: {why}"))
+                .unwrap_or_default(),
+            if text {
+                ", prompts sent as text (the server takes no token ids)"
+            } else {
+                ""
+            },
         )
     }
 
@@ -266,6 +324,7 @@ impl RemoteEngine {
                 Ok(())
             }
             Ok(Err(misconfigured)) => {
+                let misconfigured = format!("misconfigured: {misconfigured}");
                 tracing::error!("remote engine: {misconfigured}");
                 let mut h = self.health();
                 h.misconfigured = Some(misconfigured.clone());
@@ -274,7 +333,11 @@ impl RemoteEngine {
                 self.set_state(EngineState::Failed(misconfigured.clone()));
                 Err(misconfigured)
             }
-            Err(fault) => Err(self.faulted(&fault)),
+            Err(fault) => {
+                let text = self.faulted(&fault);
+                self.health().probe_faulted = true;
+                Err(text)
+            }
         }
     }
 
@@ -290,17 +353,8 @@ impl RemoteEngine {
                     &http::endpoint(&s.url, llama_server::TOKENIZE),
                     &serde_json::json!({ "content": PROBE_TEXT }),
                 )?)?;
-                let ours = VocabTokenizer {
-                    model: &loaded.model,
-                    pieces: &loaded.vocab.pieces,
-                }
-                .tokenize(PROBE_TEXT);
-                if theirs != ours {
-                    return Ok(Err(format!(
-                        "the model at {} tokenizes differently from the vocabulary of {}: set `model.path` to the GGUF of the model the server runs",
-                        s.url,
-                        s.vocab_path.display()
-                    )));
+                if !self.same_vocabulary(loaded, &theirs) {
+                    return Ok(Err(self.vocabulary_mismatch()));
                 }
                 // The number of slots bounds the slot requests name; a
                 // server that does not say (no `/props`, a proxy in
@@ -317,21 +371,74 @@ impl RemoteEngine {
                 let root = openai::root(&s.url);
                 let ids =
                     openai::model_ids(&client.get_json(&http::endpoint(&root, openai::MODELS))?)?;
-                match &s.model {
-                    Some(m) if ids.contains(m) => Ok(Ok(Some(m.clone()))),
-                    Some(m) => Ok(Err(format!(
-                        "the server at {} does not serve the model `{m}` (engine.model); it serves: {}",
-                        s.url,
-                        ids.join(", ")
-                    ))),
+                let served = match &s.model {
+                    Some(m) if ids.contains(m) => m.clone(),
+                    Some(m) => {
+                        return Ok(Err(format!(
+                            "the server at {} does not serve the model `{m}` (engine.model); it serves: {}",
+                            s.url,
+                            ids.join(", ")
+                        )))
+                    }
                     None => match ids.first() {
-                        Some(first) => Ok(Ok(Some(first.clone()))),
-                        None => Err(Fault::Garbage("`/v1/models` lists no model".into())),
+                        Some(first) => first.clone(),
+                        None => return Err(Fault::Garbage("`/v1/models` lists no model".into())),
                     },
+                };
+                // vLLM and llama-server tokenize at their root; other
+                // servers (Ollama, TGI, hosted APIs) have no such
+                // endpoint, and their vocabulary goes unchecked.
+                let tokenized = openai::tokenized(client.post_json(
+                    &http::endpoint(openai::server_root(&s.url), openai::TOKENIZE),
+                    &openai::tokenize_body(&served, PROBE_TEXT),
+                ))?;
+                match tokenized {
+                    openai::Tokenized::Tokens(theirs) => {
+                        if !self.same_vocabulary(loaded, &theirs) {
+                            return Ok(Err(self.vocabulary_mismatch()));
+                        }
+                        self.health().vocab_unchecked = None;
+                    }
+                    openai::Tokenized::Absent(why) => {
+                        let why = format!("the server has no `/tokenize` ({why})");
+                        let mut h = self.health();
+                        if h.vocab_unchecked.is_none() {
+                            tracing::warn!(
+                                "remote engine: the vocabulary of {} is unchecked: {why}; budgets and token ids are right only if it is the model's at {}",
+                                s.vocab_path.display(),
+                                s.url
+                            );
+                        }
+                        h.vocab_unchecked = Some(why);
+                    }
                 }
+                Ok(Ok(Some(served)))
             }
             EngineKind::Local => Ok(Err("not a remote engine kind".into())),
         }
+    }
+
+    /// Whether the server's tokens for `PROBE_TEXT` are infill's (a server
+    /// that put its BOS first all the same agrees).
+    fn same_vocabulary(&self, loaded: &Loaded, theirs: &[Token]) -> bool {
+        let ours = VocabTokenizer {
+            model: &loaded.model,
+            pieces: &loaded.vocab.pieces,
+        }
+        .tokenize(PROBE_TEXT);
+        let theirs = match (loaded.vocab.bos, theirs.split_first()) {
+            (Some(bos), Some((&first, rest))) if first == bos && rest.len() == ours.len() => rest,
+            _ => theirs,
+        };
+        theirs == ours
+    }
+
+    fn vocabulary_mismatch(&self) -> String {
+        format!(
+            "the model at {} tokenizes differently from the vocabulary of {}: set `model.path` to the GGUF of the model the server runs",
+            self.settings.url,
+            self.settings.vocab_path.display()
+        )
     }
 
     /// Records a fault: the episode's first is news; the backoff grows.
@@ -346,9 +453,25 @@ impl RemoteEngine {
         h.retry_at = Some(Instant::now() + backoff);
         if h.fault.is_none() {
             h.news = Some(FaultNews::Began(text.clone()));
+            h.episode += 1;
+            h.probe_faulted = false;
+            h.unreachable = false;
         }
+        h.unreachable |= matches!(fault, Fault::Unreachable(_));
         h.fault = Some(text.clone());
+        let start_prober = !h.prober;
+        h.prober = true;
         drop(h);
+        if start_prober {
+            let me = self.me.clone();
+            let spawned = thread::Builder::new()
+                .name("infill-remote-probe".into())
+                .spawn(move || probe_in_background(me));
+            if let Err(e) = spawned {
+                tracing::warn!("remote engine: cannot start the background probe ({e}); the next request tries again");
+                self.health().prober = false;
+            }
+        }
         tracing::warn!(
             "remote engine: {text}; next try in {} ms",
             backoff.as_millis()
@@ -370,6 +493,34 @@ impl RemoteEngine {
                 description: self.description(loaded),
             });
         }
+    }
+
+    /// The background probe's one try (`probe_in_background`): where the
+    /// server's probe endpoints answer again and that says the episode is
+    /// over (they failed too, or nobody answered at all), it ends; where
+    /// it says nothing (only completions failed), the probe stops and
+    /// requests decide. Returns whether to go on probing.
+    fn probe_again(&self) -> bool {
+        let loaded = self
+            .loaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let Some(loaded) = loaded else {
+            return false;
+        };
+        if self.probe(&loaded).is_err() {
+            // A fault (the backoff grew) goes on; a misconfiguration stops.
+            return self.health().misconfigured.is_none();
+        }
+        let telling = {
+            let h = self.health();
+            h.probe_faulted || h.unreachable
+        };
+        if telling {
+            self.succeeded(&loaded);
+        }
+        false
     }
 
     fn run(
@@ -412,17 +563,8 @@ impl RemoteEngine {
             claim_evaluated = self.warm(loaded, &built.tokens, cancel)?;
             self.slots().claimed();
         }
-        let mut generated = self.in_our_slot(&built.tokens, |slot| {
-            self.generate(
-                loaded,
-                req,
-                &built.tokens,
-                &built.healed,
-                cancel,
-                started,
-                slot,
-            )
-        })?;
+        let mut generated =
+            self.answer(loaded, req, &built.tokens, &built.healed, cancel, started)?;
         let mut prompt_tokens = built.tokens.len();
         if generated.diverged {
             // The server's greedy answer left the healed text, where the
@@ -439,9 +581,7 @@ impl RemoteEngine {
                 None => return Ok(EngineOutput::default()),
             }
             prompt_tokens = unhealed.len();
-            generated = self.in_our_slot(&unhealed, |slot| {
-                self.generate(loaded, req, &unhealed, still_healed, cancel, started, slot)
-            })?;
+            generated = self.answer(loaded, req, &unhealed, still_healed, cancel, started)?;
         }
         let answer_text = if generated.diverged || generated.avoided {
             String::new()
@@ -537,14 +677,87 @@ impl RemoteEngine {
         })
     }
 
-    /// One answer to `prompt`, from `slot` where it names one
-    /// (llama-server); with the slot that answered.
+    /// One answer to `prompt`: from our slot (llama-server); as token ids,
+    /// or as text to an OpenAI-style server that takes no token ids.
+    ///
+    /// The first HTTP 400/422 to a token-id prompt is met by sending the
+    /// same prompt as text: where the server takes that, it is a server of
+    /// text prompts (Ollama, TGI), and every prompt goes as text from then
+    /// on, said once in the log and in the description. Where it refuses
+    /// the text too, the refusal was of something else (a prompt too long,
+    /// a parameter): the token-id prompt's error is the fault, and token
+    /// ids stay.
+    fn answer(
+        &self,
+        loaded: &Loaded,
+        req: &EngineRequest,
+        prompt: &[Token],
+        healed: &[u8],
+        cancel: &CancelFlag,
+        started: Instant,
+    ) -> Result<Generated, Ended> {
+        if self.settings.kind != EngineKind::OpenAi {
+            return self.in_our_slot(prompt, |slot| {
+                self.generate(loaded, req, prompt, None, healed, cancel, started, slot)
+            });
+        }
+        if self.health().text_prompts {
+            return self.generate_text(loaded, req, prompt, healed, cancel, started);
+        }
+        match self.generate(loaded, req, prompt, None, healed, cancel, started, None) {
+            Err(Ended::Fault(refused)) if openai::may_refuse_token_prompts(&refused) => {
+                let generated =
+                    match self.generate_text(loaded, req, prompt, healed, cancel, started) {
+                        Ok(g) => g,
+                        Err(Ended::Cancelled) => return Err(Ended::Cancelled),
+                        Err(Ended::Fault(_)) => return Err(Ended::Fault(refused)),
+                    };
+                tracing::warn!(
+                    "remote engine: the server refused a prompt of token ids ({refused}) and took it as text: prompts go as text from now on"
+                );
+                self.health().text_prompts = true;
+                self.set_state(EngineState::Ready {
+                    description: self.description(loaded),
+                });
+                Ok(generated)
+            }
+            other => other.map(|(generated, _, _)| generated),
+        }
+    }
+
+    /// One answer to `prompt` sent as text (an OpenAI-style server).
+    fn generate_text(
+        &self,
+        loaded: &Loaded,
+        req: &EngineRequest,
+        prompt: &[Token],
+        healed: &[u8],
+        cancel: &CancelFlag,
+        started: Instant,
+    ) -> Result<Generated, Ended> {
+        let (text, healed) = openai::text_prompt(text_pieces(loaded, prompt), healed);
+        self.generate(
+            loaded,
+            req,
+            prompt,
+            Some(&text),
+            &healed,
+            cancel,
+            started,
+            None,
+        )
+        .map(|(generated, _, _)| generated)
+    }
+
+    /// One answer to `prompt` (as `text` where given), from `slot` where
+    /// it names one (llama-server); with the slot that answered.
     #[allow(clippy::too_many_arguments)]
     fn generate(
         &self,
         loaded: &Loaded,
         req: &EngineRequest,
         prompt: &[Token],
+        text: Option<&str>,
         healed: &[u8],
         cancel: &CancelFlag,
         started: Instant,
@@ -555,9 +768,13 @@ impl RemoteEngine {
         let (url, body, parse): (String, serde_json::Value, ParseEvent) = match s.kind {
             EngineKind::OpenAi => {
                 let model = self.health().served_model.clone().unwrap_or_default();
+                let sent = match text {
+                    Some(text) => openai::Prompt::Text(text),
+                    None => openai::Prompt::Tokens(prompt),
+                };
                 (
                     http::endpoint(&openai::root(&s.url), openai::COMPLETIONS),
-                    openai::body(&model, prompt, req.max_tokens, stops),
+                    openai::body(&model, sent, req.max_tokens, stops),
                     openai::parse,
                 )
             }
@@ -669,6 +886,66 @@ pub(crate) struct Event {
     pub(crate) slot: Option<usize>,
 }
 
+/// The bytes of a prompt's tokens as text for a server's tokenizer to
+/// parse back: special tokens (the template's markers) written as their
+/// text; no BOS (a server that takes text puts its own first, where its
+/// model wants one).
+fn text_pieces<'a>(loaded: &'a Loaded, prompt: &'a [Token]) -> impl Iterator<Item = Vec<u8>> + 'a {
+    let prompt = match (loaded.vocab.bos, prompt.split_first()) {
+        (Some(bos), Some((&first, rest))) if first == bos => rest,
+        _ => prompt,
+    };
+    prompt.iter().map(move |&t| {
+        match loaded.vocab.pieces.get(t as usize) {
+            Some(piece) if !piece.is_empty() => piece.clone(),
+            // Special tokens' pieces are empty (`PromptVocab::pieces`).
+            _ => loaded
+                .model
+                .vocab()
+                .token_to_piece(LlamaToken(t), true, None),
+        }
+    })
+}
+
+/// During a fault episode: probes the server each time its backoff ends,
+/// until the episode ends (by a request or by a probe), the probe says
+/// nothing more, or the engine is dropped. Holds the engine only while it
+/// probes.
+fn probe_in_background(engine: Weak<RemoteEngine>) {
+    /// Looks at whether the engine still exists this often while waiting.
+    const STEP: Duration = Duration::from_millis(50);
+    // The episode whose probing is over (its probe said nothing more).
+    let mut given_up = None;
+    loop {
+        // Whether to go on is decided under the lock that `faulted`
+        // takes to start a prober, so that no episode goes without one.
+        let (retry_at, episode) = {
+            let Some(e) = engine.upgrade() else {
+                return;
+            };
+            let mut h = e.health();
+            match (&h.fault, &h.misconfigured, h.retry_at) {
+                (Some(_), None, Some(at)) if given_up != Some(h.episode) => (at, h.episode),
+                _ => {
+                    h.prober = false;
+                    return;
+                }
+            }
+        };
+        let now = Instant::now();
+        if now < retry_at {
+            thread::sleep((retry_at - now).min(STEP));
+            continue;
+        }
+        let Some(e) = engine.upgrade() else {
+            return;
+        };
+        if !e.probe_again() {
+            given_up = Some(episode);
+        }
+    }
+}
+
 /// The token that the prompt took out for healing, put back.
 fn healed_token(loaded: &Loaded, healed: &[u8]) -> Option<Token> {
     if healed.is_empty() {
@@ -739,5 +1016,9 @@ impl Engine for RemoteEngine {
 
     fn fault_news(&self) -> Option<FaultNews> {
         self.health().news.take()
+    }
+
+    fn probes_in_background(&self) -> bool {
+        true
     }
 }
