@@ -16,6 +16,7 @@
 
 mod cache_sync;
 mod candidates;
+mod cpu_variants;
 mod draft;
 mod generate;
 mod parked;
@@ -174,6 +175,8 @@ pub(crate) fn backend() -> Result<&'static LlamaBackend, String> {
             // llama.cpp logs go through `tracing` (stderr, filtered) rather
             // than straight to stderr.
             llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default());
+            #[cfg(feature = "cpu-variants")]
+            cpu_variants::load()?;
             LlamaBackend::init().map_err(|e| format!("cannot initialise llama.cpp: {e}"))
         })
         .as_ref()
@@ -239,8 +242,9 @@ fn worker(settings: LlamaSettings, state: SharedState, jobs: mpsc::Receiver<Job>
         .map(|f| f.to_string_lossy().into_owned())
         .unwrap_or_default();
     let description = format!(
-        "{file} ({} template, {} threads, KV cache {} tokens in {} MiB: {} prompt(s) of {} kept besides the one in use)",
+        "{file} ({} template, {}{} threads, KV cache {} tokens in {} MiB: {} prompt(s) of {} kept besides the one in use)",
         session.template.family.name(),
+        cpu_variants::described(),
         settings.threads,
         session.ctx.n_ctx(),
         session.kv_cache_bytes() >> 20,
