@@ -1,8 +1,9 @@
 //! Which of the CPU's instruction sets llama.cpp's code uses.
 //!
-//! A plain build compiles llama.cpp's CPU code for one set (AVX2, FMA,
-//! F16C, BMI2: every x86-64 CPU of the last ten years, never one that dies
-//! on an older CPU). With the `cpu-variants` feature ggml builds its CPU
+//! A plain build (the default) compiles llama.cpp's CPU code for one set
+//! (AVX2, FMA, F16C, BMI2: every x86-64 CPU of the last ten years). With
+//! the `cpu-variants` feature (opt-in; README, "CPU instruction sets",
+//! says why) ggml builds its CPU
 //! code once per instruction set (x86-64 baseline up to AVX-512 with VNNI,
 //! BF16 and AMX) as loadable modules, and `load` lets ggml pick the best
 //! module the CPU runs (its own scoring of each module's needs against
