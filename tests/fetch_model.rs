@@ -9,12 +9,9 @@ fn fetch(args: &[&str]) -> std::process::Output {
         .expect("run scripts/fetch-model")
 }
 
-#[test]
-fn second_run_verifies_and_keeps_the_file() {
-    let path = infill::models::default_model_path();
-    assert!(path.exists(), "run scripts/fetch-model first");
-    let before = std::fs::metadata(&path).unwrap().modified().unwrap();
-    let out = fetch(&[]);
+/// A run that succeeded and printed the model file's path (the file was
+/// there and verified).
+fn prints_the_cached_file(out: &std::process::Output, path: &std::path::Path) {
     assert!(
         out.status.success(),
         "{}",
@@ -24,6 +21,14 @@ fn second_run_verifies_and_keeps_the_file() {
         String::from_utf8_lossy(&out.stdout).trim(),
         path.to_str().unwrap()
     );
+}
+
+#[test]
+fn second_run_verifies_and_keeps_the_file() {
+    let path = infill::models::default_model_path();
+    assert!(path.exists(), "run scripts/fetch-model first");
+    let before = std::fs::metadata(&path).unwrap().modified().unwrap();
+    prints_the_cached_file(&fetch(&[]), &path);
     assert_eq!(
         std::fs::metadata(&path).unwrap().modified().unwrap(),
         before
@@ -45,16 +50,7 @@ fn unknown_model_is_a_clear_error() {
 fn a_preset_fetches_its_model() {
     // `fast` names the default model, which is in the cache: a verified
     // no-op that prints the same file.
-    let out = fetch(&["fast"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        infill::models::model_path(None, "fast").to_str().unwrap()
-    );
+    prints_the_cached_file(&fetch(&["fast"]), &infill::models::model_path(None, "fast"));
 }
 
 #[test]
