@@ -6,8 +6,13 @@ use std::path::{Path, PathBuf};
 
 const MANIFEST: &str = include_str!("../models/manifest.json");
 
-fn manifest() -> Option<serde_json::Value> {
-    serde_json::from_str(MANIFEST).ok()
+/// The manifest, parsed once: the model's file name is looked up for
+/// every answer's statistics (`session::answer_meta`).
+fn manifest() -> Option<&'static serde_json::Value> {
+    static PARSED: std::sync::OnceLock<Option<serde_json::Value>> = std::sync::OnceLock::new();
+    PARSED
+        .get_or_init(|| serde_json::from_str(MANIFEST).ok())
+        .as_ref()
 }
 
 /// `${XDG_CACHE_HOME:-~/.cache}/infill/models`.
