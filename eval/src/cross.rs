@@ -753,6 +753,8 @@ pub struct Arms {
     /// shape and time budget (multi-line where the cursor allows it), and
     /// nothing where the trigger rules decline (an empty answer).
     pub as_editor: bool,
+    /// Only the second arm is asked; the first column repeats its answers.
+    pub second_arm_only: bool,
     /// A third arm: llama-server's `/infill` asked as llama.vim asks it
     /// (`llama_vim`), scored like the others, paired against both.
     pub llama_vim: Option<std::sync::Arc<llama_vim::Server>>,
@@ -772,6 +774,7 @@ impl Arms {
             configs: [off, on].map(single_line_without_time_budget),
             middle_lines: [None; 2],
             as_editor: false,
+            second_arm_only: false,
             llama_vim: None,
         }
     }
@@ -786,6 +789,7 @@ impl Arms {
             configs: [first.clone(), second.clone()].map(single_line_without_time_budget),
             middle_lines: [None; 2],
             as_editor: false,
+            second_arm_only: false,
             llama_vim: None,
         }
     }
@@ -913,8 +917,13 @@ pub fn run(
                 Ok((answer, cause))
             };
             let [first, second] = arms.settings();
-            let (off, off_cause) = ask(first, arms.middle_lines[0])?;
-            let (on, on_cause) = ask(second, arms.middle_lines[1])?;
+            let ((off, off_cause), (on, on_cause)) = if arms.second_arm_only {
+                let on = ask(second, arms.middle_lines[1])?;
+                (on.clone(), on)
+            } else {
+                let off = ask(first, arms.middle_lines[0])?;
+                (off, ask(second, arms.middle_lines[1])?)
+            };
             for (cost, cause) in [(&mut report.off, &off_cause), (&mut report.on, &on_cause)] {
                 if let Some(cause) = cause {
                     *cost.empty_causes.entry(cause.clone()).or_default() += 1;

@@ -110,6 +110,11 @@ enum Command {
         /// no answer where the trigger rules decline; scores the first line.
         #[arg(long)]
         as_editor: bool,
+        /// Ask only the second arm (cross-file context on, the default, or
+        /// `--versus`'s settings): half the time, for its own figures
+        /// (empty answers and their causes); the first column repeats it.
+        #[arg(long)]
+        second_arm_only: bool,
         #[command(flatten)]
         llama_vim: LlamaVimFlags,
         #[command(flatten)]
@@ -273,6 +278,7 @@ fn main() -> ExitCode {
             middle_lines,
             versus_middle_lines,
             as_editor,
+            second_arm_only,
             llama_vim,
             settings,
         } => match run_eval_cross(
@@ -291,6 +297,7 @@ fn main() -> ExitCode {
                 versus,
                 middle_lines: [middle_lines, versus_middle_lines.or(middle_lines)],
                 as_editor,
+                second_arm_only,
                 llama_vim,
             },
         ) {
@@ -514,6 +521,7 @@ struct Comparison {
     versus: Vec<String>,
     middle_lines: [Option<usize>; 2],
     as_editor: bool,
+    second_arm_only: bool,
     /// A third arm: llama-server asked as llama.vim asks.
     llama_vim: LlamaVimFlags,
 }
@@ -538,6 +546,7 @@ fn run_eval_cross(
         versus,
         middle_lines,
         as_editor,
+        second_arm_only,
         llama_vim,
     } = comparison;
     let middle_lines = *middle_lines;
@@ -566,6 +575,14 @@ fn run_eval_cross(
     };
     arms.middle_lines = middle_lines;
     arms.as_editor = *as_editor;
+    arms.second_arm_only = *second_arm_only;
+    if *second_arm_only {
+        arms.labels[0] = format!("={}", arms.labels[1]);
+        arms.change = format!(
+            "{}; second arm only: the first column repeats it",
+            arms.change
+        );
+    }
     let data = data.unwrap_or_else(cross::default_data_dir);
     let mut sets = Vec::new();
     for l in languages {

@@ -34,12 +34,27 @@ pub fn cut_context_header(text: &str) -> &str {
         if ["#", "//", "--"]
             .iter()
             .any(|c| t.strip_prefix(c).is_some_and(|r| r.starts_with(" Path: ")))
+            || is_bare_header(t)
         {
             return text[..offset].trim_end_matches([' ', '\t']);
         }
         offset += line.len();
     }
     text
+}
+
+/// A header without its comment marker (`Path: src/a/B.java`, seen where
+/// the marker came from the line above): `Path: ` and one file path with a
+/// folder and an extension, nothing else (not `Path: str = x`).
+fn is_bare_header(line: &str) -> bool {
+    line.strip_prefix("Path: ").is_some_and(|path| {
+        let path = path.trim_end();
+        !path.contains(char::is_whitespace)
+            && path.contains('/')
+            && path.rsplit_once('.').is_some_and(|(_, ext)| {
+                !ext.is_empty() && ext.chars().all(|c| c.is_ascii_alphanumeric())
+            })
+    })
 }
 
 /// Cuts the answer where its lines start re-typing the lines that follow
@@ -171,7 +186,89 @@ pub fn keep_valid_lines(language: Language, prefix: &str, text: &str, suffix: &s
             return candidate.to_string();
         }
     }
+    // No line is valid as it stands. A first line that opens a block
+    // (`if (c == 0) {`, `for x in xs:`) is still the model's best line when
+    // the answer ended before the block's body (the time budget ends a
+    // multi-line answer at a line end): shown if the block, once closed,
+    // adds no error. Only then: a longer valid answer is always preferred.
+    let first = text
+        .split('\n')
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    let first = text[..text.find(first).unwrap_or(0) + first.len()].trim_end();
+    let line_start = prefix.rfind('\n').map_or(0, |i| i + 1);
+    let closing = (!first.trim().is_empty())
+        .then(|| block_closing(language, &prefix[line_start..], first))
+        .flatten();
+    if let Some(close) = closing {
+        if syntax_errors(language, &format!("{prefix}{first}{close}{suffix}")) <= baseline {
+            return first.to_string();
+        }
+    }
     String::new()
+}
+
+/// What closes the block that `line` (typed after `typed`, the start of its
+/// line) opens: the braces it leaves open (Java), or an
+/// indented `pass` (Python, a line ending with `:`); `None` where the line
+/// opens no block, or closes a bracket it did not open.
+fn block_closing(language: Language, typed: &str, line: &str) -> Option<String> {
+    let whole = format!("{typed}{line}");
+    let comment = match language {
+        Language::Python => "#",
+        _ => "//",
+    };
+    let mut open = Vec::new();
+    let mut quote: Option<char> = None;
+    let mut chars = whole.char_indices().peekable();
+    let mut code_end = whole.len();
+    while let Some((i, c)) = chars.next() {
+        match quote {
+            Some(q) => {
+                if c == '\\' {
+                    chars.next();
+                } else if c == q {
+                    quote = None;
+                }
+            }
+            None => match c {
+                '"' | '\'' => quote = Some(c),
+                '(' | '[' | '{' => open.push(c),
+                ')' | ']' | '}' => {
+                    let opener = match c {
+                        ')' => '(',
+                        ']' => '[',
+                        _ => '{',
+                    };
+                    if open.pop() != Some(opener) {
+                        return None;
+                    }
+                }
+                _ if whole[i..].starts_with(comment) => {
+                    code_end = i;
+                    break;
+                }
+                _ => {}
+            },
+        }
+    }
+    if quote.is_some() {
+        return None;
+    }
+    match language {
+        Language::Python => {
+            let indent: String = whole
+                .chars()
+                .take_while(|c| *c == ' ' || *c == '\t')
+                .collect();
+            (open.is_empty() && whole[..code_end].trim_end().ends_with(':'))
+                .then(|| format!("\n{indent}    pass"))
+        }
+        // Only braces left open (a call left open is not a block); closed
+        // on a line of their own: the line may end with a comment.
+        _ => (!open.is_empty() && open.iter().all(|o| *o == '{'))
+            .then(|| format!("\n{}", "}".repeat(open.len()))),
+    }
 }
 
 /// Inside a docstring, the answer is prose: keep it up to and including
@@ -200,6 +297,35 @@ mod tests {
         );
         assert_eq!(cut_context_header("# Paths: a\nx"), "# Paths: a\nx");
         assert_eq!(cut_context_header("path = 'Path: x'"), "path = 'Path: x'");
+        assert_eq!(cut_context_header("Path: src/main/java/a/B.java"), "");
+        assert_eq!(cut_context_header("Path: str = x"), "Path: str = x");
+        assert_eq!(cut_context_header("Path: os.PathLike"), "Path: os.PathLike");
+    }
+
+    #[test]
+    fn a_block_opener_is_kept_where_nothing_else_is_valid() {
+        // Java: the answer was cut after the block's first line.
+        let prefix = "class A {\n    int f(int c) {\n        ";
+        let suffix = "\n        return c;\n    }\n}\n";
+        let kept = |text: &str| keep_valid_lines(Language::Java, prefix, text, suffix);
+        assert_eq!(kept("if (c == 0) {"), "if (c == 0) {");
+        assert_eq!(kept("if (c == 0) { // zero\n"), "if (c == 0) { // zero");
+        assert_eq!(kept("run(new Runnable() {"), "");
+        // A complete answer stays whole; a valid first line is kept as before.
+        assert_eq!(kept("c++;\nif (c == 0) {"), "c++;");
+        // Not a block: an open call, an unmatched closer, garbage.
+        assert_eq!(kept("foo(c,"), "");
+        assert_eq!(kept("}) {"), "");
+        assert_eq!(kept("] as bar:"), "");
+        assert_eq!(kept("s = \"{\";{"), "s = \"{\";{");
+        // Python: a line that ends with `:`.
+        let prefix = "def f(xs):\n    n = 0\n    ";
+        let suffix = "\n    return n\n";
+        let kept = |text: &str| keep_valid_lines(Language::Python, prefix, text, suffix);
+        assert_eq!(kept("for x in xs:"), "for x in xs:");
+        assert_eq!(kept("for x in xs:  # each"), "for x in xs:  # each");
+        assert_eq!(kept("if xs[0] == ':'"), "");
+        assert_eq!(kept("] as bar:"), "");
     }
 
     #[test]

@@ -108,7 +108,11 @@ pub fn run(
         .iter()
         .map(|a| (ctx.finish(&a.text), a.first_logprob))
         .collect();
-    let avoid = if config.completion.second_try && !first.cut_by_time {
+    // Also when the time budget cut the first answer: on a blank line an
+    // empty answer is the worst one, and the second try costs only its own
+    // tokens (the prompt is cached); with no time left it ends at its
+    // first line end.
+    let avoid = if config.completion.second_try {
         ctx.second_try(&first.text, &text)
     } else {
         None
@@ -237,6 +241,19 @@ mod tests {
         // Costs add up.
         assert_eq!(done.output.generated_tokens, 8);
         assert_eq!(done.output.elapsed, Duration::from_millis(600));
+    }
+
+    #[test]
+    fn a_dropped_answer_cut_by_time_is_asked_again_for_one_line() {
+        // A cold prompt used up the time budget: the first answer (a line
+        // that breaks the code, cut at its end) leaves nothing.
+        let cut = format!("] as bar:\n{}", crate::engine::scripted::CUT_BY_TIME);
+        let (done, seen) = complete(DOC, 24, &[&cut, "n = 2"]);
+        assert!(done.second_try());
+        assert_eq!(done.text, "n = 2");
+        assert_eq!(seen[1].avoid.as_deref(), Some("] as bar:"));
+        // No time left: the second try ends at its first line end.
+        assert_eq!(seen[1].time_budget, Some(Duration::ZERO));
     }
 
     #[test]

@@ -19,6 +19,10 @@ use super::{
 /// where several candidates are asked.
 pub const ALTERNATIVES: char = '\u{1e}';
 
+/// At the end of a scripted answer: the time budget cut it
+/// (`EngineOutput::cut_by_time`).
+pub const CUT_BY_TIME: char = '\u{1f}';
+
 pub struct Scripted {
     /// Answers in order, one per request that generates; none left: "".
     answers: Mutex<VecDeque<String>>,
@@ -99,6 +103,7 @@ impl Engine for Scripted {
     ) -> Result<EngineOutput, EngineError> {
         let evaluate_only = req.evaluate_only;
         let candidates = req.candidates;
+        let time_budget = req.time_budget;
         let index = {
             let mut seen = locked(&self.seen);
             seen.push(req);
@@ -130,7 +135,11 @@ impl Engine for Scripted {
         // `ALTERNATIVES` separates the answer from its alternatives, given
         // as many as the request wants, less likely each.
         let mut parts = script.split(ALTERNATIVES).map(str::to_string);
-        let text = parts.next().unwrap_or_default();
+        let mut text = parts.next().unwrap_or_default();
+        let cut_by_time = text.ends_with(CUT_BY_TIME);
+        if cut_by_time {
+            text.pop();
+        }
         let alternatives = parts
             .take(candidates.saturating_sub(1))
             .enumerate()
@@ -141,9 +150,14 @@ impl Engine for Scripted {
             .collect();
         Ok(EngineOutput {
             text,
-            elapsed: Duration::from_millis(300),
+            // An answer cut by time took all of the budget.
+            elapsed: match (cut_by_time, time_budget) {
+                (true, Some(budget)) => budget,
+                _ => Duration::from_millis(300),
+            },
             generated_tokens: if evaluate_only { 0 } else { 4 },
             alternatives,
+            cut_by_time,
             ..EngineOutput::default()
         })
     }
