@@ -172,8 +172,15 @@ pub fn syntax_errors(language: Language, text: &str) -> usize {
 }
 
 /// The longest prefix of `text`, on line boundaries, that adds no syntax
-/// error to `prefix + suffix`; empty if every line adds one.
-pub fn keep_valid_lines(language: Language, prefix: &str, text: &str, suffix: &str) -> String {
+/// error to `prefix + suffix`; empty if every line adds one, but for a
+/// block's first line in an answer the time budget cut (`cut_by_time`).
+pub fn keep_valid_lines(
+    language: Language,
+    prefix: &str,
+    text: &str,
+    suffix: &str,
+    cut_by_time: bool,
+) -> String {
     let baseline = syntax_errors(language, &format!("{prefix}{suffix}"));
     let mut ends: Vec<usize> = text.match_indices('\n').map(|(i, _)| i).collect();
     ends.push(text.len());
@@ -188,9 +195,14 @@ pub fn keep_valid_lines(language: Language, prefix: &str, text: &str, suffix: &s
     }
     // No line is valid as it stands. A first line that opens a block
     // (`if (c == 0) {`, `for x in xs:`) is still the model's best line when
-    // the answer ended before the block's body (the time budget ends a
-    // multi-line answer at a line end): shown if the block, once closed,
-    // adds no error. Only then: a longer valid answer is always preferred.
+    // the time budget ended the answer before the block's body: shown if
+    // the block, once closed, adds no error. Only then: a longer valid
+    // answer is always preferred, and a model that ended after an open
+    // block by itself (HumanEval-FIM Java: `public static void main(…) {`
+    // where a `}` was due) gets no such grace.
+    if !cut_by_time {
+        return String::new();
+    }
     let first = text
         .split('\n')
         .find(|l| !l.trim().is_empty())
@@ -307,8 +319,13 @@ mod tests {
         // Java: the answer was cut after the block's first line.
         let prefix = "class A {\n    int f(int c) {\n        ";
         let suffix = "\n        return c;\n    }\n}\n";
-        let kept = |text: &str| keep_valid_lines(Language::Java, prefix, text, suffix);
+        let kept = |text: &str| keep_valid_lines(Language::Java, prefix, text, suffix, true);
         assert_eq!(kept("if (c == 0) {"), "if (c == 0) {");
+        // Only where the time budget cut the answer.
+        assert_eq!(
+            keep_valid_lines(Language::Java, prefix, "if (c == 0) {", suffix, false),
+            ""
+        );
         assert_eq!(kept("if (c == 0) { // zero\n"), "if (c == 0) { // zero");
         assert_eq!(kept("run(new Runnable() {"), "");
         // A complete answer stays whole; a valid first line is kept as before.
@@ -321,7 +338,7 @@ mod tests {
         // Python: a line that ends with `:`.
         let prefix = "def f(xs):\n    n = 0\n    ";
         let suffix = "\n    return n\n";
-        let kept = |text: &str| keep_valid_lines(Language::Python, prefix, text, suffix);
+        let kept = |text: &str| keep_valid_lines(Language::Python, prefix, text, suffix, true);
         assert_eq!(kept("for x in xs:"), "for x in xs:");
         assert_eq!(kept("for x in xs:  # each"), "for x in xs:  # each");
         assert_eq!(kept("if xs[0] == ':'"), "");
@@ -374,7 +391,7 @@ mod tests {
         let prefix = "def area(w, h):\n    ";
         let text = "area = w * h\n    return (area";
         assert_eq!(
-            keep_valid_lines(Language::Python, prefix, text, "\n"),
+            keep_valid_lines(Language::Python, prefix, text, "\n", false),
             "area = w * h"
         );
     }
@@ -384,11 +401,11 @@ mod tests {
         let prefix = "class A {\n    int f(int x) {\n        ";
         let suffix = "\n    }\n}\n";
         assert_eq!(
-            keep_valid_lines(Language::Java, prefix, "return x + 1;", suffix),
+            keep_valid_lines(Language::Java, prefix, "return x + 1;", suffix, false),
             "return x + 1;"
         );
         assert_eq!(
-            keep_valid_lines(Language::Java, prefix, "return (x + 1;", suffix),
+            keep_valid_lines(Language::Java, prefix, "return (x + 1;", suffix, false),
             ""
         );
     }

@@ -279,6 +279,15 @@ impl CursorContext {
     /// `finish`, with the step that left nothing of a non-empty answer,
     /// where one did (evaluations count why answers are empty).
     pub fn finish_explained(&self, raw: &str) -> (String, Option<Dropped>) {
+        self.finish_cut(raw, false)
+    }
+
+    /// `finish_explained` for an answer that the time budget may have cut
+    /// (`cut_by_time`): then it ended at a line end before the model was
+    /// done, and a block's first line alone is kept where nothing else is
+    /// valid (`clean::keep_valid_lines`); a model that ended there itself
+    /// left the block open, which stays dropped.
+    pub fn finish_cut(&self, raw: &str, cut_by_time: bool) -> (String, Option<Dropped>) {
         if raw.trim().is_empty() {
             return (String::new(), Some(Dropped::ModelGaveNothing));
         }
@@ -325,6 +334,7 @@ impl CursorContext {
                 tail_chars(&self.prefix, SYNTAX_WINDOW_CHARS),
                 &out,
                 head_chars(&self.suffix, SYNTAX_WINDOW_CHARS),
+                cut_by_time,
             );
             if out.trim().is_empty() {
                 return (String::new(), Some(Dropped::BreaksSyntax));

@@ -102,7 +102,7 @@ pub fn run(
     }
     let mut retry = req.clone();
     let mut first = engine.complete(req, cancel.clone())?;
-    let (text, dropped) = ctx.finish_explained(&first.text);
+    let (text, dropped) = ctx.finish_cut(&first.text, first.cut_by_time);
     let alternatives = std::mem::take(&mut first.alternatives);
     let cleaned: Vec<(String, f32)> = alternatives
         .iter()
@@ -152,7 +152,7 @@ pub fn run(
         accepted_tokens: first.accepted_tokens + second.accepted_tokens,
         ..second
     };
-    let (text, second_dropped) = ctx.finish_explained(&output.text);
+    let (text, second_dropped) = ctx.finish_cut(&output.text, output.cut_by_time);
     let alternatives = rank_alternatives(&text, cleaned, config.completion.candidates);
     Ok(Suggestion {
         text,
