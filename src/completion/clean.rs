@@ -203,16 +203,16 @@ pub fn keep_valid_lines(
     if !cut_by_time {
         return String::new();
     }
-    let first = text
-        .split('\n')
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("");
-    let first = text[..text.find(first).unwrap_or(0) + first.len()].trim_end();
+    // The shortest candidate of the loop above: up to the first line with text.
+    let Some(first) = ends
+        .iter()
+        .map(|&end| text[..end].trim_end())
+        .find(|c| !c.trim().is_empty())
+    else {
+        return String::new();
+    };
     let line_start = prefix.rfind('\n').map_or(0, |i| i + 1);
-    let closing = (!first.trim().is_empty())
-        .then(|| block_closing(language, &prefix[line_start..], first))
-        .flatten();
-    if let Some(close) = closing {
+    if let Some(close) = block_closing(language, &prefix[line_start..], first) {
         if syntax_errors(language, &format!("{prefix}{first}{close}{suffix}")) <= baseline {
             return first.to_string();
         }
@@ -232,7 +232,7 @@ fn block_closing(language: Language, typed: &str, line: &str) -> Option<String> 
     };
     let mut open = Vec::new();
     let mut quote: Option<char> = None;
-    let mut chars = whole.char_indices().peekable();
+    let mut chars = whole.char_indices();
     let mut code_end = whole.len();
     while let Some((i, c)) = chars.next() {
         match quote {
