@@ -252,11 +252,13 @@ impl CursorContext {
             move_cache: config.completion.move_cached_tokens,
             fresh: false,
             avoid: None,
+            code_first: false,
             require_content: config.completion.answer_blank_lines && self.on_blank_line_of_code(),
             definition_start: self.definition_start,
             document: None,
             draft_tokens: config.completion.draft_tokens as usize,
             candidates: config.completion.candidates as usize,
+            alternatives_to_their_end: false,
         }
     }
 

@@ -15,6 +15,25 @@ use std::time::Duration;
 
 pub use stop::StopRule;
 
+/// What starts a comment on a line of Python or Java code (`#`, `//`, `/*`,
+/// a Javadoc line's `*`): `EngineRequest::code_first` keeps the answer
+/// from starting with one. None starts a line of code in either language
+/// (a line never starts with `*` or `/` there).
+pub const COMMENT_STARTS: [&str; 4] = ["#", "//", "/*", "*"];
+
+/// Whether `text` (the answer so far, after nothing but blanks) starts a
+/// comment, or may still become one (`/`).
+pub fn starts_comment(text: &[u8]) -> bool {
+    let start = text.iter().position(|b| !b.is_ascii_whitespace());
+    let Some(start) = start else {
+        return false;
+    };
+    let content = &text[start..];
+    COMMENT_STARTS
+        .iter()
+        .any(|c| content.starts_with(c.as_bytes()) || c.as_bytes().starts_with(content))
+}
+
 /// What the pipeline asks of an engine: fill the gap between `prefix` and
 /// `suffix`. The engine owns prompt formatting, since templates and token
 /// budgets depend on its model.
@@ -50,6 +69,11 @@ pub struct EngineRequest {
     /// Set for a second try after the first answer was dropped
     /// (`completion::CursorContext::second_try`).
     pub avoid: Option<String>,
+    /// The answer's first text may not be a comment (`engine::COMMENT_STARTS`):
+    /// set for a second try after the first answer's dropped line was a
+    /// comment's or a snippet header's (the model took the cursor for a
+    /// place inside a comment), so that it does not write another one.
+    pub code_first: bool,
     /// The answer must have text on the cursor's line: until its first
     /// non-blank text, no token may end the answer, break the line or be
     /// blanks alone (past the healed text).
@@ -87,6 +111,15 @@ pub struct EngineRequest {
     /// which then holds the prompt and the greedy answer. The in-process
     /// engine alone gives more than one (`EngineOutput::alternatives`).
     pub candidates: usize,
+    /// The alternatives are decoded to their own ends (each, once the
+    /// greedy answer is done, to its next line end, within a line's
+    /// steps), not cut short a few steps after the greedy answer ends
+    /// (which keeps offered alternatives cheap). Set for a second try on a
+    /// blank line, where
+    /// the greedy answer may be dropped again and an alternative is then
+    /// the answer: a short greedy line (`}`) would otherwise leave every
+    /// longer alternative unfinished.
+    pub alternatives_to_their_end: bool,
 }
 
 /// An answer besides the greedy one (`EngineRequest::candidates`).

@@ -51,6 +51,14 @@ const STARTS_SEEN: usize = 256;
 /// times its length, and generation took 1.4–2.5× as long (11 items).
 const STEPS_AFTER_GREEDY: usize = 2;
 
+/// Steps the alternatives have past the greedy answer's end, at least,
+/// with `EngineRequest::alternatives_to_their_end`: a line of code (a
+/// statement of Java or Python is rarely longer), so that a short greedy
+/// answer (`}`) leaves its alternatives room to finish theirs; a longer
+/// one is prose (an instruct model's `Here's a breakdown of the code:`,
+/// seen at a method's last blank line) and is not worth the wait.
+const LINE_STEPS: usize = 24;
+
 /// The sequence of the first alternative: after the scratch sequence and
 /// the kept prompts' (`parked`: one more than `kept`).
 pub(super) fn first_alternative_seq(kept: usize) -> i32 {
@@ -290,8 +298,14 @@ impl Session<'_> {
         let mut steps_left: Option<usize> = None;
         loop {
             if branches[0].next.is_none() {
-                let left =
-                    steps_left.get_or_insert(STEPS_AFTER_GREEDY.max(branches[0].generated / 4));
+                // To their end: each ends at its next line end (as always
+                // once the greedy answer is done), with a line's steps.
+                let limit = if req.alternatives_to_their_end {
+                    LINE_STEPS.max(branches[0].generated)
+                } else {
+                    STEPS_AFTER_GREEDY.max(branches[0].generated / 4)
+                };
+                let left = steps_left.get_or_insert(limit);
                 if *left == 0 {
                     for branch in branches.iter_mut().filter(|b| b.next.is_some()) {
                         branch.next = None;

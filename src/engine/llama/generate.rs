@@ -254,6 +254,8 @@ impl Session<'_> {
 pub(super) struct StartRule<'a> {
     pub(super) avoid: Option<&'a [u8]>,
     pub(super) on_this_line: bool,
+    /// No comment first (`EngineRequest::code_first`).
+    pub(super) code_first: bool,
 }
 
 impl<'a> StartRule<'a> {
@@ -267,11 +269,12 @@ impl<'a> StartRule<'a> {
                 .map(|a| a.trim().as_bytes())
                 .filter(|a| !a.is_empty()),
             on_this_line: req.require_content,
+            code_first: req.code_first,
         }
     }
 
     pub(super) fn applies(&self) -> bool {
-        self.avoid.is_some() || self.on_this_line
+        self.avoid.is_some() || self.on_this_line || self.code_first
     }
 
     /// Whether answer bytes `part`, coming after nothing but blanks, may
@@ -279,6 +282,7 @@ impl<'a> StartRule<'a> {
     pub(super) fn allows(&self, part: &[u8]) -> bool {
         self.avoid.is_none_or(|a| !takes_avoided_start(part, a))
             && (!self.on_this_line || brings_text_on_this_line(part))
+            && !(self.code_first && crate::engine::starts_comment(part))
     }
 }
 
@@ -361,6 +365,7 @@ mod tests {
         let rule = StartRule {
             avoid: None,
             on_this_line: true,
+            code_first: false,
         };
         assert!(rule.applies());
         assert!(rule.allows(b""));
@@ -376,15 +381,46 @@ mod tests {
         let rule = StartRule {
             avoid: Some(b"return x"),
             on_this_line: true,
+            code_first: false,
         };
         assert!(!rule.allows(b"return"));
         assert!(rule.allows(b"x = 1"));
         let none = StartRule {
             avoid: None,
             on_this_line: false,
+            code_first: false,
         };
         assert!(!none.applies());
         assert!(none.allows(b"\n"));
+        // No comment first: no token that starts one, or may.
+        let code = StartRule {
+            avoid: None,
+            on_this_line: false,
+            code_first: true,
+        };
+        assert!(code.applies());
+        for comment in [
+            &b"#"[..],
+            b"  # x",
+            b"//",
+            b"/",
+            b"/**",
+            b" * @param",
+            b"*/",
+        ] {
+            assert!(
+                !code.allows(comment),
+                "{:?}",
+                String::from_utf8_lossy(comment)
+            );
+        }
+        for code_part in [&b"return"[..], b"  x = 1", b"  ", b"", b"if (a / b) {"] {
+            assert!(
+                code.allows(code_part),
+                "{:?}",
+                String::from_utf8_lossy(code_part)
+            );
+        }
     }
 
     #[test]

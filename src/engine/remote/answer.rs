@@ -146,10 +146,13 @@ impl<'a> Answer<'a> {
     /// try): the local engine bans it token by token, a server cannot be
     /// asked to, so such an answer is given up.
     pub(crate) fn avoided(&self) -> bool {
+        let text = self.text();
+        if self.req.code_first && crate::engine::starts_comment(text.as_bytes()) {
+            return true;
+        }
         let Some(avoid) = self.req.avoid.as_deref().map(str::trim) else {
             return false;
         };
-        let text = self.text();
         let start = text.trim_start();
         !avoid.is_empty()
             && !start.is_empty()
@@ -210,7 +213,9 @@ mod tests {
             fresh: false,
             draft_tokens: 0,
             candidates: 1,
+            alternatives_to_their_end: false,
             avoid: None,
+            code_first: false,
             require_content: false,
             definition_start: None,
             document: None,
