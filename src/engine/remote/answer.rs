@@ -285,5 +285,15 @@ mod tests {
         let mut a = Answer::new(&req, b"", Instant::now());
         a.push_token(Some(b"y"));
         assert!(!a.avoided());
+        // No comment first (after a dropped comment): a server cannot be
+        // asked that either, so an answer starting with one is given up.
+        req.avoid = Some("*/".into());
+        req.code_first = true;
+        let mut a = Answer::new(&req, b"", Instant::now());
+        a.push_token(Some(b"  // x"));
+        assert!(a.avoided());
+        let mut a = Answer::new(&req, b"", Instant::now());
+        a.push_token(Some(b"return y;"));
+        assert!(!a.avoided());
     }
 }
