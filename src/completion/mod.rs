@@ -224,7 +224,9 @@ fn with_leading_comments(text: &str, d: usize) -> usize {
     while start > 0 {
         let above = text[..start - 1].rfind('\n').map_or(0, |i| i + 1);
         let line = text[above..start - 1].trim_start();
-        let comment = ["//", "/*", "*", "#"].iter().any(|m| line.starts_with(m));
+        let comment = crate::engine::COMMENT_STARTS
+            .iter()
+            .any(|m| line.starts_with(m));
         if !comment {
             break;
         }

@@ -3,8 +3,9 @@
 //! model answers, the answer is cleaned, and where the cleaning dropped a
 //! blank line's whole answer the model is asked once more with that start
 //! forbidden (and a comment's, after a dropped comment or snippet header),
-//! several starts at once. Every front end calls `run`: the server's requests and warm
-//! starts, `infill complete`, and both evaluations, so they answer alike.
+//! several starts at once. Every front end calls `run`: the server's
+//! requests and warm starts, `infill complete`, and both evaluations, so
+//! they answer alike.
 
 use super::{CursorContext, Dropped};
 use crate::config::Config;
@@ -114,7 +115,7 @@ pub fn run(
     let mut first = engine.complete(req, cancel.clone())?;
     let (text, dropped) = ctx.finish_cut(&first.text, first.cut_by_time);
     let alternatives = std::mem::take(&mut first.alternatives);
-    let cleaned: Vec<(String, f32)> = alternatives
+    let mut cleaned: Vec<(String, f32)> = alternatives
         .iter()
         .map(|a| (ctx.finish(&a.text), a.first_logprob))
         .collect();
@@ -171,7 +172,6 @@ pub fn run(
         ..second
     };
     let (mut text, mut second_dropped) = ctx.finish_cut(&output.text, output.cut_by_time);
-    let mut cleaned = cleaned;
     let mut others: Vec<(String, f32)> = second_alternatives
         .iter()
         .map(|a| {

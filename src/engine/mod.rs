@@ -24,14 +24,21 @@ pub const COMMENT_STARTS: [&str; 4] = ["#", "//", "/*", "*"];
 /// Whether `text` (the answer so far, after nothing but blanks) starts a
 /// comment, or may still become one (`/`).
 pub fn starts_comment(text: &[u8]) -> bool {
-    let start = text.iter().position(|b| !b.is_ascii_whitespace());
-    let Some(start) = start else {
-        return false;
-    };
-    let content = &text[start..];
     COMMENT_STARTS
         .iter()
-        .any(|c| content.starts_with(c.as_bytes()) || c.as_bytes().starts_with(content))
+        .any(|c| takes_start(text, c.as_bytes()))
+}
+
+/// Whether answer bytes `part`, coming after nothing but blanks, start
+/// down the text `start`: their first non-blank bytes begin it, or contain
+/// all of it. The one test of an avoided start (`EngineRequest::avoid`,
+/// `code_first`), token by token in process and on a remote answer.
+pub fn takes_start(part: &[u8], start: &[u8]) -> bool {
+    let Some(first) = part.iter().position(|b| !b.is_ascii_whitespace()) else {
+        return false;
+    };
+    let content = &part[first..];
+    start.starts_with(content) || content.starts_with(start)
 }
 
 /// What the pipeline asks of an engine: fill the gap between `prefix` and
@@ -115,10 +122,9 @@ pub struct EngineRequest {
     /// greedy answer is done, to its next line end, within a line's
     /// steps), not cut short a few steps after the greedy answer ends
     /// (which keeps offered alternatives cheap). Set for a second try on a
-    /// blank line, where
-    /// the greedy answer may be dropped again and an alternative is then
-    /// the answer: a short greedy line (`}`) would otherwise leave every
-    /// longer alternative unfinished.
+    /// blank line, where the greedy answer may be dropped again and an
+    /// alternative is then the answer: a short greedy line (`}`) would
+    /// otherwise leave every longer alternative unfinished.
     pub alternatives_to_their_end: bool,
 }
 

@@ -21,7 +21,7 @@ use llama_cpp_2::token::LlamaToken;
 use super::cache_sync::EVAL_CHUNK;
 use super::draft;
 use super::session::Session;
-use crate::engine::{healing, CancelFlag, EngineError, EngineRequest};
+use crate::engine::{healing, takes_start, CancelFlag, EngineError, EngineRequest};
 use crate::prompt::Token;
 
 /// The answer and how it came about.
@@ -280,7 +280,7 @@ impl<'a> StartRule<'a> {
     /// Whether answer bytes `part`, coming after nothing but blanks, may
     /// come next.
     pub(super) fn allows(&self, part: &[u8]) -> bool {
-        self.avoid.is_none_or(|a| !takes_avoided_start(part, a))
+        self.avoid.is_none_or(|a| !takes_start(part, a))
             && (!self.on_this_line || brings_text_on_this_line(part))
             && !(self.code_first && crate::engine::starts_comment(part))
     }
@@ -331,18 +331,6 @@ fn argmax_where(logits: &[f32], allowed: impl Fn(Token) -> bool) -> Option<Token
         .map(|(t, _)| t)
 }
 
-/// Whether answer bytes `part`, coming after nothing but blanks, start
-/// down the avoided text: their first non-blank bytes begin `avoid`, or
-/// contain all of it.
-fn takes_avoided_start(part: &[u8], avoid: &[u8]) -> bool {
-    let start = part.iter().position(|b| !b.is_ascii_whitespace());
-    let Some(start) = start else {
-        return false;
-    };
-    let content = &part[start..];
-    avoid.starts_with(content) || content.starts_with(avoid)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -350,14 +338,14 @@ mod tests {
     #[test]
     fn an_avoided_start_is_recognised_after_blanks() {
         let avoid = b"for (IKey c : map.keySet()) {";
-        assert!(takes_avoided_start(b"for", avoid));
-        assert!(takes_avoided_start(b"  f", avoid));
-        assert!(takes_avoided_start(b"\n    for (", avoid));
-        assert!(!takes_avoided_start(b"  ", avoid));
-        assert!(!takes_avoided_start(b"", avoid));
-        assert!(!takes_avoided_start(b"Map", avoid));
-        assert!(!takes_avoided_start(b"fore", avoid));
-        assert!(takes_avoided_start(b"x = 1\n", b"x = 1"));
+        assert!(takes_start(b"for", avoid));
+        assert!(takes_start(b"  f", avoid));
+        assert!(takes_start(b"\n    for (", avoid));
+        assert!(!takes_start(b"  ", avoid));
+        assert!(!takes_start(b"", avoid));
+        assert!(!takes_start(b"Map", avoid));
+        assert!(!takes_start(b"fore", avoid));
+        assert!(takes_start(b"x = 1\n", b"x = 1"));
     }
 
     #[test]

@@ -147,16 +147,14 @@ impl<'a> Answer<'a> {
     /// asked to, so such an answer is given up.
     pub(crate) fn avoided(&self) -> bool {
         let text = self.text();
-        if self.req.code_first && crate::engine::starts_comment(text.as_bytes()) {
-            return true;
-        }
-        let Some(avoid) = self.req.avoid.as_deref().map(str::trim) else {
-            return false;
-        };
-        let start = text.trim_start();
-        !avoid.is_empty()
-            && !start.is_empty()
-            && (start.starts_with(avoid) || avoid.starts_with(start))
+        let text = text.as_bytes();
+        (self.req.code_first && crate::engine::starts_comment(text))
+            || self
+                .req
+                .avoid
+                .as_deref()
+                .map(str::trim)
+                .is_some_and(|a| !a.is_empty() && crate::engine::takes_start(text, a.as_bytes()))
     }
 
     pub(crate) fn elapsed(&self) -> Duration {
