@@ -686,6 +686,38 @@ fn the_model_takes_another_start_when_told_to_avoid_one() {
     );
 }
 
+/// The engine's side of the second try after blanks alone
+/// (`EngineRequest::require_content` with `indent_to_type`): at a blank
+/// line's start, the real model writes the line's indentation and then
+/// text on that line, not a line break and not blanks to no end.
+#[test]
+fn the_model_writes_text_after_the_indentation_it_may_type() {
+    use infill::engine::{CancelFlag, EngineState};
+    let _g = model_lock();
+    let mut config = infill::config::Config::default();
+    config.model.path = Some(common::model_path());
+    config.model.threads = Some(2);
+    let engine = infill::engine::start(&config);
+    assert!(matches!(
+        engine.wait_ready(Duration::from_secs(300)),
+        EngineState::Ready { .. }
+    ));
+    let text = "def mean(values):\n    total = 0\n\n    for v in values:\n        total += v\n    return total / len(values)\n";
+    let rope = ropey::Rope::from_str(text);
+    let syntax =
+        infill::text::syntax::SyntaxTree::new(infill::text::syntax::Language::Python, &rope);
+    let ctx = infill::completion::cursor_context(&rope, syntax.as_ref(), 32, &config);
+    assert_eq!((ctx.line_prefix.as_str(), ctx.indent_to_type()), ("", 4));
+    let mut req = ctx.engine_request(&config);
+    req.require_content = true;
+    req.indent_to_type = ctx.indent_to_type();
+    let answer = engine.complete(req, CancelFlag::default()).unwrap().text;
+    let line = answer.lines().next().unwrap_or("");
+    assert!(!line.trim().is_empty(), "no text on the line: {answer:?}");
+    let blanks = line.len() - line.trim_start().len();
+    assert_eq!(blanks, 4, "the body's indentation first: {answer:?}");
+}
+
 /// Prompts of other documents are kept in the KV cache
 /// (`model.keptPrompts`): returning to a document evaluates only its last
 /// token and gives the answer it gave before; switching among more

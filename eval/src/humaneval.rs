@@ -12,7 +12,7 @@ use ropey::Rope;
 use serde_json::Value;
 
 use infill::completion::clean::syntax_errors;
-use infill::completion::pipeline::{self, Extras, Mode};
+use infill::completion::pipeline::{self, Extras, Mode, Suggestion};
 use infill::completion::{cursor_context, CursorContext};
 use infill::config::{Config, Multiline};
 use infill::engine::{CancelFlag, Engine};
@@ -400,7 +400,7 @@ pub fn run(
     engine: &dyn Engine,
     config: &Config,
     llama_vim: Option<&llama_vim::Server>,
-    mut progress: impl FnMut(usize, &Item, &str, Option<&llama_vim::Asked>),
+    mut progress: impl FnMut(usize, &Item, &Suggestion, Option<&llama_vim::Asked>),
 ) -> Result<Report> {
     let started = std::time::Instant::now();
     let scratch = std::env::temp_dir().join(format!("infill-eval-{}.py", std::process::id()));
@@ -430,7 +430,7 @@ pub fn run(
             baseline,
             &scratch,
         );
-        let cleaned = done.text;
+        let cleaned = done.text.clone();
         let outcome = score(item, &cleaned, &mut report.cleaned, baseline, &scratch);
         report.per_item.push(outcome);
         report.empty += usize::from(cleaned.trim().is_empty());
@@ -463,7 +463,7 @@ pub fn run(
                 .push(a.answer.elapsed.as_secs_f64() * 1000.0);
             asked = Some(a);
         }
-        progress(i, item, &cleaned, asked.as_ref());
+        progress(i, item, &done, asked.as_ref());
     }
     let _ = std::fs::remove_file(&scratch);
     report.seconds = started.elapsed().as_secs_f64();

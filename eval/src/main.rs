@@ -43,7 +43,13 @@ enum Command {
         /// Folder holding the sets (default: ../shared/eval beside the repository).
         #[arg(long)]
         data: Option<PathBuf>,
-        /// Print each item's cleaned completion.
+        /// Only the items named in this file (one name a line, as
+        /// `--verbose` prints them): to ask again the items a change can
+        /// touch.
+        #[arg(long)]
+        only_file: Option<PathBuf>,
+        /// Print each item's cleaned completion (and where a second try
+        /// replaced the first answer, that answer as the model gave it).
         #[arg(long)]
         verbose: bool,
         /// line-start (the gap's first line whole) or mid-line (its first
@@ -247,6 +253,7 @@ fn main() -> ExitCode {
             set,
             limit,
             data,
+            only_file,
             verbose,
             cursor,
             versus_candidates,
@@ -254,7 +261,7 @@ fn main() -> ExitCode {
             settings,
         } => match run_eval(
             set,
-            (limit, data, cursor),
+            (limit, data, cursor, only_file),
             verbose,
             (versus_candidates, &llama_vim),
             &settings,
@@ -373,7 +380,12 @@ fn main() -> ExitCode {
 
 fn run_eval(
     set: humaneval::EvalSet,
-    (limit, data, cursor): (Option<usize>, Option<PathBuf>, cursor::Cursor),
+    (limit, data, cursor, only_file): (
+        Option<usize>,
+        Option<PathBuf>,
+        cursor::Cursor,
+        Option<PathBuf>,
+    ),
     verbose: bool,
     (versus_candidates, llama_vim): (Option<u32>, &LlamaVimFlags),
     settings: &SettingFlags,
@@ -383,7 +395,20 @@ fn run_eval(
     }
     let config = settings.config().map_err(anyhow::Error::msg)?;
     let data = data.unwrap_or_else(humaneval::default_data_dir);
-    let items = humaneval::load(set, &data, limit, cursor)?;
+    let mut items = humaneval::load(set, &data, limit, cursor)?;
+    if let Some(path) = only_file {
+        let names = std::fs::read_to_string(&path)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+        let names: std::collections::HashSet<&str> = names
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        items.retain(|i| names.contains(i.id.as_str()));
+        if items.is_empty() {
+            anyhow::bail!("no item of the set is named in {}", path.display());
+        }
+    }
     println!("cursor: {cursor}");
     let engine = ready_engine(&config)?;
     if let Some(n) = versus_candidates {
@@ -426,9 +451,12 @@ fn run_eval(
         engine.as_ref(),
         &config,
         server.as_ref(),
-        |i, item, text, vim| {
+        |i, item, done, vim| {
             if verbose {
-                eprintln!("[{}/{}] {}: {:?}", i + 1, items.len(), item.id, text);
+                eprintln!("[{}/{}] {}: {:?}", i + 1, items.len(), item.id, done.text);
+                if let Some(first) = &done.dropped_first {
+                    eprintln!("  first answer (dropped): {first:?}");
+                }
                 if let Some(v) = vim {
                     let cause = v.shown.empty.map(|c| format!("  empty: {c}"));
                     eprintln!(

@@ -47,6 +47,16 @@ pub struct CursorContext {
     pub definition_start: Option<usize>,
 }
 
+/// What a second request asks, where the first answer was dropped whole
+/// on a blank line of code (`CursorContext::second_try`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecondTry {
+    /// Not to start as this line did (the dropped answer's first line).
+    Avoid(String),
+    /// Text on the cursor's line: the first answer was blanks only.
+    TextOnTheLine,
+}
+
 /// Why `CursorContext::finish` left nothing of an answer: the step that
 /// emptied it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -256,6 +266,7 @@ impl CursorContext {
             avoid: None,
             code_first: false,
             require_content: config.completion.answer_blank_lines && self.on_blank_line_of_code(),
+            indent_to_type: self.indent_to_type(),
             definition_start: self.definition_start,
             document: None,
             draft_tokens: config.completion.draft_tokens as usize,
@@ -370,23 +381,64 @@ impl CursorContext {
             && self.line_suffix.trim().is_empty()
     }
 
-    /// What a second request should not start with, when `finish` dropped
-    /// the whole of the first answer `raw` on a blank line of code: its
-    /// first line. The user opened the line to write something, so an
-    /// empty answer is no answer; and what the model chose first was the
-    /// line that already follows (a FIM model that takes the hole for
-    /// empty goes on with the suffix) or a line that breaks the code. Its
-    /// next choice is often the missing line. `None` where no second try
-    /// is due.
-    pub fn second_try(&self, raw: &str, finished: &str) -> Option<String> {
+    /// What a second request should ask, when `finish` dropped the whole
+    /// of the first answer `raw` on a blank line of code. The user opened
+    /// the line to write something, so an empty answer is no answer.
+    /// Where the model wrote a line, it should not start with it: it was
+    /// the line that already follows (a FIM model that takes the hole for
+    /// empty goes on with the suffix) or a line that breaks the code, and
+    /// its next choice is often the missing line. Where it wrote nothing
+    /// but blanks (or ended at once), it should write text on the line
+    /// (after the indentation still to type, if any). `None` where no
+    /// second try is due.
+    pub fn second_try(&self, raw: &str, finished: &str) -> Option<SecondTry> {
         if !finished.trim().is_empty() || !self.on_blank_line_of_code() {
             return None;
         }
-        clean::cut_code_fence(raw)
+        let first_line = clean::cut_code_fence(raw)
             .lines()
             .map(str::trim)
-            .find(|l| !l.is_empty())
-            .map(str::to_string)
+            .find(|l| !l.is_empty());
+        match first_line {
+            Some(line) => Some(SecondTry::Avoid(line.to_string())),
+            None if raw.trim().is_empty() => Some(SecondTry::TextOnTheLine),
+            // A code fence alone: nothing to avoid, nothing to learn.
+            None => None,
+        }
+    }
+
+    /// Blanks still to type before the cursor's line has the indentation
+    /// its code needs, where the cursor stands on a blank line before it
+    /// (`EngineRequest::indent_to_type`): the deeper of the line above's
+    /// (one level more after a line that opens a block) and the line
+    /// below's, less what is typed. In bytes, as the model writes them.
+    pub fn indent_to_type(&self) -> usize {
+        if !self.line_prefix.trim().is_empty() {
+            return 0;
+        }
+        let leading = |l: &str| l.len() - l.trim_start_matches([' ', '\t']).len();
+        let before = self
+            .prefix
+            .get(..self.prefix.len() - self.line_prefix.len());
+        let above = before
+            .into_iter()
+            .flat_map(|b| b.lines().rev())
+            .find(|l| !l.trim().is_empty());
+        let below = self
+            .suffix
+            .get(self.line_suffix.len()..)
+            .into_iter()
+            .flat_map(str::lines)
+            .find(|l| !l.trim().is_empty());
+        let above_width = above.map_or(0, |l| {
+            let opens = l.trim_end().ends_with([':', '{', '(', '[']);
+            let level = if l.starts_with('\t') { 1 } else { 4 };
+            leading(l) + if opens { level } else { 0 }
+        });
+        let below_width = below.map_or(0, leading);
+        above_width
+            .max(below_width)
+            .saturating_sub(self.line_prefix.len())
     }
 }
 
@@ -454,10 +506,15 @@ mod tests {
         // The model's first choice repeats the next line: dropped.
         let raw = "for k in m:\n";
         assert_eq!(c.finish(raw), "");
-        assert_eq!(c.second_try(raw, "").as_deref(), Some("for k in m:"));
-        // A kept answer, or no answer at all, needs no second try.
+        assert_eq!(
+            c.second_try(raw, ""),
+            Some(SecondTry::Avoid("for k in m:".into()))
+        );
+        // A kept answer needs no second try; blanks alone ask for text.
         assert_eq!(c.second_try("n = 2", "n = 2"), None);
-        assert_eq!(c.second_try("\n", ""), None);
+        assert_eq!(c.second_try("\n", ""), Some(SecondTry::TextOnTheLine));
+        assert_eq!(c.second_try("", ""), Some(SecondTry::TextOnTheLine));
+        assert_eq!(c.second_try("```\n", ""), None);
         // Not where the line has text, nor in a comment.
         let c = ctx("def f(m):\n    n = ", "\n    for k in m:\n");
         assert_eq!(c.second_try("for k in m:", ""), None);
@@ -467,6 +524,24 @@ mod tests {
         assert_eq!(c.line_prefix, "    ");
         assert!(matches!(c.scope, Scope::String { .. }));
         assert_eq!(c.second_try("return m", ""), None);
+    }
+
+    #[test]
+    fn the_indentation_to_type_is_what_the_lines_around_need_less_what_is_typed() {
+        // Column 0 inside a body: the line below's indentation.
+        let c = ctx("def f(m):\n    n = 1\n", "\n    return n\n");
+        assert_eq!(c.indent_to_type(), 4);
+        // After a block's opener: one level deeper than it.
+        let c = ctx("def f(m):\n    for k in m:\n", "\n    return n\n");
+        assert_eq!(c.indent_to_type(), 8);
+        let c = ctx("class A {\n\tvoid f() {\n\t", "\n\t}\n}\n");
+        assert_eq!(c.indent_to_type(), 1);
+        // Typed already: nothing left.
+        let c = ctx("def f(m):\n    n = 1\n    ", "\n    return n\n");
+        assert_eq!(c.indent_to_type(), 0);
+        // Not a blank line.
+        let c = ctx("def f(m):\n    n = ", "\n    return n\n");
+        assert_eq!(c.indent_to_type(), 0);
     }
 
     #[test]

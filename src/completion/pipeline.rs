@@ -7,7 +7,7 @@
 //! requests and warm starts, `infill complete`, and both evaluations, so
 //! they answer alike.
 
-use super::{CursorContext, Dropped};
+use super::{CursorContext, Dropped, SecondTry};
 use crate::config::Config;
 use crate::engine::{CancelFlag, Engine, EngineError, EngineOutput};
 use crate::prompt::repo::CrossFileContext;
@@ -128,7 +128,7 @@ pub fn run(
     } else {
         None
     };
-    let Some(avoid) = avoid else {
+    let Some(second_try) = avoid else {
         let alternatives = rank_alternatives(&text, cleaned, config.completion.candidates);
         return Ok(Suggestion {
             output: first,
@@ -139,11 +139,22 @@ pub fn run(
             alternatives,
         });
     };
-    // A comment or a copied snippet header first: the model took the blank
-    // line for a place in a comment; no comment at all the second time.
-    retry.code_first = crate::engine::starts_comment(avoid.as_bytes())
-        || super::clean::cut_context_header(&avoid).trim().is_empty();
-    retry.avoid = Some(avoid);
+    match second_try {
+        SecondTry::Avoid(avoid) => {
+            // A comment or a copied snippet header first: the model took
+            // the blank line for a place in a comment; no comment at all
+            // the second time.
+            retry.code_first = crate::engine::starts_comment(avoid.as_bytes())
+                || super::clean::cut_context_header(&avoid).trim().is_empty();
+            retry.avoid = Some(avoid);
+        }
+        // Blanks only: the model took the hole for empty (where the
+        // cursor is at the line's start, often only its indentation).
+        SecondTry::TextOnTheLine => {
+            retry.require_content = true;
+            retry.indent_to_type = ctx.indent_to_type();
+        }
+    }
     // The second try gets what is left of the time budget (none left: a
     // multi-line answer ends at its first line end).
     retry.time_budget = retry
@@ -305,6 +316,27 @@ mod tests {
             assert!(seen[1].code_first, "{first:?}");
             assert_eq!(seen[1].avoid.as_deref(), Some(first.trim()));
         }
+    }
+
+    #[test]
+    fn blanks_alone_are_asked_again_for_text_on_the_line() {
+        // After the indentation: text, no more blanks.
+        let (done, seen) = complete(DOC, 24, &["\n", "n = 2"]);
+        assert!(done.second_try());
+        assert_eq!(done.text, "n = 2");
+        assert!(!seen[0].require_content);
+        assert!(seen[1].require_content);
+        assert_eq!(
+            (seen[1].indent_to_type, seen[1].avoid.as_deref()),
+            (0, None)
+        );
+        // At the blank line's start (as HumanEval asks): its indentation
+        // may come first. The model ended at once the first time.
+        let doc = "def f(m):\n    n = 1\n\n    for k in m:\n        n += k\n";
+        let (done, seen) = complete(doc, 20, &["", "    n = 2"]);
+        assert_eq!(done.text, "    n = 2");
+        assert_eq!(seen[1].indent_to_type, 4);
+        assert!(!seen[1].code_first);
     }
 
     #[test]

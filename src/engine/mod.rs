@@ -90,6 +90,12 @@ pub struct EngineRequest {
     /// cut to nothing). Greedy choices that already had text are the
     /// same with it or without it.
     pub require_content: bool,
+    /// Where `require_content`: how many blanks (spaces, tabs) the answer
+    /// may start with before its text, the indentation still to type
+    /// where the cursor stands before it (a line-start cursor); 0 where
+    /// it is typed. Blanks past it are refused: a model that would have
+    /// ended goes on with blanks to no end when it may not.
+    pub indent_to_type: usize,
     /// Byte offset in `prefix` where the definition around the cursor
     /// starts (`completion::CursorContext::definition_start`): cross-file comments go
     /// there.

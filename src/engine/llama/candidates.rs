@@ -172,7 +172,8 @@ impl Session<'_> {
             let greedy = &branches[0];
             let pending = greedy.pending(healed);
             let logits = self.ctx.get_logits_ith(at);
-            let starting = (!greedy.has_content && start_rule.applies()).then_some(&start_rule);
+            let rule_now = start_rule.after(greedy.bytes.get(healed.len()..).unwrap_or(&[]));
+            let starting = (!greedy.has_content && start_rule.applies()).then_some(&rule_now);
             let first = self.next_token(logits, pending, starting);
             let brings_text = first
                 .filter(|t| !self.ends_answer(*t))
@@ -354,7 +355,8 @@ impl Session<'_> {
                     continue;
                 }
                 let logits = self.ctx.get_logits_ith(branch.row);
-                let starting = (!branch.has_content && start_rule.applies()).then_some(start_rule);
+                let rule_now = start_rule.after(branch.bytes.get(healed.len()..).unwrap_or(&[]));
+                let starting = (!branch.has_content && start_rule.applies()).then_some(&rule_now);
                 let Some(t) = self.next_token(logits, branch.pending(healed), starting) else {
                     continue;
                 };

@@ -73,7 +73,8 @@ impl Session<'_> {
                 return Err(EngineError::Cancelled);
             }
             let logits = self.ctx.get_logits_ith(at);
-            let starting = (!has_content && start_rule.applies()).then_some(&start_rule);
+            let rule_now = start_rule.after(bytes.get(healed.len()..).unwrap_or(&[]));
+            let starting = (!has_content && start_rule.applies()).then_some(&rule_now);
             let Some(next) = self.next_token(logits, pending, starting) else {
                 break;
             };
@@ -251,9 +252,13 @@ impl Session<'_> {
 /// text: a start to avoid (a second try), and whether that text must come
 /// on the cursor's line (`EngineRequest::require_content`). While either
 /// holds, the answer may not end.
+#[derive(Clone, Copy)]
 pub(super) struct StartRule<'a> {
     pub(super) avoid: Option<&'a [u8]>,
     pub(super) on_this_line: bool,
+    /// Blanks the answer may still take before its text, where
+    /// `on_this_line` (`EngineRequest::indent_to_type`).
+    pub(super) blanks_left: usize,
     /// No comment first (`EngineRequest::code_first`).
     pub(super) code_first: bool,
 }
@@ -269,7 +274,17 @@ impl<'a> StartRule<'a> {
                 .map(|a| a.trim().as_bytes())
                 .filter(|a| !a.is_empty()),
             on_this_line: req.require_content,
+            blanks_left: req.indent_to_type,
             code_first: req.code_first,
+        }
+    }
+
+    /// The rule once the answer has begun with `blanks` (the answer so
+    /// far, past the healed text: nothing but blanks while a rule holds).
+    pub(super) fn after(self, blanks: &[u8]) -> StartRule<'a> {
+        StartRule {
+            blanks_left: self.blanks_left.saturating_sub(blanks.len()),
+            ..self
         }
     }
 
@@ -281,19 +296,20 @@ impl<'a> StartRule<'a> {
     /// come next.
     pub(super) fn allows(&self, part: &[u8]) -> bool {
         self.avoid.is_none_or(|a| !takes_start(part, a))
-            && (!self.on_this_line || brings_text_on_this_line(part))
+            && (!self.on_this_line || brings_text_on_this_line(part, self.blanks_left))
             && !(self.code_first && crate::engine::starts_comment(part))
     }
 }
 
 /// Whether `part` (a token's bytes after any healed ones) is nothing, or
-/// brings text with no line break before it. Blanks alone are refused
-/// too: the line's indentation is typed already, and a model that would
-/// have ended the answer goes on with blanks to no end when it may not.
-fn brings_text_on_this_line(part: &[u8]) -> bool {
+/// brings text with no line break before it, or is blanks alone within
+/// the `blanks_left` of indentation still to type. More blanks are
+/// refused: a model that would have ended the answer goes on with blanks
+/// to no end when it may not.
+fn brings_text_on_this_line(part: &[u8], blanks_left: usize) -> bool {
     let blanks = part.iter().take_while(|b| b.is_ascii_whitespace()).count();
-    part.is_empty()
-        || (blanks < part.len() && !part[..blanks].iter().any(|&b| b == b'\n' || b == b'\r'))
+    let breaks = part[..blanks].iter().any(|&b| b == b'\n' || b == b'\r');
+    part.is_empty() || (!breaks && (blanks < part.len() || blanks <= blanks_left))
 }
 
 /// The longest start of `bytes` that is valid UTF-8.
@@ -349,15 +365,17 @@ mod tests {
     }
 
     #[test]
-    fn text_required_on_this_line_allows_no_blank_token_nor_line_break_before_it() {
+    fn text_required_on_this_line_allows_only_the_indentation_to_type_before_it() {
         let rule = StartRule {
             avoid: None,
             on_this_line: true,
+            blanks_left: 0,
             code_first: false,
         };
         assert!(rule.applies());
         assert!(rule.allows(b""));
         assert!(!rule.allows(b"    "));
+        assert!(!rule.allows(b"\t"));
         assert!(rule.allows(b"return"));
         assert!(rule.allows(b"  return"));
         assert!(rule.allows(b" x\n"));
@@ -365,10 +383,28 @@ mod tests {
         assert!(!rule.allows(b"\n"));
         assert!(!rule.allows(b"  \n    x"));
         assert!(!rule.allows(b"\r\n"));
+        // A line-start cursor: the indentation still to type may come
+        // first, token by token, and no more of it.
+        let rule = StartRule {
+            avoid: None,
+            on_this_line: true,
+            blanks_left: 8,
+            code_first: false,
+        };
+        assert!(rule.allows(b"    "));
+        assert!(rule.allows(b"        "));
+        assert!(!rule.allows(b"         "));
+        assert!(!rule.allows(b"    \n"));
+        assert!(rule.allows(b"    return"));
+        let typed = rule.after(b"        ");
+        assert!(!typed.allows(b" "));
+        assert!(typed.allows(b"return"));
+        assert!(rule.after(b"    ").allows(b"    "));
         // A second try's avoided start holds as well.
         let rule = StartRule {
             avoid: Some(b"return x"),
             on_this_line: true,
+            blanks_left: 0,
             code_first: false,
         };
         assert!(!rule.allows(b"return"));
@@ -376,6 +412,7 @@ mod tests {
         let none = StartRule {
             avoid: None,
             on_this_line: false,
+            blanks_left: 0,
             code_first: false,
         };
         assert!(!none.applies());
@@ -384,6 +421,7 @@ mod tests {
         let code = StartRule {
             avoid: None,
             on_this_line: false,
+            blanks_left: 0,
             code_first: true,
         };
         assert!(code.applies());

@@ -215,6 +215,7 @@ mod tests {
             avoid: None,
             code_first: false,
             require_content: false,
+            indent_to_type: 0,
             definition_start: None,
             document: None,
         }
