@@ -296,9 +296,106 @@ pub fn cut_after_string_close<'a>(text: &'a str, delimiter: &str) -> &'a str {
     text
 }
 
+/// `text` (an answer between `prefix` and `suffix`) without the comments
+/// the model put at the end of its own lines of code (`x = y  # Output:
+/// 3`), where the code around has no line that ends with a comment: an
+/// instruct model explains its code to a reader who wrote the rest, and
+/// the user deletes the remark after accepting. A file whose lines carry
+/// such comments keeps them (its style). Comments on lines of their own,
+/// and after code the user typed, stay.
+pub fn cut_trailing_comments(language: Language, prefix: &str, text: &str, suffix: &str) -> String {
+    let doc = format!("{prefix}{text}{suffix}");
+    let Some(st) = SyntaxTree::new(language, &Rope::from_str(&doc)) else {
+        return text.to_string();
+    };
+    let Some(tree) = st.tree() else {
+        return text.to_string();
+    };
+    let (start, end) = (prefix.len(), prefix.len() + text.len());
+    // Byte ranges in `doc` of the comments ending a line after code.
+    let mut trailing: Vec<(usize, usize)> = Vec::new();
+    let mut cursor = tree.walk();
+    'walk: loop {
+        let node = cursor.node();
+        if matches!(node.kind(), "comment" | "line_comment") {
+            let (s, e) = (node.start_byte(), node.end_byte());
+            let line_start = doc[..s].rfind('\n').map_or(0, |i| i + 1);
+            let line_end = doc[e..].find('\n').map_or(doc.len(), |i| e + i);
+            let after_code = !doc[line_start..s].trim().is_empty();
+            if after_code && doc[e..line_end].trim().is_empty() {
+                if e <= start || s >= end {
+                    // The file's own style: its lines end with comments.
+                    return text.to_string();
+                }
+                // The model's comment after the model's code.
+                if s > start && e <= end && !doc[line_start.max(start)..s].trim().is_empty() {
+                    trailing.push((s, e));
+                }
+            }
+        }
+        if cursor.goto_first_child() || cursor.goto_next_sibling() {
+            continue;
+        }
+        loop {
+            if !cursor.goto_parent() {
+                break 'walk;
+            }
+            if cursor.goto_next_sibling() {
+                break;
+            }
+        }
+    }
+    let mut out = text.to_string();
+    for &(s, e) in trailing.iter().rev() {
+        let code_end = doc[start..s].trim_end_matches([' ', '\t']).len();
+        out.replace_range(code_end..e - start, "");
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_models_comments_after_its_code_are_cut_unless_the_file_has_them() {
+        let py = Language::Python;
+        let prefix = "def f(xs):\n    n = 0\n";
+        let suffix = "\n    return n\n";
+        let cut = |text: &str| cut_trailing_comments(py, prefix, text, suffix);
+        assert_eq!(cut("    n = len(xs)  # Count them"), "    n = len(xs)");
+        assert_eq!(
+            cut("    for x in xs:  # each\n        n += x # add\n    n = -n"),
+            "    for x in xs:\n        n += x\n    n = -n"
+        );
+        // A comment on its own line, and `#` in a string, stay.
+        assert_eq!(
+            cut("    # Count them\n    n = 1"),
+            "    # Count them\n    n = 1"
+        );
+        assert_eq!(cut("    n = xs.count('#')"), "    n = xs.count('#')");
+        // The file's lines end with comments: its style, kept.
+        let styled = "def f(xs):\n    n = 0  # the count\n";
+        assert_eq!(
+            cut_trailing_comments(py, styled, "    n = len(xs)  # all", suffix),
+            "    n = len(xs)  # all"
+        );
+        // After code the user typed, the comment is the whole answer: kept.
+        assert_eq!(
+            cut_trailing_comments(py, "def f(xs):\n    n = len(xs)", "  # all", suffix),
+            "  # all"
+        );
+        let java = |text: &str| {
+            cut_trailing_comments(
+                Language::Java,
+                "class A {\n  int f() {\n",
+                text,
+                "\n  }\n}\n",
+            )
+        };
+        assert_eq!(java("    return 1; // one"), "    return 1;");
+        assert_eq!(java("    return /* one */ 1;"), "    return /* one */ 1;");
+    }
 
     #[test]
     fn a_copied_snippet_header_is_cut() {

@@ -354,6 +354,12 @@ impl CursorContext {
             if out.trim().is_empty() {
                 return (String::new(), Some(Dropped::BreaksSyntax));
             }
+            out = clean::cut_trailing_comments(
+                language,
+                tail_chars(&self.prefix, SYNTAX_WINDOW_CHARS),
+                &out,
+                head_chars(&self.suffix, SYNTAX_WINDOW_CHARS),
+            );
         }
         if clean::repeats_next_line(&self.line_prefix, &out, &self.suffix) {
             (String::new(), Some(Dropped::RepeatsNextLine))
