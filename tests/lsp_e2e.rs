@@ -647,21 +647,34 @@ fn a_new_line_below_the_anchor_evaluates_only_the_lines_since_it() {
     assert!(s.shutdown().success());
 }
 
+/// The in-process engine on the test model and two threads, with
+/// `adjust`'s settings, once it is ready.
+fn ready_engine(
+    adjust: impl FnOnce(&mut infill::config::Config),
+) -> (
+    infill::config::Config,
+    std::sync::Arc<dyn infill::engine::Engine>,
+) {
+    let mut config = infill::config::Config::default();
+    config.model.path = Some(common::model_path());
+    config.model.threads = Some(2);
+    adjust(&mut config);
+    let engine = infill::engine::start(&config);
+    assert!(matches!(
+        engine.wait_ready(Duration::from_secs(300)),
+        infill::engine::EngineState::Ready { .. }
+    ));
+    (config, engine)
+}
+
 /// The engine's side of the second try (`completion.secondTry`): told to
 /// avoid the line it chose, the real model chooses another start and still
 /// answers.
 #[test]
 fn the_model_takes_another_start_when_told_to_avoid_one() {
-    use infill::engine::{CancelFlag, EngineState};
+    use infill::engine::CancelFlag;
     let _g = model_lock();
-    let mut config = infill::config::Config::default();
-    config.model.path = Some(common::model_path());
-    config.model.threads = Some(2);
-    let engine = infill::engine::start(&config);
-    assert!(matches!(
-        engine.wait_ready(Duration::from_secs(300)),
-        EngineState::Ready { .. }
-    ));
+    let (config, engine) = ready_engine(|_| {});
     let text = "def mean(values):\n    total = 0\n    \n    for v in values:\n        total += v\n    return total / len(values)\n";
     let rope = ropey::Rope::from_str(text);
     let syntax =
@@ -692,16 +705,9 @@ fn the_model_takes_another_start_when_told_to_avoid_one() {
 /// text on that line, not a line break and not blanks to no end.
 #[test]
 fn the_model_writes_text_after_the_indentation_it_may_type() {
-    use infill::engine::{CancelFlag, EngineState};
+    use infill::engine::CancelFlag;
     let _g = model_lock();
-    let mut config = infill::config::Config::default();
-    config.model.path = Some(common::model_path());
-    config.model.threads = Some(2);
-    let engine = infill::engine::start(&config);
-    assert!(matches!(
-        engine.wait_ready(Duration::from_secs(300)),
-        EngineState::Ready { .. }
-    ));
+    let (config, engine) = ready_engine(|_| {});
     let text = "def mean(values):\n    total = 0\n\n    for v in values:\n        total += v\n    return total / len(values)\n";
     let rope = ropey::Rope::from_str(text);
     let syntax =
@@ -725,17 +731,9 @@ fn the_model_writes_text_after_the_indentation_it_may_type() {
 /// evaluated afresh with the answer a cold cache gives.
 #[test]
 fn returning_to_a_document_reuses_its_kept_prompt_and_the_oldest_is_evicted() {
-    use infill::engine::{CancelFlag, EngineRequest, EngineState};
+    use infill::engine::{CancelFlag, EngineRequest};
     let _g = model_lock();
-    let mut config = infill::config::Config::default();
-    config.model.path = Some(common::model_path());
-    config.model.threads = Some(2);
-    config.model.kept_prompts = 1;
-    let engine = infill::engine::start(&config);
-    assert!(matches!(
-        engine.wait_ready(Duration::from_secs(300)),
-        EngineState::Ready { .. }
-    ));
+    let (config, engine) = ready_engine(|c| c.model.kept_prompts = 1);
     // Each more than `parked::MIN_KEPT` tokens.
     let preamble = "import math\n\n\ndef square(x):\n    \"\"\"x times itself.\"\"\"\n    return x * x\n\n\ndef cube(x):\n    \"\"\"x times itself, times itself.\"\"\"\n    return x * x * x\n\n\n";
     let documents = [
