@@ -150,19 +150,28 @@ pub fn syntax_errors(language: Language, text: &str) -> usize {
         return 0;
     };
     let Some(tree) = st.tree() else { return 0 };
-    let mut cursor = tree.walk();
     let mut count = 0;
+    visit_nodes(tree, |node| {
+        count += usize::from(node.is_error() || node.is_missing());
+        true
+    });
+    count
+}
+
+/// Calls `visit` on every node of `tree`, in document order, until it
+/// returns false.
+fn visit_nodes(tree: &tree_sitter::Tree, mut visit: impl FnMut(tree_sitter::Node) -> bool) {
+    let mut cursor = tree.walk();
     loop {
-        let node = cursor.node();
-        if node.is_error() || node.is_missing() {
-            count += 1;
+        if !visit(cursor.node()) {
+            return;
         }
         if cursor.goto_first_child() || cursor.goto_next_sibling() {
             continue;
         }
         loop {
             if !cursor.goto_parent() {
-                return count;
+                return;
             }
             if cursor.goto_next_sibling() {
                 break;
@@ -314,36 +323,31 @@ pub fn cut_trailing_comments(language: Language, prefix: &str, text: &str, suffi
     let (start, end) = (prefix.len(), prefix.len() + text.len());
     // Byte ranges in `doc` of the comments ending a line after code.
     let mut trailing: Vec<(usize, usize)> = Vec::new();
-    let mut cursor = tree.walk();
-    'walk: loop {
-        let node = cursor.node();
-        if matches!(node.kind(), "comment" | "line_comment") {
-            let (s, e) = (node.start_byte(), node.end_byte());
-            let line_start = doc[..s].rfind('\n').map_or(0, |i| i + 1);
-            let line_end = doc[e..].find('\n').map_or(doc.len(), |i| e + i);
-            let after_code = !doc[line_start..s].trim().is_empty();
-            if after_code && doc[e..line_end].trim().is_empty() {
-                if e <= start || s >= end {
-                    // The file's own style: its lines end with comments.
-                    return text.to_string();
-                }
-                // The model's comment after the model's code.
-                if s > start && e <= end && !doc[line_start.max(start)..s].trim().is_empty() {
-                    trailing.push((s, e));
-                }
-            }
+    let mut file_has_them = false;
+    visit_nodes(tree, |node| {
+        if !matches!(node.kind(), "comment" | "line_comment") {
+            return true;
         }
-        if cursor.goto_first_child() || cursor.goto_next_sibling() {
-            continue;
+        let (s, e) = (node.start_byte(), node.end_byte());
+        let line_start = doc[..s].rfind('\n').map_or(0, |i| i + 1);
+        let line_end = doc[e..].find('\n').map_or(doc.len(), |i| e + i);
+        let after_code = !doc[line_start..s].trim().is_empty();
+        if !after_code || !doc[e..line_end].trim().is_empty() {
+            return true;
         }
-        loop {
-            if !cursor.goto_parent() {
-                break 'walk;
-            }
-            if cursor.goto_next_sibling() {
-                break;
-            }
+        if e <= start || s >= end {
+            // The file's own style: its lines end with comments.
+            file_has_them = true;
+            return false;
         }
+        // The model's comment after the model's code.
+        if s > start && e <= end && !doc[line_start.max(start)..s].trim().is_empty() {
+            trailing.push((s, e));
+        }
+        true
+    });
+    if file_has_them {
+        return text.to_string();
     }
     let mut out = text.to_string();
     for &(s, e) in trailing.iter().rev() {
