@@ -724,6 +724,35 @@ fn the_model_writes_text_after_the_indentation_it_may_type() {
     assert_eq!(blanks, 4, "the body's indentation first: {answer:?}");
 }
 
+/// The engine's side of a second try at a fitting indentation
+/// (`EngineRequest::indents`, from `CursorContext::indents_to_type`): at a
+/// blank line's start after `if x < low:`, the real model's text starts
+/// at the body's indentation, the one level Python accepts there.
+#[test]
+fn the_model_writes_at_an_indentation_the_code_around_allows() {
+    use infill::engine::CancelFlag;
+    let _g = model_lock();
+    let (config, engine) = ready_engine(|_| {});
+    let text = "def clamp(x, low, high):\n    if x < low:\n\n    if x > high:\n        return high\n    return x\n";
+    let rope = ropey::Rope::from_str(text);
+    let syntax =
+        infill::text::syntax::SyntaxTree::new(infill::text::syntax::Language::Python, &rope);
+    let ctx = infill::completion::cursor_context(&rope, syntax.as_ref(), 41, &config);
+    assert_eq!(
+        (ctx.line_prefix.as_str(), ctx.indents_to_type()),
+        ("", vec![8])
+    );
+    let mut req = ctx.engine_request(&config);
+    req.require_content = true;
+    req.indents = ctx.indents_to_type();
+    req.indent_to_type = 8;
+    let answer = engine.complete(req, CancelFlag::default()).unwrap().text;
+    let line = answer.lines().next().unwrap_or("");
+    assert!(!line.trim().is_empty(), "no text on the line: {answer:?}");
+    let blanks = line.len() - line.trim_start().len();
+    assert_eq!(blanks, 8, "the body's indentation: {answer:?}");
+}
+
 /// Prompts of other documents are kept in the KV cache
 /// (`model.keptPrompts`): returning to a document evaluates only its last
 /// token and gives the answer it gave before; switching among more

@@ -8,6 +8,7 @@
 
 use ropey::Rope;
 
+use super::indentation::python_indentation_fits;
 use crate::text::syntax::{Language, SyntaxTree};
 
 /// Cuts a chat-style run-on: everything from the first line that starts a
@@ -198,7 +199,9 @@ pub fn keep_valid_lines(
         if candidate.trim().is_empty() {
             continue;
         }
-        if syntax_errors(language, &format!("{prefix}{candidate}{suffix}")) <= baseline {
+        if syntax_errors(language, &format!("{prefix}{candidate}{suffix}")) <= baseline
+            && indentation_fits(language, prefix, candidate, suffix)
+        {
             return candidate.to_string();
         }
     }
@@ -222,11 +225,21 @@ pub fn keep_valid_lines(
     };
     let line_start = prefix.rfind('\n').map_or(0, |i| i + 1);
     if let Some(close) = block_closing(language, &prefix[line_start..], first) {
-        if syntax_errors(language, &format!("{prefix}{first}{close}{suffix}")) <= baseline {
+        let closed = format!("{first}{close}");
+        if syntax_errors(language, &format!("{prefix}{closed}{suffix}")) <= baseline
+            && indentation_fits(language, prefix, &closed, suffix)
+        {
             return first.to_string();
         }
     }
     String::new()
+}
+
+/// Python's indentation rules, which the error count misses where the
+/// code around is already broken (`indentation`); other languages' blocks
+/// do not depend on it.
+fn indentation_fits(language: Language, prefix: &str, text: &str, suffix: &str) -> bool {
+    language != Language::Python || python_indentation_fits(prefix, text, suffix)
 }
 
 /// What closes the block that `line` (typed after `typed`, the start of its

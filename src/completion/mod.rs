@@ -3,6 +3,7 @@
 //! the headless `complete` command and `eval`.
 
 pub mod clean;
+pub mod indentation;
 pub mod pipeline;
 pub mod trigger;
 
@@ -267,6 +268,7 @@ impl CursorContext {
             code_first: false,
             require_content: config.completion.answer_blank_lines && self.on_blank_line_of_code(),
             indent_to_type: self.indent_to_type(),
+            indents: Vec::new(),
             definition_start: self.definition_start,
             document: None,
             draft_tokens: config.completion.draft_tokens as usize,
@@ -395,11 +397,21 @@ impl CursorContext {
     /// empty goes on with the suffix) or a line that breaks the code, and
     /// its next choice is often the missing line. Where it wrote nothing
     /// but blanks (or ended at once), it should write text on the line
-    /// (after the indentation still to type, if any). `None` where no
-    /// second try is due.
+    /// (after the indentation still to type, if any). Where it wrote a
+    /// comment alone, it should write code (the comment is kept where
+    /// none comes). `None` where no second try is due.
     pub fn second_try(&self, raw: &str, finished: &str) -> Option<SecondTry> {
-        if !finished.trim().is_empty() || !self.on_blank_line_of_code() {
+        if !self.on_blank_line_of_code() {
             return None;
+        }
+        if !finished.trim().is_empty() {
+            // A comment alone: the model describes the next line instead of
+            // writing it (HumanEval-FIM: 48 such answers, none right; a
+            // Java class's closing brace at the file's end became `// Main
+            // method for testing`). The line was opened for code; the
+            // comment stays where no code comes instead.
+            let first = finished.lines().map(str::trim).find(|l| !l.is_empty())?;
+            return is_comment_only(finished).then(|| SecondTry::Avoid(first.to_string()));
         }
         let first_line = clean::cut_code_fence(raw)
             .lines()
@@ -411,6 +423,34 @@ impl CursorContext {
             // A code fence alone: nothing to avoid, nothing to learn.
             None => None,
         }
+    }
+
+    /// The numbers of blanks still to type at which a line of code on
+    /// the cursor's blank line fits the code around it, where that can be
+    /// told (Python: `indentation::python_line_indents`, the levels still
+    /// at or past what is typed); empty elsewhere. A second try's text
+    /// must start at one of them (`EngineRequest::indents`).
+    pub fn indents_to_type(&self) -> Vec<usize> {
+        if self.language != Some(Language::Python)
+            || !self.on_blank_line_of_code()
+            || self.line_prefix.contains('\t')
+        {
+            return Vec::new();
+        }
+        let Some(before) = self
+            .prefix
+            .get(..self.prefix.len() - self.line_prefix.len())
+        else {
+            return Vec::new();
+        };
+        let after = self.suffix.find('\n').map_or("", |i| &self.suffix[i + 1..]);
+        indentation::python_line_indents(
+            tail_chars(before, SYNTAX_WINDOW_CHARS),
+            head_chars(after, SYNTAX_WINDOW_CHARS),
+        )
+        .into_iter()
+        .filter_map(|indent| indent.checked_sub(self.line_prefix.len()))
+        .collect()
     }
 
     /// Blanks still to type before the cursor's line has the indentation
@@ -448,6 +488,18 @@ impl CursorContext {
     }
 }
 
+/// Whether `text` has lines and all of them are comments (in Python or
+/// Java: `engine::COMMENT_STARTS`): on a blank line of code, the model
+/// describing the next line instead of writing it.
+pub fn is_comment_only(text: &str) -> bool {
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    lines.next().is_some_and(|first| {
+        std::iter::once(first)
+            .chain(lines)
+            .all(|l| crate::engine::starts_comment(l.as_bytes()))
+    })
+}
+
 /// The last `n` chars of `s`, starting at a line start when there is one.
 fn tail_chars(s: &str, n: usize) -> &str {
     let Some((start, _)) = s.char_indices().rev().nth(n) else {
@@ -482,17 +534,19 @@ mod tests {
 
     #[test]
     fn finish_explained_names_the_step_that_emptied_an_answer() {
-        let rope = Rope::from_str("def f(m):\n    n = 1\n    \n    for k in m:\n        n += k\n");
+        let rope = Rope::from_str(
+            "def f(m):\n    n = 1\n    \n    n += len(m)\n    for k in m:\n        n += k\n",
+        );
         let syntax = SyntaxTree::new(Language::Python, &rope);
         let c = cursor_context(&rope, syntax.as_ref(), 24, &Config::default());
         let cause = |raw: &str| c.finish_explained(raw).1;
         assert_eq!(cause("  \n"), Some(Dropped::ModelGaveNothing));
         assert_eq!(cause("```\n"), Some(Dropped::CodeFence));
         assert_eq!(cause("# Path: src/a.py\n"), Some(Dropped::ContextHeader));
-        assert_eq!(cause("for k in m:\n"), Some(Dropped::RepeatsNextLine));
+        assert_eq!(cause("n += len(m)\n"), Some(Dropped::RepeatsNextLine));
         assert_eq!(cause("n = (\n"), Some(Dropped::BreaksSyntax));
         assert_eq!(
-            cause("\n\n    for k in m:\n        n += k\n"),
+            cause("\n\n    n += len(m)\n    for k in m:\n"),
             Some(Dropped::RepeatsSuffix)
         );
         // A kept answer has no cause, and is what `finish` gives.
@@ -505,19 +559,29 @@ mod tests {
 
     #[test]
     fn a_dropped_answer_on_a_blank_line_gets_a_second_try() {
-        let rope = Rope::from_str("def f(m):\n    n = 1\n    \n    for k in m:\n        n += k\n");
+        let rope = Rope::from_str(
+            "def f(m):\n    n = 1\n    \n    n += len(m)\n    for k in m:\n        n += k\n",
+        );
         let syntax = SyntaxTree::new(Language::Python, &rope);
         let c = cursor_context(&rope, syntax.as_ref(), 24, &Config::default());
         assert_eq!(c.line_prefix, "    ");
         // The model's first choice repeats the next line: dropped.
-        let raw = "for k in m:\n";
+        let raw = "n += len(m)\n";
         assert_eq!(c.finish(raw), "");
         assert_eq!(
             c.second_try(raw, ""),
-            Some(SecondTry::Avoid("for k in m:".into()))
+            Some(SecondTry::Avoid("n += len(m)".into()))
         );
         // A kept answer needs no second try; blanks alone ask for text.
         assert_eq!(c.second_try("n = 2", "n = 2"), None);
+        // A comment alone asks for code (a comment above code needs nothing).
+        let comment = "# Add the lengths\n";
+        assert_eq!(c.finish(comment), "# Add the lengths");
+        assert_eq!(
+            c.second_try(comment, "# Add the lengths"),
+            Some(SecondTry::Avoid("# Add the lengths".into()))
+        );
+        assert_eq!(c.second_try("# Add\nn = 2", "# Add\nn = 2"), None);
         assert_eq!(c.second_try("\n", ""), Some(SecondTry::TextOnTheLine));
         assert_eq!(c.second_try("", ""), Some(SecondTry::TextOnTheLine));
         assert_eq!(c.second_try("```\n", ""), None);

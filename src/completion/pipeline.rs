@@ -7,7 +7,7 @@
 //! requests and warm starts, `infill complete`, and both evaluations, so
 //! they answer alike.
 
-use super::{CursorContext, Dropped, SecondTry};
+use super::{is_comment_only, CursorContext, Dropped, SecondTry};
 use crate::config::Config;
 use crate::engine::{CancelFlag, Engine, EngineError, EngineOutput};
 use crate::prompt::repo::CrossFileContext;
@@ -43,7 +43,8 @@ pub struct Suggestion {
     pub output: EngineOutput,
     pub text: String,
     /// The first answer's raw text, where the cleaning dropped it whole
-    /// and a second try replaced it (`CursorContext::second_try`).
+    /// (or it was a comment alone) and a second try replaced it
+    /// (`CursorContext::second_try`).
     pub dropped_first: Option<String>,
     /// Why `text` is empty, where the cleaning left nothing of the answer
     /// (of the second try's, where there was one).
@@ -113,7 +114,7 @@ pub fn run(
     }
     let mut retry = req.clone();
     let mut first = engine.complete(req, cancel.clone())?;
-    let (text, dropped) = ctx.finish_cut(&first.text, first.cut_by_time);
+    let (first_text, dropped) = ctx.finish_cut(&first.text, first.cut_by_time);
     let alternatives = std::mem::take(&mut first.alternatives);
     let mut cleaned: Vec<(String, f32)> = alternatives
         .iter()
@@ -124,21 +125,24 @@ pub fn run(
     // tokens (the prompt is cached); with no time left it ends at its
     // first line end.
     let avoid = if config.completion.second_try {
-        ctx.second_try(&first.text, &text)
+        ctx.second_try(&first.text, &first_text)
     } else {
         None
     };
     let Some(second_try) = avoid else {
-        let alternatives = rank_alternatives(&text, cleaned, config.completion.candidates);
+        let alternatives = rank_alternatives(&first_text, cleaned, config.completion.candidates);
         return Ok(Suggestion {
             output: first,
-            text,
+            text: first_text,
             dropped_first: None,
             dropped,
             first_dropped: None,
             alternatives,
         });
     };
+    // Where the code around tells at which indentations a line fits
+    // (Python), the second answer starts at one of them.
+    let indents = ctx.indents_to_type();
     match second_try {
         SecondTry::Avoid(avoid) => {
             // A comment or a copied snippet header first: the model took
@@ -146,7 +150,13 @@ pub fn run(
             // the second time.
             retry.code_first = crate::engine::starts_comment(avoid.as_bytes())
                 || super::clean::cut_context_header(&avoid).trim().is_empty();
-            retry.avoid = Some(avoid);
+            // A line dropped for its indentation may be the right line at
+            // another (`count += 1` after an `if`, one level too shallow):
+            // only its indentation is ruled out then.
+            let at = leading_blanks_on_the_line(&first.text);
+            if indents.is_empty() || at.is_none_or(|at| indents.contains(&at)) {
+                retry.avoid = Some(avoid);
+            }
         }
         // Blanks only: the model took the hole for empty (where the
         // cursor is at the line's start, often only its indentation).
@@ -154,6 +164,11 @@ pub fn run(
             retry.require_content = true;
             retry.indent_to_type = ctx.indent_to_type();
         }
+    }
+    if let Some(&deepest) = indents.iter().max() {
+        retry.require_content = true;
+        retry.indent_to_type = deepest;
+        retry.indents = indents;
     }
     // The second try gets what is left of the time budget (none left: a
     // multi-line answer ends at its first line end).
@@ -198,7 +213,33 @@ pub fn run(
         text = others.remove(0).0;
         second_dropped = None;
     }
+    // A comment alone is the last resort on a blank line of code (after
+    // blanks alone, the second try's greedy answer is often one): the most
+    // likely start that is code comes first.
+    if is_comment_only(&text) {
+        if let Some(i) = others.iter().position(|(t, _)| !is_comment_only(t)) {
+            let code = others.remove(i);
+            // The greedy comment was at least as likely as that start.
+            others.insert(0, (std::mem::replace(&mut text, code.0), code.1));
+        }
+    }
     cleaned.extend(others);
+    if text.trim().is_empty() && !first_text.trim().is_empty() {
+        // The first answer was a comment alone and no code came instead:
+        // the comment is still better than nothing.
+        let alternatives = rank_alternatives(&first_text, cleaned, config.completion.candidates);
+        return Ok(Suggestion {
+            output: EngineOutput {
+                text: first.text,
+                ..output
+            },
+            text: first_text,
+            dropped_first: None,
+            dropped: None,
+            first_dropped: None,
+            alternatives,
+        });
+    }
     let alternatives = rank_alternatives(&text, cleaned, config.completion.candidates);
     Ok(Suggestion {
         text,
@@ -208,6 +249,14 @@ pub fn run(
         first_dropped: dropped,
         alternatives,
     })
+}
+
+/// The blanks `raw` starts with, where its first text is on the cursor's
+/// line (no line break before it).
+fn leading_blanks_on_the_line(raw: &str) -> Option<usize> {
+    let blanks = raw.len() - raw.trim_start_matches([' ', '\t']).len();
+    let rest = &raw[blanks..];
+    (!rest.is_empty() && !rest.starts_with(['\n', '\r'])).then_some(blanks)
 }
 
 /// The alternatives to offer after `first` (all cleaned), at most
@@ -337,6 +386,58 @@ mod tests {
         assert_eq!(done.text, "    n = 2");
         assert_eq!(seen[1].indent_to_type, 4);
         assert!(!seen[1].code_first);
+    }
+
+    #[test]
+    fn a_line_dropped_for_its_indentation_is_asked_again_at_one_that_fits() {
+        // `return 1` after `if x:` at the same level: Python refuses it
+        // (tree-sitter's error count does not change: the blank line left
+        // the `if` without a body already).
+        let doc = "def f(x):\n    if x:\n\n    return 0\n";
+        let (done, seen) = complete(doc, 20, &["    return 1\n", "        return 1"]);
+        assert_eq!(done.text, "        return 1");
+        assert!(done.second_try());
+        // The same text may come again, at the body's indentation only.
+        assert_eq!(seen[1].avoid, None);
+        assert_eq!(seen[1].indents, vec![8]);
+        assert!(seen[1].require_content);
+        assert_eq!(seen[1].indent_to_type, 8);
+        // A line dropped at a fitting indentation is avoided as before.
+        let (_, seen) = complete(doc, 20, &["        # Path: a.py\n", "        return 1"]);
+        assert_eq!(seen[1].avoid.as_deref(), Some("# Path: a.py"));
+        assert_eq!(seen[1].indents, vec![8]);
+        let (_, seen) = complete(DOC, 24, &["for k in m:\n", "n = len(m)"]);
+        assert_eq!(seen[1].avoid.as_deref(), Some("for k in m:"));
+        assert_eq!(seen[1].indents, vec![0]);
+    }
+
+    #[test]
+    fn a_comment_alone_is_asked_again_for_code_and_kept_where_none_comes() {
+        use crate::engine::scripted::ALTERNATIVES;
+        let (done, seen) = complete(DOC, 24, &["# Sum the items\n", "n = len(m)"]);
+        assert_eq!(done.text, "n = len(m)");
+        assert!(done.second_try());
+        assert!(seen[1].code_first);
+        assert_eq!(seen[1].avoid.as_deref(), Some("# Sum the items"));
+        // No code the second time (a line that repeats the next one): the
+        // comment is shown, as the first answer.
+        let (done, seen) = complete(DOC, 24, &["# Sum the items\n", "for k in m:\n"]);
+        assert_eq!(seen.len(), 2);
+        assert_eq!(done.text, "# Sum the items");
+        assert!(!done.second_try());
+        assert_eq!(done.dropped, None);
+        assert_eq!(done.output.text, "# Sum the items\n");
+        // After blanks alone, the second try's most likely start that is
+        // code comes before its greedy comment.
+        let second = format!("# Sum the items\n{ALTERNATIVES}n = len(m)\n");
+        let (done, _) = complete(DOC, 24, &["\n", &second]);
+        assert_eq!(done.text, "n = len(m)");
+        // A comment above code is an answer as it is.
+        let (done, seen) = complete(DOC, 24, &["# Sum\n    n = len(m)\n"]);
+        assert_eq!(
+            (done.text.as_str(), seen.len()),
+            ("# Sum\n    n = len(m)", 1)
+        );
     }
 
     #[test]

@@ -96,6 +96,12 @@ pub struct EngineRequest {
     /// it is typed. Blanks past it are refused: a model that would have
     /// ended goes on with blanks to no end when it may not.
     pub indent_to_type: usize,
+    /// Where not empty: the numbers of blanks (after what is typed) at
+    /// which the answer's text may start on the cursor's line, the
+    /// indentations the code around allows there (Python's levels,
+    /// `completion::CursorContext::indents_to_type`). Text after other
+    /// blanks is refused; `indent_to_type` is then the deepest.
+    pub indents: Vec<usize>,
     /// Byte offset in `prefix` where the definition around the cursor
     /// starts (`completion::CursorContext::definition_start`): cross-file comments go
     /// there.

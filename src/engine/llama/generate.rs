@@ -252,7 +252,7 @@ impl Session<'_> {
 /// text: a start to avoid (a second try), and whether that text must come
 /// on the cursor's line (`EngineRequest::require_content`). While either
 /// holds, the answer may not end.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Default)]
 pub(super) struct StartRule<'a> {
     pub(super) avoid: Option<&'a [u8]>,
     pub(super) on_this_line: bool,
@@ -261,6 +261,11 @@ pub(super) struct StartRule<'a> {
     pub(super) blanks_left: usize,
     /// No comment first (`EngineRequest::code_first`).
     pub(super) code_first: bool,
+    /// The blanks after which text may start, where any are given
+    /// (`EngineRequest::indents`).
+    pub(super) indents: &'a [usize],
+    /// Blanks the answer has begun with.
+    pub(super) blanks_typed: usize,
 }
 
 impl<'a> StartRule<'a> {
@@ -276,6 +281,8 @@ impl<'a> StartRule<'a> {
             on_this_line: req.require_content,
             blanks_left: req.indent_to_type,
             code_first: req.code_first,
+            indents: &req.indents,
+            blanks_typed: 0,
         }
     }
 
@@ -284,12 +291,13 @@ impl<'a> StartRule<'a> {
     pub(super) fn after(self, blanks: &[u8]) -> StartRule<'a> {
         StartRule {
             blanks_left: self.blanks_left.saturating_sub(blanks.len()),
+            blanks_typed: self.blanks_typed + blanks.len(),
             ..self
         }
     }
 
     pub(super) fn applies(&self) -> bool {
-        self.avoid.is_some() || self.on_this_line || self.code_first
+        self.avoid.is_some() || self.on_this_line || self.code_first || !self.indents.is_empty()
     }
 
     /// Whether answer bytes `part`, coming after nothing but blanks, may
@@ -298,6 +306,17 @@ impl<'a> StartRule<'a> {
         self.avoid.is_none_or(|a| !takes_start(part, a))
             && (!self.on_this_line || brings_text_on_this_line(part, self.blanks_left))
             && !(self.code_first && crate::engine::starts_comment(part))
+            && self.text_at_an_allowed_indent(part)
+    }
+
+    /// Whether `part` brings no text on the cursor's line, or brings it
+    /// after one of the `indents` (counting the blanks typed before it).
+    fn text_at_an_allowed_indent(&self, part: &[u8]) -> bool {
+        let blanks = part.iter().take_while(|b| b.is_ascii_whitespace()).count();
+        self.indents.is_empty()
+            || blanks == part.len()
+            || part[..blanks].iter().any(|&b| b == b'\n' || b == b'\r')
+            || self.indents.contains(&(self.blanks_typed + blanks))
     }
 }
 
@@ -371,6 +390,7 @@ mod tests {
             on_this_line: true,
             blanks_left: 0,
             code_first: false,
+            ..StartRule::default()
         };
         assert!(rule.applies());
         assert!(rule.allows(b""));
@@ -390,6 +410,7 @@ mod tests {
             on_this_line: true,
             blanks_left: 8,
             code_first: false,
+            ..StartRule::default()
         };
         assert!(rule.allows(b"    "));
         assert!(rule.allows(b"        "));
@@ -400,12 +421,29 @@ mod tests {
         assert!(!typed.allows(b" "));
         assert!(typed.allows(b"return"));
         assert!(rule.after(b"    ").allows(b"    "));
+        // Only at the indentations given: text after 4 or 8 blanks, not 6.
+        let levels = [4, 8];
+        let rule = StartRule {
+            on_this_line: true,
+            blanks_left: 8,
+            indents: &levels,
+            ..StartRule::default()
+        };
+        assert!(rule.allows(b"    return"));
+        assert!(rule.allows(b"   "));
+        assert!(!rule.allows(b"   return"));
+        assert!(rule.after(b"   ").allows(b" return"));
+        assert!(!rule.after(b"   ").allows(b"   return"));
+        assert!(rule.after(b"      ").allows(b"  x"));
+        assert!(!rule.after(b"      ").allows(b"x"));
+        assert!(!rule.allows(b"return"));
         // A second try's avoided start holds as well.
         let rule = StartRule {
             avoid: Some(b"return x"),
             on_this_line: true,
             blanks_left: 0,
             code_first: false,
+            ..StartRule::default()
         };
         assert!(!rule.allows(b"return"));
         assert!(rule.allows(b"x = 1"));
@@ -414,6 +452,7 @@ mod tests {
             on_this_line: false,
             blanks_left: 0,
             code_first: false,
+            ..StartRule::default()
         };
         assert!(!none.applies());
         assert!(none.allows(b"\n"));
@@ -423,6 +462,7 @@ mod tests {
             on_this_line: false,
             blanks_left: 0,
             code_first: true,
+            ..StartRule::default()
         };
         assert!(code.applies());
         for comment in [

@@ -216,6 +216,7 @@ mod tests {
             code_first: false,
             require_content: false,
             indent_to_type: 0,
+            indents: Vec::new(),
             definition_start: None,
             document: None,
         }
