@@ -311,11 +311,22 @@ impl<'a> StartRule<'a> {
 
     /// Whether `part` brings no text on the cursor's line, or brings it
     /// after one of the `indents` (counting the blanks typed before it).
+    /// The indents are spaces: a tab before the text is refused (else a
+    /// model short of a level fills it with tabs, a byte each).
     fn text_at_an_allowed_indent(&self, part: &[u8]) -> bool {
+        if self.indents.is_empty() {
+            return true;
+        }
         let blanks = part.iter().take_while(|b| b.is_ascii_whitespace()).count();
-        self.indents.is_empty()
-            || blanks == part.len()
-            || part[..blanks].iter().any(|&b| b == b'\n' || b == b'\r')
+        let line_break = part[..blanks]
+            .iter()
+            .position(|&b| b == b'\n' || b == b'\r');
+        let on_this_line = &part[..line_break.unwrap_or(blanks)];
+        if on_this_line.contains(&b'\t') {
+            return false;
+        }
+        blanks == part.len()
+            || line_break.is_some()
             || self.indents.contains(&(self.blanks_typed + blanks))
     }
 }
@@ -437,6 +448,8 @@ mod tests {
         assert!(rule.after(b"      ").allows(b"  x"));
         assert!(!rule.after(b"      ").allows(b"x"));
         assert!(!rule.allows(b"return"));
+        assert!(!rule.allows(b"\t"));
+        assert!(!rule.after(b"  ").allows(b"\t\tx"));
         // A second try's avoided start holds as well.
         let rule = StartRule {
             avoid: Some(b"return x"),
