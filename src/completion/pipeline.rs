@@ -152,9 +152,16 @@ pub fn run(
                 || super::clean::cut_context_header(&avoid).trim().is_empty();
             // A line dropped for its indentation may be the right line at
             // another (`count += 1` after an `if`, one level too shallow):
-            // only its indentation is ruled out then.
+            // only its indentation is ruled out then, unless the line is
+            // one that follows (at any indentation it would be a repeat).
             let at = leading_blanks_on_the_line(&first.text);
-            if indents.is_empty() || at.is_none_or(|at| indents.contains(&at)) {
+            let misplaced =
+                !indents.is_empty()
+                    && at.is_some_and(|at| !indents.contains(&at))
+                    && !ctx.suffix.lines().map(str::trim).any(|l| {
+                        !l.is_empty() && (avoid == l || avoid.starts_with(&format!("{l} ")))
+                    });
+            if !misplaced {
                 retry.avoid = Some(avoid);
             }
         }
@@ -406,6 +413,11 @@ mod tests {
         let (_, seen) = complete(doc, 20, &["        # Path: a.py\n", "        return 1"]);
         assert_eq!(seen[1].avoid.as_deref(), Some("# Path: a.py"));
         assert_eq!(seen[1].indents, vec![8]);
+        // A line that follows further down is avoided at any indentation
+        // (with a comment after it too).
+        let doc = "def f(x):\n    if x:\n\n    y = 0\n    return 0\n";
+        let (_, seen) = complete(doc, 20, &["    return 0  # done\n", "        return 1"]);
+        assert_eq!(seen[1].avoid.as_deref(), Some("return 0  # done"));
         let (_, seen) = complete(DOC, 24, &["for k in m:\n", "n = len(m)"]);
         assert_eq!(seen[1].avoid.as_deref(), Some("for k in m:"));
         assert_eq!(seen[1].indents, vec![0]);
