@@ -667,6 +667,26 @@ fn ready_engine(
     (config, engine)
 }
 
+/// The cursor's context at char `cursor` of the Python file `text`.
+fn python_cursor(
+    text: &str,
+    cursor: usize,
+    config: &infill::config::Config,
+) -> infill::completion::CursorContext {
+    let rope = ropey::Rope::from_str(text);
+    let syntax =
+        infill::text::syntax::SyntaxTree::new(infill::text::syntax::Language::Python, &rope);
+    infill::completion::cursor_context(&rope, syntax.as_ref(), cursor, config)
+}
+
+/// The blanks an answer starts with before its text, which must be on the
+/// cursor's line.
+fn blanks_before_text_on_the_line(answer: &str) -> usize {
+    let line = answer.lines().next().unwrap_or("");
+    assert!(!line.trim().is_empty(), "no text on the line: {answer:?}");
+    line.len() - line.trim_start().len()
+}
+
 /// The engine's side of the second try (`completion.secondTry`): told to
 /// avoid the line it chose, the real model chooses another start and still
 /// answers.
@@ -676,10 +696,7 @@ fn the_model_takes_another_start_when_told_to_avoid_one() {
     let _g = model_lock();
     let (config, engine) = ready_engine(|_| {});
     let text = "def mean(values):\n    total = 0\n    \n    for v in values:\n        total += v\n    return total / len(values)\n";
-    let rope = ropey::Rope::from_str(text);
-    let syntax =
-        infill::text::syntax::SyntaxTree::new(infill::text::syntax::Language::Python, &rope);
-    let ctx = infill::completion::cursor_context(&rope, syntax.as_ref(), 36, &config);
+    let ctx = python_cursor(text, 36, &config);
     assert_eq!(ctx.line_prefix, "    ");
     let req = ctx.engine_request(&config);
     let first = engine.complete(req.clone(), CancelFlag::default()).unwrap();
@@ -709,18 +726,13 @@ fn the_model_writes_text_after_the_indentation_it_may_type() {
     let _g = model_lock();
     let (config, engine) = ready_engine(|_| {});
     let text = "def mean(values):\n    total = 0\n\n    for v in values:\n        total += v\n    return total / len(values)\n";
-    let rope = ropey::Rope::from_str(text);
-    let syntax =
-        infill::text::syntax::SyntaxTree::new(infill::text::syntax::Language::Python, &rope);
-    let ctx = infill::completion::cursor_context(&rope, syntax.as_ref(), 32, &config);
+    let ctx = python_cursor(text, 32, &config);
     assert_eq!((ctx.line_prefix.as_str(), ctx.indent_to_type()), ("", 4));
     let mut req = ctx.engine_request(&config);
     req.require_content = true;
     req.indent_to_type = ctx.indent_to_type();
     let answer = engine.complete(req, CancelFlag::default()).unwrap().text;
-    let line = answer.lines().next().unwrap_or("");
-    assert!(!line.trim().is_empty(), "no text on the line: {answer:?}");
-    let blanks = line.len() - line.trim_start().len();
+    let blanks = blanks_before_text_on_the_line(&answer);
     assert_eq!(blanks, 4, "the body's indentation first: {answer:?}");
 }
 
@@ -734,10 +746,7 @@ fn the_model_writes_at_an_indentation_the_code_around_allows() {
     let _g = model_lock();
     let (config, engine) = ready_engine(|_| {});
     let text = "def clamp(x, low, high):\n    if x < low:\n\n    if x > high:\n        return high\n    return x\n";
-    let rope = ropey::Rope::from_str(text);
-    let syntax =
-        infill::text::syntax::SyntaxTree::new(infill::text::syntax::Language::Python, &rope);
-    let ctx = infill::completion::cursor_context(&rope, syntax.as_ref(), 41, &config);
+    let ctx = python_cursor(text, 41, &config);
     assert_eq!(
         (ctx.line_prefix.as_str(), ctx.indents_to_type()),
         ("", vec![8])
@@ -747,9 +756,7 @@ fn the_model_writes_at_an_indentation_the_code_around_allows() {
     req.indents = ctx.indents_to_type();
     req.indent_to_type = 8;
     let answer = engine.complete(req, CancelFlag::default()).unwrap().text;
-    let line = answer.lines().next().unwrap_or("");
-    assert!(!line.trim().is_empty(), "no text on the line: {answer:?}");
-    let blanks = line.len() - line.trim_start().len();
+    let blanks = blanks_before_text_on_the_line(&answer);
     assert_eq!(blanks, 8, "the body's indentation: {answer:?}");
 }
 
