@@ -26,18 +26,11 @@ struct LogicalLine {
     opens: bool,
 }
 
-/// Where a scan stopped: inside a bracket or string, or between lines.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-struct ScanEnd {
-    /// The scan ended inside a logical line (open bracket, open string,
-    /// backslash continuation).
-    open: bool,
-}
-
 /// Scans `text` from a line start, as Python's tokenizer would from a
 /// point between statements: the complete logical lines with code (blank
-/// and comment-only lines skipped), and whether the text ended inside one.
-fn logical_lines(text: &str) -> (Vec<LogicalLine>, ScanEnd) {
+/// and comment-only lines skipped), and whether the text ended inside one
+/// (an open bracket or string, a backslash continuation).
+fn logical_lines(text: &str) -> (Vec<LogicalLine>, bool) {
     let mut lines = Vec::new();
     let mut depth = 0usize;
     // The open string's quote, and whether it is triple.
@@ -158,7 +151,7 @@ fn logical_lines(text: &str) -> (Vec<LogicalLine>, ScanEnd) {
             opens: last_code == ':',
         });
     }
-    (lines, ScanEnd { open })
+    (lines, open)
 }
 
 /// Python's tokenizer over `lines`, as far as indentation goes: after a
@@ -217,7 +210,8 @@ const LINES_BELOW: usize = 4;
 struct Around {
     /// The complete logical lines above the cursor's line.
     above: Vec<LogicalLine>,
-    /// The first logical lines below it (at most `LINES_BELOW`).
+    /// The first logical lines below it (at most `LINES_BELOW`), as far
+    /// as some line in the cursor's line could make them fit.
     below: Vec<LogicalLine>,
 }
 
@@ -225,50 +219,49 @@ impl Around {
     /// The code `before` the cursor's line and `after` it; `None` where the
     /// code above ends inside a bracket or string (the line continues it).
     fn new(before: &str, after: &str) -> Option<Around> {
-        let (above, end) = logical_lines(before);
-        if end.open {
+        let (above, open) = logical_lines(before);
+        if open {
             return None;
         }
         let mut below = logical_lines(after).0;
         below.truncate(LINES_BELOW);
+        let fitting = fitting_below(&above, &below);
+        below.truncate(fitting);
         Some(Around { above, below })
     }
 
     /// Whether the logical lines `answer` fit between the lines above and
-    /// (where `to_below`) the lines below, as far as some line in the
-    /// answer's place could make those fit.
+    /// (where `to_below`) the lines below.
     fn fits(&self, answer: &[LogicalLine], to_below: bool) -> bool {
-        let from = self.above.len();
         let mut lines = self.above.clone();
         lines.extend(answer);
         if to_below {
-            lines.extend(&self.below[..self.fitting_below()]);
+            lines.extend(&self.below);
         }
-        indentation_holds(&lines, from)
+        indentation_holds(&lines, self.above.len())
     }
+}
 
-    /// How many of the lines below some line in the answer's place could
-    /// make fit.
-    fn fitting_below(&self) -> usize {
-        let Some(first) = self.below.first() else {
-            return 0;
-        };
-        let from = self.above.len();
-        (1..=self.below.len())
-            .rev()
-            .find(|&k| {
-                (0..=first.indent + 1).any(|indent| {
-                    let mut hoped = self.above.clone();
-                    hoped.push(LogicalLine {
-                        indent,
-                        opens: indent < first.indent,
-                    });
-                    hoped.extend(&self.below[..k]);
-                    indentation_holds(&hoped, from)
-                })
+/// How many of the lines `below` some line between them and `above` could
+/// make fit.
+fn fitting_below(above: &[LogicalLine], below: &[LogicalLine]) -> usize {
+    let Some(first) = below.first() else {
+        return 0;
+    };
+    (1..=below.len())
+        .rev()
+        .find(|&k| {
+            (0..=first.indent + 1).any(|indent| {
+                let mut hoped = above.to_vec();
+                hoped.push(LogicalLine {
+                    indent,
+                    opens: indent < first.indent,
+                });
+                hoped.extend(&below[..k]);
+                indentation_holds(&hoped, above.len())
             })
-            .unwrap_or(0)
-    }
+        })
+        .unwrap_or(0)
 }
 
 /// `prefix` up to its last line start, and the text after it; `suffix` up
@@ -298,8 +291,8 @@ pub fn python_indentation_fits(prefix: &str, text: &str, suffix: &str) -> bool {
     let Some(around) = Around::new(before, after) else {
         return true;
     };
-    let (answer, answer_end) = logical_lines(&format!("{line_start}{text}{line_end}"));
-    around.fits(&answer, !answer_end.open)
+    let (answer, open) = logical_lines(&format!("{line_start}{text}{line_end}"));
+    around.fits(&answer, !open)
 }
 
 /// The indentations (in spaces) at which a line of code on the cursor's
@@ -316,9 +309,8 @@ pub fn python_line_indents(before: &str, after: &str) -> Vec<usize> {
     let Some(around) = Around::new(before, after).filter(|_| !tabs) else {
         return Vec::new();
     };
-    let Some(mut levels) = levels_after(&around.above, around.above.len()) else {
-        return Vec::new();
-    };
+    // Nothing is judged (all lines are above): the levels always come.
+    let mut levels = levels_after(&around.above, around.above.len()).unwrap_or_default();
     if let Some(above) = around.above.last().filter(|l| l.opens) {
         let step = levels
             .windows(2)

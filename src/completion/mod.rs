@@ -437,13 +437,7 @@ impl CursorContext {
         {
             return Vec::new();
         }
-        let Some(before) = self
-            .prefix
-            .get(..self.prefix.len() - self.line_prefix.len())
-        else {
-            return Vec::new();
-        };
-        let after = self.suffix.find('\n').map_or("", |i| &self.suffix[i + 1..]);
+        let (before, after) = self.around_the_line();
         indentation::python_line_indents(
             tail_chars(before, SYNTAX_WINDOW_CHARS),
             head_chars(after, SYNTAX_WINDOW_CHARS),
@@ -451,6 +445,16 @@ impl CursorContext {
         .into_iter()
         .filter_map(|indent| indent.checked_sub(self.line_prefix.len()))
         .collect()
+    }
+
+    /// The text before the cursor's line (up to its start) and after it
+    /// (from its end).
+    fn around_the_line(&self) -> (&str, &str) {
+        let before = self.prefix.len().saturating_sub(self.line_prefix.len());
+        (
+            self.prefix.get(..before).unwrap_or(""),
+            self.suffix.get(self.line_suffix.len()..).unwrap_or(""),
+        )
     }
 
     /// Blanks still to type before the cursor's line has the indentation
@@ -463,19 +467,9 @@ impl CursorContext {
             return 0;
         }
         let leading = |l: &str| l.len() - l.trim_start_matches([' ', '\t']).len();
-        let before = self
-            .prefix
-            .get(..self.prefix.len() - self.line_prefix.len());
-        let above = before
-            .into_iter()
-            .flat_map(|b| b.lines().rev())
-            .find(|l| !l.trim().is_empty());
-        let below = self
-            .suffix
-            .get(self.line_suffix.len()..)
-            .into_iter()
-            .flat_map(str::lines)
-            .find(|l| !l.trim().is_empty());
+        let (before, after) = self.around_the_line();
+        let above = before.lines().rev().find(|l| !l.trim().is_empty());
+        let below = after.lines().find(|l| !l.trim().is_empty());
         let above_width = above.map_or(0, |l| {
             let opens = l.trim_end().ends_with([':', '{', '(', '[']);
             let level = if l.starts_with('\t') { 1 } else { 4 };
@@ -492,12 +486,12 @@ impl CursorContext {
 /// Java: `engine::COMMENT_STARTS`): on a blank line of code, the model
 /// describing the next line instead of writing it.
 pub fn is_comment_only(text: &str) -> bool {
-    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
-    lines.next().is_some_and(|first| {
-        std::iter::once(first)
-            .chain(lines)
-            .all(|l| crate::engine::starts_comment(l.as_bytes()))
-    })
+    let mut lines = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .peekable();
+    lines.peek().is_some() && lines.all(|l| crate::engine::starts_comment(l.as_bytes()))
 }
 
 /// The last `n` chars of `s`, starting at a line start when there is one.

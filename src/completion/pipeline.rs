@@ -155,12 +155,14 @@ pub fn run(
             // only its indentation is ruled out then, unless the line is
             // one that follows (at any indentation it would be a repeat).
             let at = leading_blanks_on_the_line(&first.text);
-            let misplaced =
-                !indents.is_empty()
-                    && at.is_some_and(|at| !indents.contains(&at))
-                    && !ctx.suffix.lines().map(str::trim).any(|l| {
-                        !l.is_empty() && (avoid == l || avoid.starts_with(&format!("{l} ")))
-                    });
+            let misplaced = !indents.is_empty()
+                && at.is_some_and(|at| !indents.contains(&at))
+                && !ctx.suffix.lines().map(str::trim).any(|l| {
+                    !l.is_empty()
+                        && avoid
+                            .strip_prefix(l)
+                            .is_some_and(|rest| rest.is_empty() || rest.starts_with(' '))
+                });
             if !misplaced {
                 retry.avoid = Some(avoid);
             }
@@ -192,7 +194,7 @@ pub fn run(
     let mut second = engine.complete(retry, cancel.clone())?;
     let second_alternatives = std::mem::take(&mut second.alternatives);
     // What the request cost is both tries; its answer is the second's.
-    let output = EngineOutput {
+    let mut output = EngineOutput {
         evaluated_tokens: first.evaluated_tokens + second.evaluated_tokens,
         moved_tokens: first.moved_tokens + second.moved_tokens,
         generated_tokens: first.generated_tokens + second.generated_tokens,
@@ -231,27 +233,21 @@ pub fn run(
         }
     }
     cleaned.extend(others);
-    if text.trim().is_empty() && !first_text.trim().is_empty() {
-        // The first answer was a comment alone and no code came instead:
-        // the comment is still better than nothing.
-        let alternatives = rank_alternatives(&first_text, cleaned, config.completion.candidates);
-        return Ok(Suggestion {
-            output: EngineOutput {
-                text: first.text,
-                ..output
-            },
-            text: first_text,
-            dropped_first: None,
-            dropped: None,
-            first_dropped: None,
-            alternatives,
-        });
-    }
+    // The first answer was a comment alone and no code came instead: the
+    // comment is still better than nothing, and is the answer.
+    let dropped_first = if text.trim().is_empty() && !first_text.trim().is_empty() {
+        text = first_text;
+        second_dropped = None;
+        output.text = first.text;
+        None
+    } else {
+        Some(first.text)
+    };
     let alternatives = rank_alternatives(&text, cleaned, config.completion.candidates);
     Ok(Suggestion {
         text,
         output,
-        dropped_first: Some(first.text),
+        dropped_first,
         dropped: second_dropped,
         first_dropped: dropped,
         alternatives,

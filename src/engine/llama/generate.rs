@@ -249,9 +249,9 @@ impl Session<'_> {
 }
 
 /// What the answer's first tokens must respect until its first non-blank
-/// text: a start to avoid (a second try), and whether that text must come
-/// on the cursor's line (`EngineRequest::require_content`). While either
-/// holds, the answer may not end.
+/// text: a start to avoid (a second try), no comment first, whether that
+/// text must come on the cursor's line (`EngineRequest::require_content`)
+/// and at which indentations. While any holds, the answer may not end.
 #[derive(Clone, Copy, Default)]
 pub(super) struct StartRule<'a> {
     pub(super) avoid: Option<&'a [u8]>,
