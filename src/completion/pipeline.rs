@@ -156,9 +156,9 @@ pub fn run(
             // place in a comment. After a dropped line of code its next
             // choice is often a comment that describes code instead of
             // writing it: `// Main method for testing` where a Java class's
-            // closing brace was due at the file's end (21 of the first 400
-            // HumanEval-FIM Java items; none of the 48 comments alone there
-            // was right), and barred, the model wrote the brace on 15.
+            // closing brace was due at the file's end (none of the 48
+            // comments alone on HumanEval-FIM was right); barred, the model
+            // wrote the brace (21 of the 25 such items of the first 400).
             retry.code_first = true;
             comment_if_no_code = !crate::engine::starts_comment(avoid.as_bytes())
                 && !super::clean::cut_context_header(&avoid).trim().is_empty();
