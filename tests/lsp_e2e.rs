@@ -673,9 +673,18 @@ fn python_cursor(
     cursor: usize,
     config: &infill::config::Config,
 ) -> infill::completion::CursorContext {
+    cursor_in(infill::text::syntax::Language::Python, text, cursor, config)
+}
+
+/// The cursor's context at char `cursor` of `text`, a `language` file.
+fn cursor_in(
+    language: infill::text::syntax::Language,
+    text: &str,
+    cursor: usize,
+    config: &infill::config::Config,
+) -> infill::completion::CursorContext {
     let rope = ropey::Rope::from_str(text);
-    let syntax =
-        infill::text::syntax::SyntaxTree::new(infill::text::syntax::Language::Python, &rope);
+    let syntax = infill::text::syntax::SyntaxTree::new(language, &rope);
     infill::completion::cursor_context(&rope, syntax.as_ref(), cursor, config)
 }
 
@@ -758,6 +767,40 @@ fn the_model_writes_at_an_indentation_the_code_around_allows() {
     let answer = engine.complete(req, CancelFlag::default()).unwrap().text;
     let blanks = blanks_before_text_on_the_line(&answer);
     assert_eq!(blanks, 8, "the body's indentation: {answer:?}");
+}
+
+/// The engine's side of a second try barring comments
+/// (`EngineRequest::code_first`, every second try): on the blank line
+/// between two methods the real model's first choice is a comment about
+/// the next one; barred from comments, it writes code there.
+#[test]
+fn a_request_for_code_first_gets_code_where_the_model_would_comment() {
+    use infill::engine::CancelFlag;
+    let _g = model_lock();
+    let (config, engine) = ready_engine(|_| {});
+    let text = "class Shapes {\n    // The area of a circle of radius r.\n    static double circleArea(double r) {\n        return Math.PI * r * r;\n    }\n\n    \n    static double squareArea(double side) {\n        return side * side;\n    }\n}\n";
+    let cursor = text
+        .find("\n    \n")
+        .map(|at| at + 5)
+        .expect("the blank line");
+    let ctx = cursor_in(infill::text::syntax::Language::Java, text, cursor, &config);
+    assert_eq!(ctx.line_prefix, "    ");
+    let req = ctx.engine_request(&config);
+    let first = engine.complete(req.clone(), CancelFlag::default()).unwrap();
+    assert!(
+        first.text.trim_start().starts_with("//"),
+        "the model's own choice is a comment: {:?}",
+        first.text
+    );
+    let mut again = req;
+    again.code_first = true;
+    let second = engine.complete(again, CancelFlag::default()).unwrap();
+    let answer = second.text.trim_start();
+    assert!(
+        !answer.is_empty() && !answer.starts_with("//") && !answer.starts_with("/*"),
+        "code first: {:?}",
+        second.text
+    );
 }
 
 /// Prompts of other documents are kept in the KV cache
