@@ -322,7 +322,7 @@ impl<'a> StartRule<'a> {
             .iter()
             .position(|&b| b == b'\n' || b == b'\r');
         let on_this_line = &part[..line_break.unwrap_or(blanks)];
-        if on_this_line.contains(&b'\t') {
+        if on_this_line.contains(&b'\t') || has_form_feed(on_this_line) {
             return false;
         }
         blanks == part.len()
@@ -339,7 +339,20 @@ impl<'a> StartRule<'a> {
 fn brings_text_on_this_line(part: &[u8], blanks_left: usize) -> bool {
     let blanks = part.iter().take_while(|b| b.is_ascii_whitespace()).count();
     let breaks = part[..blanks].iter().any(|&b| b == b'\n' || b == b'\r');
-    part.is_empty() || (!breaks && (blanks < part.len() || blanks <= blanks_left))
+    part.is_empty()
+        || (!breaks
+            && !has_form_feed(&part[..blanks])
+            && (blanks < part.len() || blanks <= blanks_left))
+}
+
+/// Whether `blanks` hold a form feed: whitespace to Rust's
+/// `is_ascii_whitespace` and so to the blank counts here, never
+/// indentation. Allowed, a model kept from its text at one indentation
+/// filled the blanks to another with form feeds, then wrote
+/// `.foundation` (a HumanEval-FIM second try where `even_count += 1` was
+/// due one level deeper).
+fn has_form_feed(blanks: &[u8]) -> bool {
+    blanks.contains(&0x0c)
 }
 
 /// The longest start of `bytes` that is valid UTF-8.
@@ -431,6 +444,8 @@ mod tests {
         let typed = rule.after(b"        ");
         assert!(!typed.allows(b" "));
         assert!(typed.allows(b"return"));
+        assert!(!rule.allows(b"\x0c"));
+        assert!(!rule.allows(b"  \x0cx"));
         assert!(rule.after(b"    ").allows(b"    "));
         // Only at the indentations given: text after 4 or 8 blanks, not 6.
         let levels = [4, 8];
@@ -450,6 +465,9 @@ mod tests {
         assert!(!rule.allows(b"return"));
         assert!(!rule.allows(b"\t"));
         assert!(!rule.after(b"  ").allows(b"\t\tx"));
+        // Nor form feeds (they count as blanks).
+        assert!(!rule.after(b"    ").allows(b"\x0c\x0c\x0c\x0c"));
+        assert!(!rule.after(b"    ").allows(b"\x0c\x0c\x0c\x0cx"));
         // A second try's avoided start holds as well.
         let rule = StartRule {
             avoid: Some(b"return x"),
