@@ -203,31 +203,33 @@ pub fn run(
     // likely other start that the cleaning keeps is the answer.
     retry.candidates = SECOND_TRY_STARTS.max(config.completion.candidates as usize);
     retry.alternatives_to_their_end = true;
-    let mut for_a_comment = retry.clone();
+    // The third try's request, kept only where one may come.
+    let for_a_comment = comment_if_no_code.then(|| retry.clone());
     let second = try_again(engine, ctx, &first, retry, cancel)?;
     // Code was asked for after a dropped line of code and none came: a
     // comment the model would write there is still better than nothing
     // (an empty answer is the worst one). Rare, and the prompt is cached:
     // the third try costs only its own tokens.
-    let again = if comment_if_no_code && second.text.trim().is_empty() {
-        for_a_comment.code_first = false;
-        for_a_comment.time_budget = for_a_comment
-            .time_budget
-            .map(|b| b.checked_sub(second.own_elapsed).unwrap_or_default());
-        let third = try_again(engine, ctx, &second.output, for_a_comment, cancel)?;
-        if third.text.trim().is_empty() {
-            // What the request cost is all three; the cause, the second's.
-            let output = EngineOutput {
-                text: second.output.text,
-                ..third.output
-            };
-            Again { output, ..second }
+    let again =
+        if let Some(mut for_a_comment) = for_a_comment.filter(|_| second.text.trim().is_empty()) {
+            for_a_comment.code_first = false;
+            for_a_comment.time_budget = for_a_comment
+                .time_budget
+                .map(|b| b.checked_sub(second.own_elapsed).unwrap_or_default());
+            let third = try_again(engine, ctx, &second.output, for_a_comment, cancel)?;
+            if third.text.trim().is_empty() {
+                // What the request cost is all three; the cause, the second's.
+                let output = EngineOutput {
+                    text: second.output.text,
+                    ..third.output
+                };
+                Again { output, ..second }
+            } else {
+                third
+            }
         } else {
-            third
-        }
-    } else {
-        second
-    };
+            second
+        };
     let Again {
         mut output,
         mut text,
