@@ -8,6 +8,7 @@
 
 use ropey::Rope;
 
+use super::brace_blocks::{brace_indentation_fits, brace_reindented};
 use super::indentation::python_indentation_fits;
 use crate::text::syntax::{Language, SyntaxTree};
 
@@ -199,10 +200,18 @@ pub fn keep_valid_lines(
         if candidate.trim().is_empty() {
             continue;
         }
-        if syntax_errors(language, &format!("{prefix}{candidate}{suffix}")) <= baseline
-            && indentation_fits(language, prefix, candidate, suffix)
-        {
+        if syntax_errors(language, &format!("{prefix}{candidate}{suffix}")) > baseline {
+            continue;
+        }
+        if indentation_fits(language, prefix, candidate, suffix) {
             return candidate.to_string();
+        }
+        // Java's code is the same at any indentation: a block-wise misfit
+        // that fits one level off is moved there, not dropped.
+        if language == Language::Java {
+            if let Some(moved) = brace_reindented(prefix, candidate, suffix) {
+                return moved;
+            }
         }
     }
     // No line is valid as it stands. A first line that opens a block
@@ -235,11 +244,14 @@ pub fn keep_valid_lines(
     String::new()
 }
 
-/// Python's indentation rules, which the error count misses where the
-/// code around is already broken (`indentation`); other languages' blocks
-/// do not depend on it.
+/// The blocks as the indentation shows them, which the error count misses
+/// where the code around is already broken: Python's indentation rules
+/// (`indentation`), Java's braces against the indentation (`brace_blocks`).
 fn indentation_fits(language: Language, prefix: &str, text: &str, suffix: &str) -> bool {
-    language != Language::Python || python_indentation_fits(prefix, text, suffix)
+    match language {
+        Language::Python => python_indentation_fits(prefix, text, suffix),
+        Language::Java => brace_indentation_fits(prefix, text, suffix),
+    }
 }
 
 /// What closes the block that `line` (typed after `typed`, the start of its
@@ -289,19 +301,18 @@ fn block_closing(language: Language, typed: &str, line: &str) -> Option<String> 
     if quote.is_some() {
         return None;
     }
+    let indent: String = whole
+        .chars()
+        .take_while(|c| *c == ' ' || *c == '\t')
+        .collect();
     match language {
-        Language::Python => {
-            let indent: String = whole
-                .chars()
-                .take_while(|c| *c == ' ' || *c == '\t')
-                .collect();
-            (open.is_empty() && whole[..code_end].trim_end().ends_with(':'))
-                .then(|| format!("\n{indent}    pass"))
-        }
+        Language::Python => (open.is_empty() && whole[..code_end].trim_end().ends_with(':'))
+            .then(|| format!("\n{indent}    pass")),
         // Only braces left open (a call left open is not a block); closed
         // on a line of their own: the line may end with a comment.
+        // At the line's indentation, as the code below is read by it.
         _ => (!open.is_empty() && open.iter().all(|o| *o == '{'))
-            .then(|| format!("\n{}", "}".repeat(open.len()))),
+            .then(|| format!("\n{indent}{}", "}".repeat(open.len()))),
     }
 }
 

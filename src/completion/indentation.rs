@@ -266,7 +266,10 @@ fn fitting_below(above: &[LogicalLine], below: &[LogicalLine]) -> usize {
 
 /// `prefix` up to its last line start, and the text after it; `suffix` up
 /// to its first line end, and the lines after it.
-fn split_lines<'a>(prefix: &'a str, suffix: &'a str) -> (&'a str, &'a str, &'a str, &'a str) {
+pub(super) fn split_lines<'a>(
+    prefix: &'a str,
+    suffix: &'a str,
+) -> (&'a str, &'a str, &'a str, &'a str) {
     let (before, line_start) = match prefix.rfind('\n') {
         Some(i) => (&prefix[..=i], &prefix[i + 1..]),
         None => ("", prefix),

@@ -2,6 +2,7 @@
 //! answer: the pure part of the completion pipeline, shared by the server,
 //! the headless `complete` command and `eval`.
 
+pub mod brace_blocks;
 pub mod clean;
 pub mod indentation;
 pub mod pipeline;
@@ -427,24 +428,28 @@ impl CursorContext {
 
     /// The numbers of blanks still to type at which a line of code on
     /// the cursor's blank line fits the code around it, where that can be
-    /// told (Python: `indentation::python_line_indents`, the levels still
-    /// at or past what is typed); empty elsewhere. A second try's text
+    /// told (Python: `indentation::python_line_indents`; Java:
+    /// `brace_blocks::brace_line_indents`), the ones at or past what is
+    /// typed; empty elsewhere. A second try's text
     /// must start at one of them (`EngineRequest::indents`).
     pub fn indents_to_type(&self) -> Vec<usize> {
-        if self.language != Some(Language::Python)
-            || !self.on_blank_line_of_code()
-            || self.line_prefix.contains('\t')
-        {
+        if !self.on_blank_line_of_code() || self.line_prefix.contains('\t') {
             return Vec::new();
         }
         let (before, after) = self.around_the_line();
-        indentation::python_line_indents(
+        let (before, after) = (
             tail_chars(before, SYNTAX_WINDOW_CHARS),
             head_chars(after, SYNTAX_WINDOW_CHARS),
-        )
-        .into_iter()
-        .filter_map(|indent| indent.checked_sub(self.line_prefix.len()))
-        .collect()
+        );
+        let indents = match self.language {
+            Some(Language::Python) => indentation::python_line_indents(before, after),
+            Some(Language::Java) => brace_blocks::brace_line_indents(before, after),
+            None => return Vec::new(),
+        };
+        indents
+            .into_iter()
+            .filter_map(|indent| indent.checked_sub(self.line_prefix.len()))
+            .collect()
     }
 
     /// The text before the cursor's line (up to its start) and after it

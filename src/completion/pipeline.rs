@@ -14,6 +14,7 @@ use super::{is_comment_only, CursorContext, Dropped, SecondTry};
 use crate::config::Config;
 use crate::engine::{CancelFlag, Engine, EngineError, EngineOutput, EngineRequest};
 use crate::prompt::repo::CrossFileContext;
+use crate::text::syntax::Language;
 
 /// Starts a second try decodes at once: its greedy answer (avoiding the
 /// dropped first line's start) and the next-best other starts, in case
@@ -166,8 +167,12 @@ pub fn run(
             // another (`count += 1` after an `if`, one level too shallow):
             // only its indentation is ruled out then, unless the line is
             // one that follows (at any indentation it would be a repeat).
+            // (Java's cleaning moved such a line to where it fits already,
+            // `brace_blocks::brace_reindented`: a Java line dropped fits
+            // nowhere.)
             let at = leading_blanks_on_the_line(&first.text);
-            let misplaced = !indents.is_empty()
+            let misplaced = ctx.language == Some(Language::Python)
+                && !indents.is_empty()
                 && at.is_some_and(|at| !indents.contains(&at))
                 && !ctx.suffix.lines().map(str::trim).any(|l| {
                     !l.is_empty()
@@ -381,13 +386,22 @@ mod tests {
     use super::*;
     use crate::completion::cursor_context;
     use crate::engine::scripted::Scripted;
-    use crate::text::syntax::{Language, SyntaxTree};
+    use crate::text::syntax::SyntaxTree;
 
     /// A unit test of the pipeline's decisions, not of a model (the real
     /// model's side, `avoid`, is tested end to end in `tests/lsp_e2e.rs`).
     fn complete(doc: &str, cursor: usize, answers: &[&str]) -> (Suggestion, Vec<EngineRequest>) {
+        complete_in(Language::Python, doc, cursor, answers)
+    }
+
+    fn complete_in(
+        language: Language,
+        doc: &str,
+        cursor: usize,
+        answers: &[&str],
+    ) -> (Suggestion, Vec<EngineRequest>) {
         let rope = Rope::from_str(doc);
-        let syntax = SyntaxTree::new(Language::Python, &rope);
+        let syntax = SyntaxTree::new(language, &rope);
         let config = Config::default();
         let ctx = cursor_context(&rope, syntax.as_ref(), cursor, &config);
         let engine = Scripted::new(answers);
@@ -534,6 +548,31 @@ mod tests {
         let (_, seen) = complete(DOC, 24, &["for k in m:\n", "n = len(m)"]);
         assert_eq!(seen[1].avoid.as_deref(), Some("for k in m:"));
         assert_eq!(seen[1].indents, vec![0]);
+    }
+
+    #[test]
+    fn a_java_line_that_breaks_the_blocks_below_is_asked_again() {
+        let java = |doc: &str, answers: &[&str]| {
+            let cursor = doc.find("\n\n").map(|i| i + 1).unwrap();
+            complete_in(Language::Java, doc, cursor, answers)
+        };
+        // `} else {` where the `if`'s `}` was due (the line below is at the
+        // `if`'s level): the file is a brace short either way, so the error
+        // count cannot tell; the blocks by their indentation can.
+        let doc = "class A {\n    long f(long n) {\n        if (n == 0) {\n            return 1;\n\n        return n;\n    }\n}\n";
+        let (done, seen) = java(doc, &["        } else {\n", "        }"]);
+        assert_eq!(done.text, "        }");
+        assert_eq!(seen[1].avoid.as_deref(), Some("} else {"));
+        assert_eq!(seen[1].indents, vec![8, 12]);
+        // The right line one level too shallow (the line below is deeper):
+        // moved to the body's indentation, no second try.
+        let doc = "class A {\n    void f(int x) {\n        if (x > 0) {\n\n            x--;\n        }\n    }\n}\n";
+        let (done, seen) = java(doc, &["        x++;\n"]);
+        assert_eq!((done.text.as_str(), seen.len()), ("            x++;", 1));
+        // A line that adds a syntax error is avoided, at any indentation.
+        let (_, seen) = java(doc, &["        }\n", "            x++;"]);
+        assert_eq!(seen[1].avoid.as_deref(), Some("}"));
+        assert_eq!(seen[1].indents, vec![12]);
     }
 
     #[test]
