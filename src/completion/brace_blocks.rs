@@ -152,7 +152,7 @@ fn code_lines(text: &str) -> (Vec<CodeLine>, bool) {
 
 /// Indentation cannot be compared across `lines` that mix tabs and spaces
 /// (a tab's width is the editor's).
-fn mixed(lines: &[&CodeLine]) -> bool {
+fn mixed(lines: &[CodeLine]) -> bool {
     lines.iter().any(|l| l.tabs) && lines.iter().any(|l| l.spaces)
 }
 
@@ -174,7 +174,7 @@ pub fn brace_indentation_fits(prefix: &str, text: &str, suffix: &str) -> bool {
     if let Some(below) = code_lines(after).0.into_iter().next() {
         lines.push(below);
     }
-    if mixed(&lines.iter().collect::<Vec<_>>()) {
+    if mixed(&lines) {
         return true;
     }
     lines.windows(2).all(|pair| next_fits(&pair[0], &pair[1]))
