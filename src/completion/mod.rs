@@ -80,6 +80,8 @@ pub enum Dropped {
     BreaksSyntax,
     /// It made the cursor's line the line that already follows.
     RepeatsNextLine,
+    /// A second try's line was a number alone (junk a start rule forced).
+    BareNumber,
 }
 
 impl Dropped {
@@ -93,6 +95,7 @@ impl Dropped {
             Dropped::RestOfLine => "only the rest of the line",
             Dropped::BreaksSyntax => "every line breaks the syntax",
             Dropped::RepeatsNextLine => "repeats the next line",
+            Dropped::BareNumber => "a number alone",
         }
     }
 }
