@@ -306,6 +306,31 @@ fn bad_model_files_are_reported_and_the_server_keeps_serving() {
 }
 
 #[test]
+fn a_client_that_never_accepts_a_progress_token_still_gets_every_message() {
+    let mut s = Server::start(&["--model", "/nonexistent/model.gguf"]);
+    s.answers_server_requests = false;
+    s.request_ok(
+        "initialize",
+        json!({"processId": null, "rootUri": null,
+               "capabilities": {"window": {"workDoneProgress": true}}}),
+    );
+    s.notify("initialized", json!({}));
+    // The model's progress token is asked for and never accepted: the
+    // messages after it wait in order behind that request.
+    s.wait_for(|m| m["method"] == "window/workDoneProgress/create")
+        .expect("a progress token asked for");
+    assert!(s.drain_notifications("window/showMessage").is_empty());
+    // The failed model's error comes all the same (once the server stops
+    // waiting for the answer), and no progress of the refused token.
+    let msg = s
+        .wait_for(|m| m["method"] == "window/showMessage")
+        .expect("the model's error");
+    assert_eq!(msg["params"]["type"], 1, "{msg}");
+    assert!(s.drain_notifications("$/progress").is_empty());
+    assert!(s.shutdown().success());
+}
+
+#[test]
 fn huge_files_and_lines_are_served() {
     let _g = model_lock();
     let (mut s, _) = Server::initialized(&[], json!({}), Value::Null);

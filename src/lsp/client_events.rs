@@ -5,6 +5,7 @@
 //! wait in the channel.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use serde_json::json;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -16,6 +17,12 @@ use tower_lsp_server::Client;
 
 use super::convert::message_type;
 use crate::session::events::{Event, ProgressStep};
+
+/// How long the client may take to accept a progress token. Events go out
+/// in order behind that request, so a client that never answered it would
+/// hold back every later one (a failed model's error message among them);
+/// past this the token counts as refused and its steps are dropped.
+const ACCEPT_PROGRESS_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Runs until the session is gone. `progress`: the client takes
 /// `$/progress` (`window.workDoneProgress`).
@@ -30,11 +37,12 @@ pub async fn forward(client: Client, mut events: UnboundedReceiver<Event>, progr
                 let lsp_token = ProgressToken::String(token.into());
                 let value = match step {
                     ProgressStep::Begin { title, percentage } => {
-                        if client
-                            .create_work_done_progress(lsp_token.clone())
-                            .await
-                            .is_err()
-                        {
+                        let accepted = tokio::time::timeout(
+                            ACCEPT_PROGRESS_TIMEOUT,
+                            client.create_work_done_progress(lsp_token.clone()),
+                        )
+                        .await;
+                        if !matches!(accepted, Ok(Ok(()))) {
                             continue;
                         }
                         begun.insert(token);
