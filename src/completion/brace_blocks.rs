@@ -208,22 +208,9 @@ pub fn brace_reindented(prefix: &str, text: &str, suffix: &str) -> Option<String
     targets.retain(|&t| t >= line_start.len() && t != at);
     targets.sort_by_key(|&t| (t.abs_diff(at), t));
     targets.into_iter().find_map(|target| {
-        let moved: Option<Vec<String>> = text
-            .split('\n')
-            .map(|line| {
-                if line.trim().is_empty() {
-                    return Some(line.to_string());
-                }
-                let blanks = (spaces(line) + target).checked_sub(at)?;
-                Some(format!(
-                    "{}{}",
-                    " ".repeat(blanks),
-                    line.trim_start_matches(' ')
-                ))
-            })
-            .collect();
-        let moved = moved?.join("\n");
-        brace_indentation_fits(prefix, &moved, suffix).then_some(moved)
+        // `at` counts the typed blanks too: the answer's own move by as much.
+        let (moved, whole) = super::indentation::shift_lines(text, at, target);
+        (whole && brace_indentation_fits(prefix, &moved, suffix)).then_some(moved)
     })
 }
 

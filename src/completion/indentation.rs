@@ -281,6 +281,31 @@ pub(super) fn split_lines<'a>(
     (before, line_start, line_end, after)
 }
 
+/// `text` with the leading spaces of each line that has text moved by
+/// `to - from` (blank lines as they are), as far as the lines allow: up to
+/// the first line with too few spaces to move left (its line ends kept),
+/// and whether every line could move. Both languages' cleaning move an
+/// answer that fits at another indentation (`pipeline::moved_to_fit`,
+/// `brace_blocks::brace_reindented`).
+pub(super) fn shift_lines(text: &str, from: usize, to: usize) -> (String, bool) {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        if line.trim().is_empty() {
+            out.push_str(line);
+            continue;
+        }
+        let code = line.trim_start_matches(' ');
+        match (line.len() - code.len() + to).checked_sub(from) {
+            Some(blanks) => {
+                out.extend(std::iter::repeat_n(' ', blanks));
+                out.push_str(code);
+            }
+            None => return (out, false),
+        }
+    }
+    (out, true)
+}
+
 /// Whether `text`, inserted between `prefix` and `suffix` (which start and
 /// end at line boundaries or anywhere: the cursor's line is read whole),
 /// keeps Python's indentation rules with the lines next to it and within

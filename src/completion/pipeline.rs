@@ -373,23 +373,7 @@ fn reindented(raw: &str, from: usize, to: usize) -> Option<String> {
     if first_blanks.bytes().any(|b| b != b' ') {
         return None;
     }
-    let mut lines = raw[from..].split_inclusive('\n');
-    let mut out = " ".repeat(to);
-    out.push_str(lines.next()?);
-    for line in lines {
-        if line.trim().is_empty() {
-            out.push_str(line);
-        } else if to >= from {
-            out.push_str(&" ".repeat(to - from));
-            out.push_str(line);
-        } else {
-            match line.strip_prefix(&" ".repeat(from - to)) {
-                Some(rest) => out.push_str(rest),
-                None => break,
-            }
-        }
-    }
-    Some(out)
+    Some(super::indentation::shift_lines(raw, from, to).0)
 }
 
 /// Whether `text`'s first line is a number alone: no code a user writes

@@ -223,9 +223,8 @@ impl Server {
     }
 
     /// Answers a request from the server (progress, etc.) at once, as an
-    /// editor does: the server sends its later messages in order after it.
-    /// (Left unanswered while a test drained notifications, the model's
-    /// progress token held back the index's progress end under load.)
+    /// editor does: the server sends its later messages in order after it
+    /// (for up to 5 s for a progress token).
     fn answer_if_request(&mut self, msg: &Value) {
         if self.answers_server_requests && msg.get("method").is_some() && msg.get("id").is_some() {
             let id = msg["id"].clone();
