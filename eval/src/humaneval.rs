@@ -413,7 +413,12 @@ pub fn run(
         ..Default::default()
     };
     for (i, item) in items.iter().enumerate() {
-        let done = ask(item, engine, config, Mode::Suggest)?;
+        // Afresh: a prefix kept from the item before was evaluated in other
+        // batches, which changes logits in their last digits and flips
+        // near-tied choices, so an item's answer would depend on the items
+        // asked before it (a run of a subset would not agree with the full
+        // run). Items share little of their prompts, so it costs little.
+        let done = ask(item, engine, config, Mode::Fresh)?;
         report.prompt_tokens += done.output.prompt_tokens;
         report.generated_tokens += done.output.generated_tokens;
         report.second_tries += usize::from(done.second_try());
