@@ -278,6 +278,7 @@ impl CursorContext {
             draft_tokens: config.completion.draft_tokens as usize,
             candidates: config.completion.candidates as usize,
             alternatives_to_their_end: false,
+            branch_at_near_ties: true,
         }
     }
 

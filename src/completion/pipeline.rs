@@ -214,6 +214,9 @@ pub fn run(
     // likely other start that the cleaning keeps is the answer.
     retry.candidates = SECOND_TRY_STARTS.max(config.completion.candidates as usize);
     retry.alternatives_to_their_end = true;
+    // Other starts, each as likely as the model makes it: the answer may
+    // be one of them.
+    retry.branch_at_near_ties = false;
     // The third try's request, kept only where one may come.
     let for_a_comment = comment_if_no_code.then(|| retry.clone());
     let second = try_again(engine, ctx, &first, retry, moved, cancel)?;

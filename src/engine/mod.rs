@@ -138,6 +138,15 @@ pub struct EngineRequest {
     /// alternative is then the answer: a short greedy line (`}`) would
     /// otherwise leave every longer alternative unfinished.
     pub alternatives_to_their_end: bool,
+    /// Alternatives branch off where the model was nearly torn, not only
+    /// at the answer's first text: a start other than the greedy one is
+    /// taken there only within `NEAR_TIE` of it (the best other start
+    /// always), and a slot left is taken at the first later token of the
+    /// greedy answer's first line whose runner-up is that near (forked
+    /// from the greedy answer's cells there). Set for the alternatives a
+    /// user cycles through; not for a second try, which wants other
+    /// starts.
+    pub branch_at_near_ties: bool,
 }
 
 /// An answer besides the greedy one (`EngineRequest::candidates`).

@@ -59,6 +59,18 @@ const STEPS_AFTER_GREEDY: usize = 2;
 /// seen at a method's last blank line) and is not worth the wait.
 const LINE_STEPS: usize = 24;
 
+/// How far (in logits: a factor e ≈ 2.7 in probability) a token may be
+/// behind the greedy choice for the model to count as torn between them
+/// (`EngineRequest::branch_at_near_ties`). Where the greedy line is wrong,
+/// the first token where it leaves the right one was at most this far
+/// ahead of the right token in half of the wrong `fim-py` answers looked
+/// at (traced), at the first text or later in the line.
+const NEAR_TIE: f32 = 1.0;
+
+/// Tokens looked at (most likely first) for a fork's: the best one that
+/// makes other text than the greedy token is among the first few.
+const FORKS_SEEN: usize = 8;
+
 /// The sequence of the first alternative: after the scratch sequence and
 /// the kept prompts' (`parked`: one more than `kept`).
 pub(super) fn first_alternative_seq(kept: usize) -> i32 {
@@ -66,6 +78,7 @@ pub(super) fn first_alternative_seq(kept: usize) -> i32 {
 }
 
 /// One answer being decoded.
+#[derive(Clone)]
 struct Branch {
     seq: i32,
     /// The chosen token not yet evaluated; `None` once the answer ended.
@@ -182,7 +195,19 @@ impl Session<'_> {
                 break (first, Vec::new());
             }
             if brings_text {
-                let starts = self.alternative_starts(logits, pending, starting, first, wanted);
+                let mut starts = self.alternative_starts(logits, pending, starting, first, wanted);
+                if req.branch_at_near_ties {
+                    // The best other start always; the others only where
+                    // the model was torn, leaving the slot to a later one.
+                    let greedy_logprob = first
+                        .and_then(|t| logits.get(t as usize))
+                        .map_or(0.0, |l| l - log_sum_exp(logits));
+                    let mut i = 0;
+                    starts.retain(|(_, logprob)| {
+                        i += 1;
+                        i == 1 || greedy_logprob - logprob < NEAR_TIE
+                    });
+                }
                 break (first, starts);
             }
             // Where the greedy answer ends with no text, no alternative:
@@ -229,7 +254,7 @@ impl Session<'_> {
             batch,
             &start_rule,
             greedy_first,
-            &mut branches,
+            (&mut branches, wanted, first_seq),
         );
         // Whatever happened, the alternatives leave the cache.
         for branch in &branches[1..] {
@@ -266,7 +291,10 @@ impl Session<'_> {
 
     /// Decodes `branches` (the greedy answer first, its first token
     /// `greedy_first` still to be taken, if any; the alternatives with
-    /// their first token chosen) until each has ended.
+    /// their first token chosen) until each has ended; with
+    /// `req.branch_at_near_ties`, forks further alternatives off the greedy
+    /// answer's first line (up to `wanted` in all, sequences from
+    /// `first_seq`).
     #[allow(clippy::too_many_arguments)]
     fn decode_branches(
         &mut self,
@@ -277,7 +305,7 @@ impl Session<'_> {
         batch: &mut LlamaBatch,
         start_rule: &StartRule,
         greedy_first: Option<Token>,
-        branches: &mut [Branch],
+        (branches, wanted, first_seq): (&mut Vec<Branch>, usize, i32),
     ) -> Result<(), EngineError> {
         // Where the answers' tokens go: after the prompt (and the greedy
         // answer's blanks before the branches).
@@ -292,6 +320,7 @@ impl Session<'_> {
                 branch.take(t, self.piece(t), healed, req, started, false);
             }
         }
+        let mut forks_left = wanted.saturating_sub(branches.len() - 1);
         let alternative_limit = req
             .max_tokens
             .min(branches[0].generated + ALTERNATIVE_TOKENS);
@@ -342,6 +371,7 @@ impl Session<'_> {
                 self.cached.push(token);
             }
             let wrapping_up = steps_left.is_some();
+            let mut fork = None;
             for (i, branch) in branches.iter_mut().enumerate() {
                 let Some(_) = branch.next.take() else {
                     continue;
@@ -363,9 +393,70 @@ impl Session<'_> {
                 if self.ends_answer(t) {
                     continue;
                 }
+                if i == 0 && fork.is_none() && req.branch_at_near_ties && forks_left > 0 {
+                    fork = self
+                        .near_tie(logits, t, branch, healed)
+                        .map(|(other, logprob)| (branch.clone(), other, logprob));
+                }
                 branch.take(t, self.piece(t), healed, req, started, wrapping_up && i > 0);
             }
+            // The fork starts where the greedy answer's token just chosen
+            // goes: sequence 0's cells are the prompt and the answer before it.
+            if let Some((mut forked, other, logprob)) = fork {
+                forked.seq = first_seq + i32::try_from(branches.len() - 1).unwrap_or(0);
+                forked.first_logprob = logprob;
+                self.ctx
+                    .clear_kv_cache_seq(Some(forked.seq as u32), None, None)
+                    .map_err(kv_failed)?;
+                self.ctx
+                    .copy_kv_cache_seq(0, forked.seq, None, None)
+                    .map_err(kv_failed)?;
+                tracing::debug!(
+                    at = forked.generated,
+                    token = ?valid_utf8(self.piece(other)),
+                    logprob,
+                    "alternative forked at a near tie"
+                );
+                forked.take(other, self.piece(other), healed, req, started, false);
+                branches.push(forked);
+                forks_left -= 1;
+            }
         }
+    }
+
+    /// Where the greedy answer (`greedy`, before taking token `chosen`) is
+    /// on its first line of text and the model was nearly torn between
+    /// `chosen` and a token that makes other text (within `NEAR_TIE`):
+    /// that token and its log-probability.
+    fn near_tie(
+        &self,
+        logits: &[f32],
+        chosen: Token,
+        greedy: &Branch,
+        healed: &[u8],
+    ) -> Option<(Token, f32)> {
+        let answer = valid_utf8(greedy.bytes.get(healed.len()..).unwrap_or(&[]));
+        if !greedy.has_content || !greedy.pending(healed).is_empty() {
+            return None;
+        }
+        if answer.trim_start().contains('\n') {
+            return None;
+        }
+        let chosen_logit = *logits.get(chosen as usize)?;
+        let mut best: Vec<(usize, f32)> = logits.iter().copied().enumerate().collect();
+        if best.len() > FORKS_SEEN {
+            best.select_nth_unstable_by(FORKS_SEEN, |a, b| b.1.total_cmp(&a.1));
+            best.truncate(FORKS_SEEN);
+        }
+        best.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let (other, logit) = best.into_iter().find_map(|(i, logit)| {
+            let t = Token::try_from(i).ok()?;
+            (t != chosen
+                && !self.ends_answer(t)
+                && makes_other_text(self.piece(chosen), self.piece(t)))
+            .then_some((t, logit))
+        })?;
+        (chosen_logit - logit < NEAR_TIE).then(|| (other, logit - log_sum_exp(logits)))
     }
 
     /// Up to `wanted` tokens to start alternatives with where the greedy
@@ -452,6 +543,21 @@ fn split_start<'p>(piece: &'p [u8], healed: &[u8]) -> (&'p [u8], &'p [u8]) {
     (&brought[..blanks], brought[blanks..].trim_ascii_end())
 }
 
+/// Whether a fork taking token piece `other` where the greedy answer took
+/// `chosen` makes other text: not the same text but for trailing blanks,
+/// nor the start of one another (the greedy answer may spell the longer
+/// one out next); a line end where the greedy line goes on (or text where
+/// it ends) is other text.
+fn makes_other_text(chosen: &[u8], other: &[u8]) -> bool {
+    let (a, b) = (chosen.trim_ascii_end(), other.trim_ascii_end());
+    match (a.is_empty(), b.is_empty()) {
+        (true, true) => false,
+        (false, true) => other.contains(&b'\n'),
+        (true, false) => chosen.contains(&b'\n'),
+        (false, false) => !a.starts_with(b) && !b.starts_with(a),
+    }
+}
+
 /// Whether `key` starts with a visible character (not a blank of another
 /// kind, such as a no-break space, nor a control character).
 fn starts_with_text(key: &[u8]) -> bool {
@@ -484,6 +590,20 @@ mod tests {
         assert!(starts_with_text(b"if"));
         assert!(!starts_with_text("\u{a0}x".as_bytes()));
         assert!(!starts_with_text(b""));
+    }
+
+    #[test]
+    fn a_fork_makes_other_text() {
+        assert!(makes_other_text(b"(a", b"(b"));
+        assert!(makes_other_text(b" +", b")\n"));
+        // A line end where the greedy line goes on, and the other way.
+        assert!(makes_other_text(b" +", b"\n"));
+        assert!(makes_other_text(b"\n", b" +"));
+        // The same text but for trailing blanks, or one the start of the other.
+        assert!(!makes_other_text(b"):\n", b"):"));
+        assert!(!makes_other_text(b" l", b" list"));
+        assert!(!makes_other_text(b" list", b" l"));
+        assert!(!makes_other_text(b" ", b"\n"));
     }
 
     #[test]

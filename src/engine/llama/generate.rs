@@ -82,10 +82,16 @@ impl Session<'_> {
                 // How near the choice was: a flip between two runs whose
                 // logits differ in their last digits (batches) happens
                 // where this is tiny.
+                let (runner_up, margin) = runner_up(logits, next);
                 tracing::trace!(
                     position = generated,
                     token = next,
-                    margin = margin(logits, next),
+                    piece = ?valid_utf8(self.pieces.get(next as usize).map_or(&[][..], Vec::as_slice)),
+                    runner_up,
+                    runner_up_piece = ?valid_utf8(
+                        self.pieces.get(runner_up as usize).map_or(&[][..], Vec::as_slice)
+                    ),
+                    margin,
                     "chosen"
                 );
             }
@@ -363,16 +369,22 @@ pub(super) fn valid_utf8(bytes: &[u8]) -> &str {
     }
 }
 
-/// How far `chosen`'s logit is above the best other one.
-fn margin(logits: &[f32], chosen: Token) -> f32 {
+/// The best token other than `chosen`, and how far `chosen`'s logit is
+/// above it.
+fn runner_up(logits: &[f32], chosen: Token) -> (Token, f32) {
     let at = chosen as usize;
-    let best_other = logits
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| *i != at)
-        .map(|(_, l)| *l)
-        .fold(f32::NEG_INFINITY, f32::max);
-    logits.get(at).map_or(0.0, |l| l - best_other)
+    let (other, best_other) = logits.iter().enumerate().filter(|(i, _)| *i != at).fold(
+        (0, f32::NEG_INFINITY),
+        |best, (i, l)| {
+            if *l > best.1 {
+                (i, *l)
+            } else {
+                best
+            }
+        },
+    );
+    let margin = logits.get(at).map_or(0.0, |l| l - best_other);
+    (Token::try_from(other).unwrap_or(0), margin)
 }
 
 fn argmax(logits: &[f32]) -> Option<Token> {

@@ -212,6 +212,7 @@ mod tests {
             draft_tokens: 0,
             candidates: 1,
             alternatives_to_their_end: false,
+            branch_at_near_ties: false,
             avoid: None,
             code_first: false,
             require_content: false,
