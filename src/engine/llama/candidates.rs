@@ -239,12 +239,7 @@ impl Session<'_> {
             branches.push(branch);
         }
         for branch in &branches[1..] {
-            self.ctx
-                .clear_kv_cache_seq(Some(branch.seq as u32), None, None)
-                .map_err(kv_failed)?;
-            self.ctx
-                .copy_kv_cache_seq(0, branch.seq, None, None)
-                .map_err(kv_failed)?;
+            self.branch_off(branch.seq)?;
         }
         let decoded = self.decode_branches(
             req,
@@ -405,12 +400,7 @@ impl Session<'_> {
             if let Some((mut forked, other, logprob)) = fork {
                 forked.seq = first_seq + i32::try_from(branches.len() - 1).unwrap_or(0);
                 forked.first_logprob = logprob;
-                self.ctx
-                    .clear_kv_cache_seq(Some(forked.seq as u32), None, None)
-                    .map_err(kv_failed)?;
-                self.ctx
-                    .copy_kv_cache_seq(0, forked.seq, None, None)
-                    .map_err(kv_failed)?;
+                self.branch_off(forked.seq)?;
                 tracing::debug!(
                     at = forked.generated,
                     token = ?valid_utf8(self.piece(other)),
@@ -422,6 +412,17 @@ impl Session<'_> {
                 forks_left -= 1;
             }
         }
+    }
+
+    /// Makes sequence `seq` hold sequence 0's cells (labels only: nothing
+    /// is evaluated again) and nothing else.
+    fn branch_off(&mut self, seq: i32) -> Result<(), EngineError> {
+        self.ctx
+            .clear_kv_cache_seq(Some(seq as u32), None, None)
+            .map_err(kv_failed)?;
+        self.ctx
+            .copy_kv_cache_seq(0, seq, None, None)
+            .map_err(kv_failed)
     }
 
     /// Where the greedy answer (`greedy`, before taking token `chosen`) is
