@@ -63,8 +63,8 @@ const LINE_STEPS: usize = 24;
 /// behind the greedy choice for the model to count as torn between them
 /// (`EngineRequest::branch_at_near_ties`). Where the greedy line is wrong,
 /// the first token where it leaves the right one was at most this far
-/// ahead of the right token in half of the wrong `fim-py` answers looked
-/// at (traced), at the first text or later in the line.
+/// ahead of the right token (the runner-up) in 16 of 35 wrong `fim-py`
+/// answers traced, at the first text or later in the line.
 const NEAR_TIE: f32 = 1.0;
 
 /// Tokens looked at (most likely first) for a fork's: the best one that
