@@ -77,6 +77,11 @@ pub(super) fn first_alternative_seq(kept: usize) -> i32 {
     FIRST_KEPT_SEQ + i32::try_from(kept).unwrap_or(i32::MAX - 64) + 1
 }
 
+/// Alternatives wanted besides the greedy answer.
+fn alternatives_wanted(req: &EngineRequest) -> usize {
+    req.candidates.clamp(1, MAX_ALTERNATIVES + 1) - 1
+}
+
 /// One answer being decoded.
 #[derive(Clone)]
 struct Branch {
@@ -171,7 +176,7 @@ impl Session<'_> {
         batch: &mut LlamaBatch,
     ) -> Result<(Generated, Vec<Alternative>), EngineError> {
         let start_rule = StartRule::of(req);
-        let wanted = req.candidates.clamp(1, MAX_ALTERNATIVES + 1) - 1;
+        let wanted = alternatives_wanted(req);
         if wanted == 0 || req.max_tokens == 0 {
             let answer = self.generate(req, cancel, started, healed, batch)?;
             return Ok((answer, Vec::new()));
@@ -199,14 +204,16 @@ impl Session<'_> {
                 if req.branch_at_near_ties {
                     // The best other start always; the others only where
                     // the model was torn, leaving the slot to a later one.
+                    // (Most likely first: those within are a prefix.)
                     let greedy_logprob = first
                         .and_then(|t| logits.get(t as usize))
                         .map_or(0.0, |l| l - log_sum_exp(logits));
-                    let mut i = 0;
-                    starts.retain(|(_, logprob)| {
-                        i += 1;
-                        i == 1 || greedy_logprob - logprob < NEAR_TIE
-                    });
+                    let near = starts
+                        .iter()
+                        .skip(1)
+                        .take_while(|(_, logprob)| greedy_logprob - logprob < NEAR_TIE)
+                        .count();
+                    starts.truncate(1 + near);
                 }
                 break (first, starts);
             }
@@ -249,7 +256,7 @@ impl Session<'_> {
             batch,
             &start_rule,
             greedy_first,
-            (&mut branches, wanted, first_seq),
+            &mut branches,
         );
         // Whatever happened, the alternatives leave the cache.
         for branch in &branches[1..] {
@@ -288,8 +295,8 @@ impl Session<'_> {
     /// `greedy_first` still to be taken, if any; the alternatives with
     /// their first token chosen) until each has ended; with
     /// `req.branch_at_near_ties`, forks further alternatives off the greedy
-    /// answer's first line (up to `wanted` in all, sequences from
-    /// `first_seq`).
+    /// answer's first line (as many as the starts left of
+    /// `alternatives_wanted`, in the sequences after theirs).
     #[allow(clippy::too_many_arguments)]
     fn decode_branches(
         &mut self,
@@ -300,7 +307,7 @@ impl Session<'_> {
         batch: &mut LlamaBatch,
         start_rule: &StartRule,
         greedy_first: Option<Token>,
-        (branches, wanted, first_seq): (&mut Vec<Branch>, usize, i32),
+        branches: &mut Vec<Branch>,
     ) -> Result<(), EngineError> {
         // Where the answers' tokens go: after the prompt (and the greedy
         // answer's blanks before the branches).
@@ -315,7 +322,8 @@ impl Session<'_> {
                 branch.take(t, self.piece(t), healed, req, started, false);
             }
         }
-        let mut forks_left = wanted.saturating_sub(branches.len() - 1);
+        let mut forks_left = alternatives_wanted(req).saturating_sub(branches.len() - 1);
+        let first_seq = first_alternative_seq(self.kept.capacity);
         let alternative_limit = req
             .max_tokens
             .min(branches[0].generated + ALTERNATIVE_TOKENS);
@@ -517,13 +525,6 @@ impl Session<'_> {
         let token = LlamaToken(t);
         let vocab = self.model.vocab();
         vocab.is_eog(token) || vocab.is_control(token) || self.template.stop_tokens.contains(&t)
-    }
-
-    fn piece(&self, t: Token) -> &[u8] {
-        self.pieces
-            .get(t as usize)
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
     }
 }
 

@@ -86,11 +86,9 @@ impl Session<'_> {
                 tracing::trace!(
                     position = generated,
                     token = next,
-                    piece = ?valid_utf8(self.pieces.get(next as usize).map_or(&[][..], Vec::as_slice)),
+                    piece = ?valid_utf8(self.piece(next)),
                     runner_up,
-                    runner_up_piece = ?valid_utf8(
-                        self.pieces.get(runner_up as usize).map_or(&[][..], Vec::as_slice)
-                    ),
+                    runner_up_piece = ?valid_utf8(self.piece(runner_up)),
                     margin,
                     "chosen"
                 );
@@ -235,6 +233,14 @@ impl Session<'_> {
         }
     }
 
+    /// Token `t`'s bytes (none for a token out of range).
+    pub(super) fn piece(&self, t: Token) -> &[u8] {
+        self.pieces
+            .get(t as usize)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
     /// Whether token `t` may come next while healed bytes are `pending`
     /// and the answer's start is ruled by `starting`.
     pub(super) fn may_come(&self, t: Token, pending: &[u8], starting: Option<&StartRule>) -> bool {
@@ -373,16 +379,12 @@ pub(super) fn valid_utf8(bytes: &[u8]) -> &str {
 /// above it.
 fn runner_up(logits: &[f32], chosen: Token) -> (Token, f32) {
     let at = chosen as usize;
-    let (other, best_other) = logits.iter().enumerate().filter(|(i, _)| *i != at).fold(
-        (0, f32::NEG_INFINITY),
-        |best, (i, l)| {
-            if *l > best.1 {
-                (i, *l)
-            } else {
-                best
-            }
-        },
-    );
+    let (other, best_other) = logits
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != at)
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map_or((0, f32::NEG_INFINITY), |(i, l)| (i, *l));
     let margin = logits.get(at).map_or(0.0, |l| l - best_other);
     (Token::try_from(other).unwrap_or(0), margin)
 }
