@@ -457,6 +457,17 @@ fn run_eval(
                 if let Some(first) = &done.dropped_first {
                     eprintln!("  first answer (dropped): {first:?}");
                 }
+                // With `--candidates N`: what the engine gave besides the
+                // answer, and what the cleaning offered of it.
+                for raw in &done.output.alternatives {
+                    eprintln!(
+                        "  raw alternative ({:.2}): {:?}",
+                        raw.first_logprob, raw.text
+                    );
+                }
+                for offered in &done.alternatives {
+                    eprintln!("  offered: {offered:?}");
+                }
                 if let Some(v) = vim {
                     let cause = v.shown.empty.map(|c| format!("  empty: {c}"));
                     eprintln!(

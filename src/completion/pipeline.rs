@@ -117,10 +117,12 @@ pub fn run(
         });
     }
     let mut retry = req.clone();
-    let mut first = engine.complete(req, cancel.clone())?;
+    let first = engine.complete(req, cancel.clone())?;
     let (first_text, dropped) = ctx.finish_cut(&first.text, first.cut_by_time);
-    let alternatives = std::mem::take(&mut first.alternatives);
-    let mut cleaned: Vec<(String, f32)> = alternatives
+    // The raw alternatives stay in the output (what the engine gave, for
+    // the evaluation's `--verbose`).
+    let mut cleaned: Vec<(String, f32)> = first
+        .alternatives
         .iter()
         .map(|a| (ctx.finish(&a.text), a.first_logprob))
         .collect();
