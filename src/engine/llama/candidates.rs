@@ -19,12 +19,6 @@
 //! holds the prompt and the greedy answer in sequence 0, as `generate`
 //! leaves it, so the next request reuses it exactly as after one answer.
 //! Prompt lookup drafts are not made while several answers are decoded.
-//!
-//! For the user's alternatives (`EngineRequest::branch_at_near_ties`), a
-//! start is taken beyond the best other one only where the model was
-//! nearly torn, and the slots left go to forks off the greedy answer's
-//! first line: at a near tie as it is decoded, else, once that line is
-//! done, where the runner-up was least far behind.
 
 use std::time::Instant;
 
@@ -72,14 +66,6 @@ const LINE_STEPS: usize = 24;
 /// ahead of the right token (the runner-up) in 16 of 35 wrong `fim-py`
 /// answers traced, at the first text or later in the line.
 const NEAR_TIE: f32 = 1.0;
-
-/// How far behind the greedy token another may be for a fork made once
-/// the greedy answer's first line is done (`decode_branches`: the slots
-/// no near tie took go to the places where the model was least sure). On
-/// 100 `fim-py` items (a tuning sample) these forks made two more first
-/// lines exact among three candidates and lost none; on 60 `fim-java`
-/// items they were offered and never the expected line.
-const LATE_TIE: f32 = 3.0;
 
 /// Tokens looked at (most likely first) for a fork's: the best one that
 /// makes other text than the greedy token is among the first few.
@@ -310,9 +296,7 @@ impl Session<'_> {
     /// their first token chosen) until each has ended; with
     /// `req.branch_at_near_ties`, forks further alternatives off the greedy
     /// answer's first line (as many as the starts left of
-    /// `alternatives_wanted`, in the sequences after theirs): at its first
-    /// near ties as they come, and once that line is done at the places
-    /// where the model was least sure (`LATE_TIE`).
+    /// `alternatives_wanted`, in the sequences after theirs).
     #[allow(clippy::too_many_arguments)]
     fn decode_branches(
         &mut self,
@@ -345,17 +329,11 @@ impl Session<'_> {
             .min(branches[0].generated + ALTERNATIVE_TOKENS);
         // Steps left to the alternatives once the greedy answer is done.
         let mut steps_left: Option<usize> = None;
-        // The places on the greedy answer's first line where another
-        // token making other text could have come, not forked at (yet).
-        let mut ties: Vec<Tie> = Vec::new();
-        let mut late_forked = false;
         loop {
             if branches[0].next.is_none() {
                 // To their end: each ends at its next line end (as always
-                // once the greedy answer is done), with a line's steps. So
-                // too after late forks: they start inside a line that the
-                // greedy answer may have just ended with.
-                let limit = if req.alternatives_to_their_end || late_forked {
+                // once the greedy answer is done), with a line's steps.
+                let limit = if req.alternatives_to_their_end {
                     LINE_STEPS.max(branches[0].generated)
                 } else {
                     STEPS_AFTER_GREEDY.max(branches[0].generated / 4)
@@ -397,8 +375,6 @@ impl Session<'_> {
             }
             let wrapping_up = steps_left.is_some();
             let mut fork = None;
-            let greedy_was_on_first_line =
-                branches[0].next.is_some() && on_first_line(&branches[0], healed);
             for (i, branch) in branches.iter_mut().enumerate() {
                 let Some(_) = branch.next.take() else {
                     continue;
@@ -420,19 +396,13 @@ impl Session<'_> {
                 if self.ends_answer(t) {
                     continue;
                 }
-                if i == 0 && req.branch_at_near_ties && forks_left > 0 {
-                    if let Some(tie) = self.best_other(logits, t, branch, healed) {
-                        if fork.is_none() && tie.margin < NEAR_TIE {
-                            fork = Some((tie.greedy, tie.other, tie.logprob));
-                        } else {
-                            ties.push(tie);
-                        }
-                    }
+                if i == 0 && fork.is_none() && req.branch_at_near_ties && forks_left > 0 {
+                    fork = self
+                        .near_tie(logits, t, branch, healed)
+                        .map(|(other, logprob)| (branch.clone(), other, logprob));
                 }
                 branch.take(t, self.piece(t), healed, req, started, wrapping_up && i > 0);
             }
-            let first_line_done = greedy_was_on_first_line
-                && (branches[0].next.is_none() || !on_first_line(&branches[0], healed));
             // The fork starts where the greedy answer's token just chosen
             // goes: sequence 0's cells are the prompt and the answer before it.
             if let Some((mut forked, other, logprob)) = fork {
@@ -449,70 +419,36 @@ impl Session<'_> {
                 branches.push(forked);
                 forks_left -= 1;
             }
-            // The greedy answer's first line is done: the slots still free
-            // go to the places where the model was least sure, forked off
-            // the cells sequence 0 had there.
-            if first_line_done && forks_left > 0 {
-                ties.sort_by(|a, b| a.margin.total_cmp(&b.margin));
-                for tie in ties
-                    .drain(..)
-                    .filter(|t| t.margin < LATE_TIE)
-                    .take(forks_left)
-                {
-                    let mut forked = tie.greedy;
-                    forked.seq = first_seq + i32::try_from(branches.len() - 1).unwrap_or(0);
-                    forked.first_logprob = tie.logprob;
-                    let end = u32::try_from(prompt_len + forked.generated).unwrap_or(u32::MAX);
-                    self.branch_off_until(forked.seq, Some(end))?;
-                    tracing::debug!(
-                        at = forked.generated,
-                        token = ?valid_utf8(self.piece(tie.other)),
-                        margin = tie.margin,
-                        "alternative forked late"
-                    );
-                    forked.take(
-                        tie.other,
-                        self.piece(tie.other),
-                        healed,
-                        req,
-                        started,
-                        false,
-                    );
-                    branches.push(forked);
-                    forks_left -= 1;
-                    late_forked = true;
-                }
-            }
         }
     }
 
     /// Makes sequence `seq` hold sequence 0's cells (labels only: nothing
     /// is evaluated again) and nothing else.
     fn branch_off(&mut self, seq: i32) -> Result<(), EngineError> {
-        self.branch_off_until(seq, None)
-    }
-
-    /// As `branch_off`, sequence 0's cells before position `end` only.
-    fn branch_off_until(&mut self, seq: i32, end: Option<u32>) -> Result<(), EngineError> {
         self.ctx
             .clear_kv_cache_seq(Some(seq as u32), None, None)
             .map_err(kv_failed)?;
         self.ctx
-            .copy_kv_cache_seq(0, seq, None, end)
+            .copy_kv_cache_seq(0, seq, None, None)
             .map_err(kv_failed)
     }
 
     /// Where the greedy answer (`greedy`, before taking token `chosen`) is
-    /// on its first line of text: the most likely token that makes other
-    /// text than `chosen`, how far behind it is, and the answer there.
-    fn best_other(
+    /// on its first line of text and the model was nearly torn between
+    /// `chosen` and a token that makes other text (within `NEAR_TIE`):
+    /// that token and its log-probability.
+    fn near_tie(
         &self,
         logits: &[f32],
         chosen: Token,
         greedy: &Branch,
         healed: &[u8],
-    ) -> Option<Tie> {
-        if !on_first_line(greedy, healed) {
+    ) -> Option<(Token, f32)> {
+        let answer = valid_utf8(greedy.bytes.get(healed.len()..).unwrap_or(&[]));
+        if !greedy.has_content || !greedy.pending(healed).is_empty() {
+            return None;
+        }
+        if answer.trim_start().contains('\n') {
             return None;
         }
         let chosen_logit = *logits.get(chosen as usize)?;
@@ -529,12 +465,7 @@ impl Session<'_> {
                 && makes_other_text(self.piece(chosen), self.piece(t)))
             .then_some((t, logit))
         })?;
-        Some(Tie {
-            margin: chosen_logit - logit,
-            other,
-            logprob: logit - log_sum_exp(logits),
-            greedy: greedy.clone(),
-        })
+        (chosen_logit - logit < NEAR_TIE).then(|| (other, logit - log_sum_exp(logits)))
     }
 
     /// Up to `wanted` tokens to start alternatives with where the greedy
@@ -595,25 +526,6 @@ impl Session<'_> {
         let vocab = self.model.vocab();
         vocab.is_eog(token) || vocab.is_control(token) || self.template.stop_tokens.contains(&t)
     }
-}
-
-/// A place on the greedy answer's first line where another token could
-/// have come.
-struct Tie {
-    /// The greedy token's logit minus the other's.
-    margin: f32,
-    other: Token,
-    /// The other token's log-probability.
-    logprob: f32,
-    /// The greedy answer before the place.
-    greedy: Branch,
-}
-
-/// Whether the answer is on its first line of text (and past the healed
-/// text): where forks are made.
-fn on_first_line(branch: &Branch, healed: &[u8]) -> bool {
-    let answer = valid_utf8(branch.bytes.get(healed.len()..).unwrap_or(&[]));
-    branch.has_content && branch.pending(healed).is_empty() && !answer.trim_start().contains('\n')
 }
 
 /// What a first token brings to the answer past the healed text, blanks
@@ -694,21 +606,6 @@ mod tests {
         assert!(!makes_other_text(b" l", b" list"));
         assert!(!makes_other_text(b" list", b" l"));
         assert!(!makes_other_text(b" ", b"\n"));
-    }
-
-    #[test]
-    fn forks_are_made_on_the_first_line_of_text_past_the_healed_text() {
-        let at = |bytes: &[u8]| {
-            let mut b = Branch::new(0, 0.0);
-            b.bytes = bytes.to_vec();
-            b.has_content = !valid_utf8(bytes.get(2..).unwrap_or(&[])).trim().is_empty();
-            on_first_line(&b, b"  ")
-        };
-        assert!(at(b"  return x"));
-        assert!(at(b"  \n    return"), "blank lines before the text");
-        assert!(!at(b"  return x\n    y"), "past the first line");
-        assert!(!at(b"  "), "no text yet");
-        assert!(!at(b" "), "the healed text not matched yet");
     }
 
     #[test]
