@@ -43,7 +43,9 @@ pub enum Mode {
 #[derive(Debug, Clone)]
 pub struct Suggestion {
     /// The model's output: the second try's text where there was one,
-    /// with the costs of both tries.
+    /// with the costs of both tries. Its `alternatives` are the engine's
+    /// raw ones where no second try replaced the answer (cleaned, they are
+    /// `alternatives`); a second try's other starts are not kept there.
     pub output: EngineOutput,
     pub text: String,
     /// The first answer's raw text, where the cleaning dropped it whole

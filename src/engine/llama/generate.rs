@@ -117,11 +117,7 @@ impl Session<'_> {
                 unchecked.clear();
             }
             generated += 1;
-            let piece = self
-                .pieces
-                .get(next as usize)
-                .map(Vec::as_slice)
-                .unwrap_or(&[]);
+            let piece = self.piece(next);
             pending = &pending[piece.len().min(pending.len())..];
             bytes.extend_from_slice(piece);
             // The answer is what follows the healed text.
