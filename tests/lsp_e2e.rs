@@ -152,6 +152,40 @@ fn accepting_a_suggestion_is_answered_from_what_was_computed_ahead() {
     );
 }
 
+/// A pause at the end of a line of code computes the suggestion for the
+/// line Enter begins (with the editor's auto-indent); pressing Enter is
+/// then answered without the model.
+#[test]
+fn after_a_pause_at_a_line_end_enter_is_answered_from_what_was_computed_ahead() {
+    let _g = model_lock();
+    let mut s = ready_server();
+    let uri = "file:///work/box.py";
+    s.open(uri, "python", "def box_volume(w, h, d):\n    area = w * \n");
+    // The line's last keystroke, then the pause.
+    change(&mut s, uri, 2, [1, 15, 1, 15], "h");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while s.request_ok("infill/status", json!({}))["computedAhead"] != 1 {
+        assert!(Instant::now() < deadline, "nothing computed ahead");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    change(&mut s, uri, 3, [1, 16, 1, 16], "\n    ");
+    let answer = s.inline(uri, 2, 4).map(|(t, _)| t);
+    let status = s.request_ok("infill/status", json!({}));
+    assert_eq!(
+        (
+            status["modelAnswers"].clone(),
+            status["cachedAnswers"].clone()
+        ),
+        (json!(0), json!(1)),
+        "{status}"
+    );
+    let answer = answer.expect("a suggestion on the new line");
+    assert!(
+        answer.contains('d'),
+        "the volume uses the depth: {answer:?}"
+    );
+}
+
 #[test]
 fn a_pause_after_typing_warms_the_prompt_for_the_next_keystroke() {
     let _g = model_lock();

@@ -491,6 +491,44 @@ impl CursorContext {
     }
 }
 
+/// Python statements after which editors (VS Code's and Neovim's Python
+/// indentation rules) give the new line one level less.
+const PYTHON_BLOCK_ENDS: [&str; 5] = ["return", "pass", "raise", "break", "continue"];
+
+impl CursorContext {
+    /// What an editor inserts when Enter is pressed here, where the cursor
+    /// ends a line of code: a line break and the new line's auto-indent
+    /// (the line's own indentation, one level more after a line that
+    /// opens a block or a bracket, one less after a statement that ends a
+    /// Python block). `None` elsewhere and after a comment.
+    pub fn enter_here(&self) -> Option<String> {
+        let line = self.line_prefix.trim();
+        if line.is_empty()
+            || !self.line_suffix.trim().is_empty()
+            || crate::engine::starts_comment(line.as_bytes())
+        {
+            return None;
+        }
+        let own = &self.line_prefix
+            [..self.line_prefix.len() - self.line_prefix.trim_start_matches([' ', '\t']).len()];
+        let level = if own.starts_with('\t') { "\t" } else { "    " };
+        let first_word = line
+            .split(|c: char| !c.is_alphanumeric() && c != '_')
+            .next()
+            .unwrap_or("");
+        if self.language == Some(Language::Python) && PYTHON_BLOCK_ENDS.contains(&first_word) {
+            let fewer = own.strip_suffix(level)?;
+            return Some(format!("\n{fewer}"));
+        }
+        let more = if line.ends_with([':', '{', '(', '[']) {
+            level
+        } else {
+            ""
+        };
+        Some(format!("\n{own}{more}"))
+    }
+}
+
 /// Whether `text` has lines and all of them are comments (in Python or
 /// Java: `engine::COMMENT_STARTS`): on a blank line of code, the model
 /// describing the next line instead of writing it.
@@ -744,6 +782,41 @@ mod tests {
         let rope = Rope::from_str(&format!("{before}{after}"));
         let st = SyntaxTree::new(Language::Python, &rope).unwrap();
         cursor_context(&rope, Some(&st), before.chars().count(), &Config::default())
+    }
+
+    #[test]
+    fn enter_here_is_the_editors_auto_indent_at_a_line_end_of_code() {
+        let enter = |before: &str, after: &str| py(before, after).enter_here();
+        assert_eq!(
+            enter("def f(n):", "\n    return n\n").as_deref(),
+            Some("\n    ")
+        );
+        assert_eq!(
+            enter("def f(n):\n    m = n", "\n").as_deref(),
+            Some("\n    ")
+        );
+        assert_eq!(
+            enter("def f(n):\n    if n:", "\n").as_deref(),
+            Some("\n        ")
+        );
+        assert_eq!(enter("def f(n):\n\tg(", "\n").as_deref(), Some("\n\t\t"));
+        // Not at a line end, on a blank line, after a comment.
+        assert_eq!(enter("def f(n):\n    m = n", " + 1\n"), None);
+        assert_eq!(enter("def f(n):\n    ", "\n"), None);
+        assert_eq!(enter("def f(n):\n    # half", "\n"), None);
+        // After a block's last statement: one level less.
+        assert_eq!(
+            enter("def f(n):\n    if n:\n        return n", "\n").as_deref(),
+            Some("\n    ")
+        );
+        assert_eq!(enter("def f(n):\n    pass", "\n").as_deref(), Some("\n"));
+        assert_eq!(enter("return n", "\n"), None);
+        // Java keeps the indentation after `return`.
+        let rope = Rope::from_str("class A {\n  int f() {\n    return 1;\n");
+        let st = SyntaxTree::new(Language::Java, &rope).unwrap();
+        let c = cursor_context(&rope, Some(&st), 35, &Config::default());
+        assert_eq!(c.line_prefix, "    return 1;");
+        assert_eq!(c.enter_here().as_deref(), Some("\n    "));
     }
 
     #[test]

@@ -36,8 +36,23 @@ use crate::text::syntax::{Language, SyntaxTree};
 /// stop it, and a signal that turns true when it ended (whichever way).
 pub(super) struct Ahead {
     pub key: results::Key,
+    /// The document and version it was started at: an edit since makes
+    /// it useless, none keeps it useful.
+    pub started_at: (DocumentId, i32),
     pub cancel: CancelFlag,
     pub ended: watch::Receiver<bool>,
+}
+
+/// How long the answer computed ahead may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Length {
+    /// The whole answer: a shown suggestion is read before it is
+    /// accepted, so there is time for it.
+    Whole,
+    /// Cut by the time budget as a request's own answer is, counted from
+    /// the computation's start: a user who presses Enter during it waits
+    /// for it, and never longer than for a request of their own.
+    Budgeted,
 }
 
 /// Starts computing the suggestion after `shown` is accepted at char
@@ -52,6 +67,7 @@ pub(super) fn schedule(
     version: i32,
     cursor: usize,
     shown: String,
+    length: Length,
 ) {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return;
@@ -61,18 +77,28 @@ pub(super) fn schedule(
         let Some(doc) = st.ready_document(&id, version) else {
             return;
         };
+        // One computed for an older version of this document (after
+        // Enter, while the user accepted the suggestion shown) is useless.
+        if let Some(stale) = st
+            .ahead
+            .as_ref()
+            .filter(|a| a.started_at.0 == id && a.started_at.1 < version)
+        {
+            stale.cancel.cancel();
+        }
         if !st.config.completion.compute_ahead || st.ahead_running() {
             return;
         }
         // An O(1) copy; the document as it will be once accepted is made
         // from it on a blocking thread.
         let anchor = st.anchors.get(&id).cloned();
-        (
-            doc.text().clone(),
-            doc.language(),
-            st.config.clone(),
-            anchor,
-        )
+        let mut config = st.config.clone();
+        if length == Length::Whole {
+            // No one waits for it yet: the whole answer, not one cut by
+            // the time budget.
+            config.completion.time_budget_ms = 0;
+        }
+        (doc.text().clone(), doc.language(), config, anchor)
     };
     runtime.spawn(async move {
         let (text, language, config, anchor) = snapshot;
@@ -99,6 +125,7 @@ pub(super) fn schedule(
             let (ended_tx, ended) = watch::channel(false);
             st.ahead = Some(Ahead {
                 key,
+                started_at: (id.clone(), version),
                 cancel: cancel.clone(),
                 ended,
             });
@@ -137,7 +164,7 @@ fn accepted(
     language: Option<Language>,
     cursor: usize,
     shown: &str,
-    mut config: Config,
+    config: Config,
     anchor: Option<Anchor>,
 ) -> Option<(Asked, results::Key)> {
     // The document is matched by its version only, which a client may
@@ -153,9 +180,6 @@ fn accepted(
         return None;
     }
     let key = results::Key::new(id, &ctx);
-    // No one waits for it yet: the whole answer, not one cut by the time
-    // budget (which would not be kept).
-    config.completion.time_budget_ms = 0;
     // The document's anchor where it serves the accepted text (then the
     // prompt before the middle marker is the one in the KV cache); else
     // the cursor line alone, as a new anchor would be.

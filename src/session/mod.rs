@@ -991,6 +991,7 @@ impl Session {
             version,
             cursor,
             text.to_string(),
+            ahead::Length::Whole,
         );
     }
 

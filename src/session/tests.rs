@@ -373,6 +373,62 @@ async fn the_suggestion_after_an_accept_is_computed_while_one_is_shown() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_at_a_line_end_computes_the_suggestion_after_enter() {
+    let h = harness_computing_ahead(&["return m"]);
+    // The user finishes the line `    m = n` and pauses.
+    h.session.change(
+        &h.id,
+        2,
+        &[TextChange {
+            range: Some((at(1, 4), at(1, 11))),
+            text: "m = n".into(),
+        }],
+    );
+    until("computed ahead", || {
+        h.session.status().stats.computed_ahead == 1
+    })
+    .await;
+    let asked = h.engine.requests();
+    assert!(asked[0].evaluate_only, "the warm start comes first");
+    assert!(
+        asked[1].prefix.ends_with("    m = n\n    "),
+        "{:?}",
+        asked[1].prefix
+    );
+    // Cut by the time budget as a request of the user's would be: they
+    // may press Enter while it is computed, and then wait for it.
+    assert_eq!(asked[1].time_budget, Some(Duration::from_millis(2000)));
+    // Enter, auto-indented as the editor does: answered without the model.
+    type_at(&h, 3, at(1, 9), "\n    ");
+    assert_eq!(text(ask(&h, at(2, 4)).await).as_deref(), Some("return m"));
+    let stats = h.session.status().stats;
+    assert_eq!((stats.model_answers, stats.cached_answers), (0, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warm_start_leaves_the_computation_ahead_begun_after_its_edit() {
+    let h = harness_computing_ahead(&["ib(n - 1)", " + fib(n - 2)"]);
+    type_at(&h, 2, at(1, 11), "f");
+    h.engine.hold_from(1);
+    // The suggestion shown after the edit; computing ahead of it holds.
+    assert_eq!(text(ask(&h, at(1, 12)).await).as_deref(), Some("ib(n - 1)"));
+    until("the computation ahead began", || {
+        h.engine.requests().len() == 2
+    })
+    .await;
+    // The pause after the edit passes: the warm start has nothing to do
+    // (the request evaluated the prompt) and must not stop it.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(h.engine.cancelled(), 0);
+    assert_eq!(h.engine.requests().len(), 2);
+    h.engine.release();
+    until("computed ahead", || {
+        h.session.status().stats.computed_ahead == 1
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_was_computed_ahead_is_not_shown_where_the_text_differs() {
     let h = harness_computing_ahead(&["fib(n - 1)", " + 1", " - 2"]);
     assert_eq!(
