@@ -500,13 +500,12 @@ impl CursorContext {
     /// ends a line of code: a line break and the new line's auto-indent
     /// (the line's own indentation, one level more after a line that
     /// opens a block or a bracket, one less after a statement that ends a
-    /// Python block). `None` elsewhere and after a comment.
+    /// Python block). `None` elsewhere. A line that ends in a comment
+    /// counts: the line after it is code (where it is not, a comment or
+    /// string going on, the suggestion there is not asked for).
     pub fn enter_here(&self) -> Option<String> {
         let line = self.line_prefix.trim();
-        if line.is_empty()
-            || !self.line_suffix.trim().is_empty()
-            || crate::engine::starts_comment(line.as_bytes())
-        {
+        if line.is_empty() || !self.line_suffix.trim().is_empty() {
             return None;
         }
         let own = &self.line_prefix
@@ -800,10 +799,14 @@ mod tests {
             Some("\n        ")
         );
         assert_eq!(enter("def f(n):\n\tg(", "\n").as_deref(), Some("\n\t\t"));
-        // Not at a line end, on a blank line, after a comment.
+        // Not at a line end, on a blank line.
         assert_eq!(enter("def f(n):\n    m = n", " + 1\n"), None);
         assert_eq!(enter("def f(n):\n    ", "\n"), None);
-        assert_eq!(enter("def f(n):\n    # half", "\n"), None);
+        // After a comment: the code it describes.
+        assert_eq!(
+            enter("def f(n):\n    # half", "\n").as_deref(),
+            Some("\n    ")
+        );
         // After a block's last statement: one level less.
         assert_eq!(
             enter("def f(n):\n    if n:\n        return n", "\n").as_deref(),

@@ -74,17 +74,16 @@ pub(super) fn schedule(
                 return;
             };
             let ctx = cursor_context(doc.text(), doc.syntax(), cursor, &st.config);
-            if ctx.automatic_skip(&st.config).is_some() {
+            let enter = ctx
+                .enter_here()
+                .filter(|_| st.config.completion.compute_ahead);
+            // No request comes here (in a comment, say), but one may come
+            // after Enter: the prompt is warmed for that one's sake.
+            if enter.is_none() && (waited || ctx.automatic_skip(&st.config).is_some()) {
                 return;
             }
             let line = doc.text().char_to_line(cursor);
             let text = doc.text().clone();
-            let enter = ctx
-                .enter_here()
-                .filter(|_| st.config.completion.compute_ahead);
-            if waited && enter.is_none() {
-                return;
-            }
             // The user accepted the suggestion being computed ahead, which
             // warms the cache right here; an edit since it began makes it
             // useless.
