@@ -375,6 +375,13 @@ impl CursorContext {
         }
     }
 
+    /// The document char index of the definition around the cursor
+    /// (`definition_start`, a byte offset in the prefix).
+    pub fn definition_char(&self) -> Option<usize> {
+        let d = self.definition_start?;
+        Some(self.prefix_start + self.prefix.get(..d)?.chars().count())
+    }
+
     /// Byte offset in `prefix` of the document's char index `at`, if the
     /// prefix holds it.
     pub fn prefix_offset(&self, at: usize) -> Option<usize> {

@@ -58,8 +58,8 @@ pub(super) enum Length {
 /// Starts computing the suggestion after `shown` is accepted at char
 /// `cursor` of `id` (still at `version`). Skipped when the model is not
 /// ready or where an automatic request would not be answered. Returns at
-/// once: the accepted document is parsed off the caller's thread and
-/// outside the state lock.
+/// once (the accepted document is parsed off the caller's thread and
+/// outside the state lock) the task, which ends with the computation.
 pub(super) fn schedule(
     state: Arc<Mutex<State>>,
     index: Arc<LiveIndex>,
@@ -68,15 +68,11 @@ pub(super) fn schedule(
     cursor: usize,
     shown: String,
     length: Length,
-) {
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        return;
-    };
+) -> Option<tokio::task::JoinHandle<()>> {
+    let runtime = tokio::runtime::Handle::try_current().ok()?;
     let snapshot = {
         let st = lock_state(&state);
-        let Some(doc) = st.ready_document(&id, version) else {
-            return;
-        };
+        let doc = st.ready_document(&id, version)?;
         // One computed for an older version of this document (after
         // Enter, while the user accepted the suggestion shown) is useless.
         if let Some(stale) = st
@@ -87,7 +83,7 @@ pub(super) fn schedule(
             stale.cancel.cancel();
         }
         if !st.config.completion.compute_ahead || st.ahead_running() {
-            return;
+            return None;
         }
         // An O(1) copy; the document as it will be once accepted is made
         // from it on a blocking thread.
@@ -100,7 +96,7 @@ pub(super) fn schedule(
         }
         (doc.text().clone(), doc.language(), config, anchor)
     };
-    runtime.spawn(async move {
+    Some(runtime.spawn(async move {
         let (text, language, config, anchor) = snapshot;
         let for_id = id.clone();
         let prepared = tokio::task::spawn_blocking(move || {
@@ -152,7 +148,7 @@ pub(super) fn schedule(
             }
         }
         let _ = ended_tx.send(true);
-    });
+    }))
 }
 
 /// Where the model is asked once `shown` is accepted at char `cursor` of

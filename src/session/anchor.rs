@@ -17,6 +17,8 @@
 //! move costs one evaluation of the suffix, best spent while the user
 //! reads.
 
+use std::sync::{Arc, OnceLock};
+
 use ropey::Rope;
 
 use crate::prompt::repo::CrossFileContext;
@@ -32,8 +34,11 @@ pub(super) struct Anchor {
     /// Char index of a line start in the document.
     pub(super) at: usize,
     /// What the first request at the anchor found, used while it holds:
-    /// `None` until then.
-    pub(super) pinned: Option<Pinned>,
+    /// empty until then. Shared by the anchor's clones, and set as soon as
+    /// that request has found it: a request that begins while another is
+    /// still evaluating (a warm start it cancels) uses the same, and so
+    /// goes on from what the other evaluated.
+    pub(super) pinned: Arc<OnceLock<Pinned>>,
 }
 
 /// What stays the same for every request at an anchor, so that the prompt
@@ -58,8 +63,24 @@ impl Anchor {
         let cursor = cursor.min(text.len_chars());
         Anchor {
             at: text.line_to_char(text.char_to_line(cursor)),
-            pinned: None,
+            pinned: Arc::default(),
         }
+    }
+
+    /// The anchor moved to the start of `cursor`'s line, keeping what is
+    /// pinned unless the cursor is in another definition than the one it
+    /// was found in (`definition`, a char index; `None` for a blank line
+    /// after a function's last statement, which the syntax tree puts
+    /// outside it): the cross-file snippets stay, so only the prompt from
+    /// the old anchor's line on is evaluated again, not all of it.
+    pub(super) fn moved_to(&self, text: &Rope, cursor: usize, definition: Option<usize>) -> Anchor {
+        let moved = Anchor::at_line_of(text, cursor);
+        if let Some(pinned) = self.pinned.get().filter(|p| {
+            p.definition.is_some() && (definition.is_none() || p.definition == definition)
+        }) {
+            let _ = moved.pinned.set(pinned.clone());
+        }
+        moved
     }
 
     /// Whether the anchor serves a request at char `cursor` of `text`: it
@@ -126,5 +147,31 @@ mod tests {
         assert!(anchor.worth_moving(&text, 14, 4));
         // With one line at most, any new line moves it.
         assert!(anchor.worth_moving(&text, 3, 1));
+    }
+
+    #[test]
+    fn a_moved_anchor_keeps_what_was_pinned_within_the_same_definition() {
+        let text = Rope::from_str("def f():\n    a\n    b\n    c\n");
+        let anchor = Anchor::at_line_of(&text, 13);
+        let pinned = Pinned {
+            context: None,
+            definition: Some(0),
+        };
+        // Clones share what is pinned, whoever pins it first.
+        let clone = anchor.clone();
+        let _ = clone.pinned.set(pinned);
+        assert_eq!(anchor.pinned.get().and_then(|p| p.definition), Some(0));
+        // Moved within the definition: the same context.
+        let moved = anchor.moved_to(&text, 25, Some(0));
+        assert_eq!(moved.at, 21);
+        assert_eq!(moved.pinned.get().and_then(|p| p.definition), Some(0));
+        // Where the syntax tree sees none (a blank line after the last
+        // statement): the same.
+        assert!(anchor.moved_to(&text, 25, None).pinned.get().is_some());
+        // Into another definition: found again.
+        assert!(anchor.moved_to(&text, 25, Some(9)).pinned.get().is_none());
+        // What the moved anchor pins is its own.
+        let fresh = Anchor::at_line_of(&text, 25);
+        assert!(fresh.pinned.get().is_none());
     }
 }

@@ -218,34 +218,31 @@ impl State {
     }
 
     /// The anchor for a request at char `cursor` of document `id` (its
-    /// `text`): the document's own where it serves, else a new one at the
-    /// cursor's line, kept as the document's. `None` with anchors off.
-    fn anchor_for(&mut self, id: &DocumentId, text: &Rope, cursor: usize) -> Option<Anchor> {
+    /// `text`): the document's own where it serves, else one moved to the
+    /// cursor's line (keeping what is pinned within the same definition,
+    /// `definition`: `Anchor::moved_to`), kept as the document's. `None`
+    /// with anchors off.
+    fn anchor_for(
+        &mut self,
+        id: &DocumentId,
+        text: &Rope,
+        cursor: usize,
+        definition: Option<usize>,
+    ) -> Option<Anchor> {
         let max = self.config.completion.anchored_lines as usize;
         if max == 0 || !self.config.completion.cursor_line_after_middle {
             return None;
         }
         match self.anchors.get(id) {
             Some(a) if a.serves(text, cursor, max) => Some(a.clone()),
-            _ => {
-                let a = Anchor::at_line_of(text, cursor);
+            old => {
+                let a = match old {
+                    Some(old) => old.moved_to(text, cursor, definition),
+                    None => Anchor::at_line_of(text, cursor),
+                };
                 self.anchors.insert(id.clone(), a.clone());
                 Some(a)
             }
-        }
-    }
-
-    /// Keeps what a request at `anchor` found (`anchor::Pinned`), where
-    /// the document's anchor is still that one and has nothing pinned yet.
-    fn pin_context(&mut self, id: &DocumentId, anchor: Option<&Anchor>) {
-        let (Some(kept), Some(found)) = (
-            self.anchors.get_mut(id),
-            anchor.and_then(|a| Some((a.at, a.pinned.clone()?))),
-        ) else {
-            return;
-        };
-        if kept.at == found.0 && kept.pinned.is_none() {
-            kept.pinned = Some(found.1);
         }
     }
 
@@ -314,31 +311,27 @@ fn ask_model_with_context(
         return Err(EngineError::Cancelled);
     }
     let _walk_waits = index.answering();
-    let context = match at.anchor.as_ref().and_then(|a| a.pinned.clone()) {
-        Some(pinned) => {
+    let find = |at: &Asked| {
+        index.context_for(
+            &at.id,
+            at.line,
+            &at.ctx.prefix,
+            &at.ctx.suffix,
+            &at.config,
+            &at.recent,
+        )
+    };
+    let context = match at.anchor.clone() {
+        Some(anchor) => {
+            // Found once per anchor, by the first request there.
+            let pinned = anchor.pinned.get_or_init(|| Pinned {
+                context: find(at),
+                definition: at.ctx.definition_char(),
+            });
             at.ctx.definition_start = pinned.definition.and_then(|d| at.ctx.prefix_offset(d));
-            pinned.context
+            pinned.context.clone()
         }
-        None => {
-            let found = index.context_for(
-                &at.id,
-                at.line,
-                &at.ctx.prefix,
-                &at.ctx.suffix,
-                &at.config,
-                &at.recent,
-            );
-            if let Some(anchor) = &mut at.anchor {
-                let ctx = &at.ctx;
-                anchor.pinned = Some(Pinned {
-                    context: found.clone(),
-                    definition: ctx.definition_start.map(|d| {
-                        ctx.prefix_start + ctx.prefix.get(..d).map_or(0, |p| p.chars().count())
-                    }),
-                });
-            }
-            found
-        }
+        None => find(at),
     };
     let extras = Extras {
         context,
@@ -890,18 +883,16 @@ impl Session {
         };
         let result = tokio::task::spawn_blocking(move || {
             if engine.wait_ready(wait) == EngineState::Loading {
-                return (Err(EngineError::Loading), asked.anchor, None);
+                return (Err(EngineError::Loading), None);
             }
             let done =
                 ask_model_with_context(engine.as_ref(), &index, &mut asked, Mode::Suggest, &flag);
-            (done, asked.anchor, engine.fault_news())
+            (done, engine.fault_news())
         })
         .await;
         drop(guard);
-        let result = result.map(|(done, anchor, news)| {
+        let result = result.map(|(done, news)| {
             self.tell_fault_news(news);
-            let mut st = self.lock();
-            st.pin_context(id, anchor.as_ref());
             done
         });
         {
@@ -1077,7 +1068,7 @@ impl Session {
         if let Some(previous) = st.inflight.insert(flight.clone(), flag.clone()) {
             previous.cancel();
         }
-        let anchor = st.anchor_for(id, &text, cursor);
+        let anchor = st.anchor_for(id, &text, cursor, ctx.definition_char());
         let recency_on = st.config.context.recency && st.config.context.cross_file;
         if let (true, Some(path)) = (recency_on, id.path()) {
             let line = text.char_to_line(cursor.min(text.len_chars()));

@@ -406,6 +406,34 @@ async fn a_pause_at_a_line_end_computes_the_suggestion_after_enter() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_after_a_comment_line_computes_the_code_after_enter() {
+    let h = harness_computing_ahead(&["return 2 * n"]);
+    h.session.change(
+        &h.id,
+        2,
+        &[TextChange {
+            range: Some((at(1, 4), at(1, 11))),
+            text: "# double it".into(),
+        }],
+    );
+    until("computed ahead", || {
+        h.session.status().stats.computed_ahead == 1
+    })
+    .await;
+    let asked = h.engine.requests();
+    assert!(
+        asked[1].prefix.ends_with("    # double it\n    "),
+        "{:?}",
+        asked[1].prefix
+    );
+    type_at(&h, 3, at(1, 15), "\n    ");
+    assert_eq!(
+        text(ask(&h, at(2, 4)).await).as_deref(),
+        Some("return 2 * n")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_warm_start_leaves_the_computation_ahead_begun_after_its_edit() {
     let h = harness_computing_ahead(&["ib(n - 1)", " + fib(n - 2)"]);
     type_at(&h, 2, at(1, 11), "f");
