@@ -68,15 +68,19 @@ impl Anchor {
     }
 
     /// The anchor moved to the start of `cursor`'s line, keeping what is
-    /// pinned unless the cursor is in another definition than the one it
-    /// was found in (`definition`, a char index; `None` for a blank line
-    /// after a function's last statement, which the syntax tree puts
-    /// outside it): the cross-file snippets stay, so only the prompt from
-    /// the old anchor's line on is evaluated again, not all of it.
+    /// pinned unless it was found before the start of the definition the
+    /// cursor is in now (`definition`, a char index): in another function.
+    /// Within the same one it is kept, also where the syntax tree saw a
+    /// statement then (a line being typed, recovered as a statement of its
+    /// own) or sees none now (a blank line after a function's last
+    /// statement is outside it). The cross-file snippets stay, so only the
+    /// prompt from the old anchor's line on is evaluated again, not all of
+    /// it.
     pub(super) fn moved_to(&self, text: &Rope, cursor: usize, definition: Option<usize>) -> Anchor {
         let moved = Anchor::at_line_of(text, cursor);
         if let Some(pinned) = self.pinned.get().filter(|p| {
-            p.definition.is_some() && (definition.is_none() || p.definition == definition)
+            p.definition
+                .is_some_and(|found| definition.is_none_or(|now| found >= now))
         }) {
             let _ = moved.pinned.set(pinned.clone());
         }
@@ -168,8 +172,16 @@ mod tests {
         // Where the syntax tree sees none (a blank line after the last
         // statement): the same.
         assert!(anchor.moved_to(&text, 25, None).pinned.get().is_some());
-        // Into another definition: found again.
+        // Into a definition that starts after where it was found (another
+        // function): found again.
         assert!(anchor.moved_to(&text, 25, Some(9)).pinned.get().is_none());
+        // Found at a statement inside the definition the cursor is in now.
+        let inner = Anchor::at_line_of(&text, 13);
+        let _ = inner.pinned.set(Pinned {
+            context: None,
+            definition: Some(15),
+        });
+        assert!(inner.moved_to(&text, 25, Some(0)).pinned.get().is_some());
         // What the moved anchor pins is its own.
         let fresh = Anchor::at_line_of(&text, 25);
         assert!(fresh.pinned.get().is_none());
