@@ -78,6 +78,13 @@ impl Anchor {
     /// it.
     pub(super) fn moved_to(&self, text: &Rope, cursor: usize, definition: Option<usize>) -> Anchor {
         let moved = Anchor::at_line_of(text, cursor);
+        tracing::debug!(
+            from = self.at,
+            to = moved.at,
+            found_in = ?self.pinned.get().map(|p| p.definition),
+            now_in = ?definition,
+            "anchor moved"
+        );
         if let Some(pinned) = self.pinned.get().filter(|p| {
             p.definition
                 .is_some_and(|found| definition.is_none_or(|now| found >= now))
