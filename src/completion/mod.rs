@@ -482,27 +482,24 @@ impl CursorContext {
         if !self.line_prefix.trim().is_empty() {
             return 0;
         }
-        let leading = |l: &str| l.len() - l.trim_start_matches([' ', '\t']).len();
+        let leading = |l: &str| leading_blanks(l).len();
         let (before, after) = self.around_the_line();
         let above = before.lines().rev().find(|l| !l.trim().is_empty());
         let below = after.lines().find(|l| !l.trim().is_empty());
         let above_width = above.map_or(0, |l| {
-            let opens = l.trim_end().ends_with([':', '{', '(', '[']);
-            let level = if l.starts_with('\t') { 1 } else { 4 };
-            leading(l) + if opens { level } else { 0 }
+            let more = if opens_indent(l.trim_end()) {
+                indent_unit(l).len()
+            } else {
+                0
+            };
+            leading(l) + more
         });
         let below_width = below.map_or(0, leading);
         above_width
             .max(below_width)
             .saturating_sub(self.line_prefix.len())
     }
-}
 
-/// Python statements after which editors (VS Code's and Neovim's Python
-/// indentation rules) give the new line one level less.
-const PYTHON_BLOCK_ENDS: [&str; 5] = ["return", "pass", "raise", "break", "continue"];
-
-impl CursorContext {
     /// What an editor inserts when Enter is pressed here, where the cursor
     /// ends a line of code: a line break and the new line's auto-indent
     /// (the line's own indentation, one level more after a line that
@@ -515,9 +512,8 @@ impl CursorContext {
         if line.is_empty() || !self.line_suffix.trim().is_empty() {
             return None;
         }
-        let own = &self.line_prefix
-            [..self.line_prefix.len() - self.line_prefix.trim_start_matches([' ', '\t']).len()];
-        let level = if own.starts_with('\t') { "\t" } else { "    " };
+        let own = leading_blanks(&self.line_prefix);
+        let level = indent_unit(own);
         let first_word = line
             .split(|c: char| !c.is_alphanumeric() && c != '_')
             .next()
@@ -526,13 +522,34 @@ impl CursorContext {
             let fewer = own.strip_suffix(level)?;
             return Some(format!("\n{fewer}"));
         }
-        let more = if line.ends_with([':', '{', '(', '[']) {
-            level
-        } else {
-            ""
-        };
+        let more = if opens_indent(line) { level } else { "" };
         Some(format!("\n{own}{more}"))
     }
+}
+
+/// Python statements after which editors (VS Code's and Neovim's Python
+/// indentation rules) give the new line one level less.
+const PYTHON_BLOCK_ENDS: [&str; 5] = ["return", "pass", "raise", "break", "continue"];
+
+/// The blanks a line starts with.
+fn leading_blanks(line: &str) -> &str {
+    &line[..line.len() - line.trim_start_matches([' ', '\t']).len()]
+}
+
+/// One level of indentation as a line indented so writes it: a tab, else
+/// four spaces.
+fn indent_unit(line: &str) -> &'static str {
+    if line.starts_with('\t') {
+        "\t"
+    } else {
+        "    "
+    }
+}
+
+/// Whether the line after a line ending so (trimmed) is indented one level
+/// more: it opens a block or a bracket.
+fn opens_indent(line: &str) -> bool {
+    line.ends_with([':', '{', '(', '['])
 }
 
 /// Whether `text` has lines and all of them are comments (in Python or

@@ -217,17 +217,16 @@ impl State {
             .is_some_and(|a| !a.cancel.is_cancelled())
     }
 
-    /// The anchor for a request at char `cursor` of document `id` (its
-    /// `text`): the document's own where it serves, else one moved to the
-    /// cursor's line (keeping what is pinned within the same definition,
-    /// `definition`: `Anchor::moved_to`), kept as the document's. `None`
-    /// with anchors off.
+    /// The anchor for a request at char `cursor` (context `ctx`) of
+    /// document `id` (its `text`): the document's own where it serves,
+    /// else the document's moved there (`move_anchor`). `None` with
+    /// anchors off.
     fn anchor_for(
         &mut self,
         id: &DocumentId,
         text: &Rope,
         cursor: usize,
-        definition: Option<usize>,
+        ctx: &CursorContext,
     ) -> Option<Anchor> {
         let max = self.config.completion.anchored_lines as usize;
         if max == 0 || !self.config.completion.cursor_line_after_middle {
@@ -235,15 +234,26 @@ impl State {
         }
         match self.anchors.get(id) {
             Some(a) if a.serves(text, cursor, max) => Some(a.clone()),
-            old => {
-                let a = match old {
-                    Some(old) => old.moved_to(text, cursor, definition),
-                    None => Anchor::at_line_of(text, cursor),
-                };
-                self.anchors.insert(id.clone(), a.clone());
-                Some(a)
-            }
+            _ => Some(self.move_anchor(id, text, cursor, ctx)),
         }
+    }
+
+    /// Moves document `id`'s anchor to `cursor`'s line, keeping what is
+    /// pinned within the definition the cursor is in (`Anchor::moved_to`),
+    /// or sets its first one there.
+    fn move_anchor(
+        &mut self,
+        id: &DocumentId,
+        text: &Rope,
+        cursor: usize,
+        ctx: &CursorContext,
+    ) -> Anchor {
+        let moved = match self.anchors.get(id) {
+            Some(old) => old.moved_to(text, cursor, ctx.definition_char()),
+            None => Anchor::at_line_of(text, cursor),
+        };
+        self.anchors.insert(id.clone(), moved.clone());
+        moved
     }
 
     /// Document `id`, if it is still at `version` and the model is ready
@@ -1068,7 +1078,7 @@ impl Session {
         if let Some(previous) = st.inflight.insert(flight.clone(), flag.clone()) {
             previous.cancel();
         }
-        let anchor = st.anchor_for(id, &text, cursor, ctx.definition_char());
+        let anchor = st.anchor_for(id, &text, cursor, &ctx);
         let recency_on = st.config.context.recency && st.config.context.cross_file;
         if let (true, Some(path)) = (recency_on, id.path()) {
             let line = text.char_to_line(cursor.min(text.len_chars()));

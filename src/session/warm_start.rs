@@ -156,20 +156,13 @@ async fn warm(
                 .get(id)
                 .is_some_and(|a| a.serves(&after, cursor + enter.chars().count(), max))
         });
-        let definition = ctx.definition_char();
         let move_put_off = worth_moving && serves_enter;
         if worth_moving && !move_put_off {
             // Moved now, before the prompt is evaluated, so that a request
             // that cancels this warm start goes on from what it evaluated.
-            if let Some(moved) = st
-                .anchors
-                .get(id)
-                .map(|old| old.moved_to(&text, cursor, definition))
-            {
-                st.anchors.insert(id.clone(), moved);
-            }
+            st.move_anchor(id, &text, cursor, &ctx);
         }
-        let anchor = st.anchor_for(id, &text, cursor, definition);
+        let anchor = st.anchor_for(id, &text, cursor, &ctx);
         let asked = Asked {
             id: id.clone(),
             line,
